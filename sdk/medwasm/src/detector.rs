@@ -1,0 +1,74 @@
+//! The detector interface: what a detector crate implements on top of a model.
+
+use crate::error::Error;
+use crate::runtime::Runtime;
+
+/// What a detector concluded from one inference.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Finding {
+    /// A score: anomaly score, class probability …
+    pub score: f32,
+    /// A label: class index, or 0/1.
+    pub label: i32,
+    /// Whether to raise an alert.
+    pub alert: bool,
+}
+
+/// Read access to a finished run's inputs and outputs.
+#[derive(Debug)]
+pub struct Io<'r, 'm, 'a> {
+    rt: &'r Runtime<'m, 'a>,
+}
+
+impl<'r, 'm, 'a> Io<'r, 'm, 'a> {
+    /// Wraps a runtime that has just run.
+    pub fn new(rt: &'r Runtime<'m, 'a>) -> Self {
+        Io { rt }
+    }
+
+    /// Input `i` as given to the run.
+    pub fn input(&self, i: usize) -> Result<&'r [f32], Error> {
+        self.rt.input(i)
+    }
+
+    /// Output `i`.
+    pub fn output(&self, i: usize) -> Result<&'r [f32], Error> {
+        self.rt.output(i)
+    }
+}
+
+/// A detector: a model plus the interpretation of its outputs.
+///
+/// Implement it on a type in the detector crate and export it with
+/// [`crate::export_detector!`].
+pub trait Detector {
+    /// The compact model blob (from `medwasm::include_model!`).
+    const MODEL: &'static [u8];
+    /// Arena bytes the model needs (from the generated `src/model.rs`).
+    const ARENA_BYTES: usize;
+
+    /// Turns a finished run into a finding.
+    fn interpret(&self, io: &Io<'_, '_, '_>) -> Result<Finding, Error>;
+}
+
+/// Loads `D`'s model into `arena`, sets the inputs, runs, and interprets: the whole
+/// detector call for hosts that link the SDK natively (tests, the CLI's self-check).
+pub fn run_once<D: Detector>(
+    detector: &D,
+    arena: &mut [u8],
+    inputs: &[&[f32]],
+) -> Result<Finding, Error> {
+    let model = crate::Model::load(D::MODEL)?;
+    let mut rt = Runtime::new(model, arena)?;
+    if inputs.len() != model.input_count() {
+        return Err(Error::BadIndex {
+            index: inputs.len() as u32,
+            count: model.input_count() as u32,
+        });
+    }
+    for (i, data) in inputs.iter().enumerate() {
+        rt.set_input(i, data)?;
+    }
+    rt.run()?;
+    detector.interpret(&Io::new(&rt))
+}

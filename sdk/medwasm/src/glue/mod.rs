@@ -1,0 +1,281 @@
+//! Target glue: the exported C-ABI functions of `docs/detector-abi.md`, generated in
+//! the detector crate by [`crate::export_detector!`], over the state kept here.
+
+use core::fmt::Write as _;
+
+use crate::detector::{Detector, Finding, Io};
+use crate::error::Error;
+use crate::model::Model;
+use crate::runtime::Runtime;
+
+#[cfg(all(
+    feature = "panic-handler",
+    not(feature = "std"),
+    target_arch = "wasm32"
+))]
+mod panic_wasm;
+
+/// Version of the exported ABI.
+pub const ABI_VERSION: i32 = 1;
+
+const ERR_CAP: usize = 256;
+
+/// The state behind the exported functions: one per detector instance.
+#[derive(Debug)]
+pub struct Glue {
+    rt: Option<Runtime<'static, 'static>>,
+    finding: Finding,
+    err: [u8; ERR_CAP],
+    err_len: usize,
+}
+
+impl Default for Glue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct ErrWriter<'b> {
+    buf: &'b mut [u8; ERR_CAP],
+    len: usize,
+}
+
+impl core::fmt::Write for ErrWriter<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for ch in s.chars() {
+            let mut tmp = [0u8; 4];
+            let enc = ch.encode_utf8(&mut tmp).as_bytes();
+            if self.len + enc.len() > ERR_CAP {
+                return Err(core::fmt::Error);
+            }
+            self.buf[self.len..self.len + enc.len()].copy_from_slice(enc);
+            self.len += enc.len();
+        }
+        Ok(())
+    }
+}
+
+impl Glue {
+    /// An uninitialized state.
+    pub const fn new() -> Glue {
+        Glue {
+            rt: None,
+            finding: Finding {
+                score: 0.0,
+                label: 0,
+                alert: false,
+            },
+            err: [0; ERR_CAP],
+            err_len: 0,
+        }
+    }
+
+    fn fail(&mut self, e: Error) -> i32 {
+        let mut w = ErrWriter {
+            buf: &mut self.err,
+            len: 0,
+        };
+        // A message longer than the buffer is cut at a character boundary.
+        let _ = write!(w, "{e}");
+        self.err_len = w.len;
+        e.code()
+    }
+
+    /// `medwasm_init`: validates `model` and binds it to `arena` (idempotent).
+    pub fn init(&mut self, model: &'static [u8], arena: impl FnOnce() -> &'static mut [u8]) -> i32 {
+        if self.rt.is_some() {
+            return 0;
+        }
+        self.err_len = 0;
+        match Model::load(model).and_then(|m| Runtime::new(m, arena())) {
+            Ok(rt) => {
+                self.rt = Some(rt);
+                0
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Counts of inputs (`output = false`) or outputs; -1 before init.
+    pub fn count(&self, output: bool) -> i32 {
+        match &self.rt {
+            Some(rt) if output => rt.model().output_count() as i32,
+            Some(rt) => rt.model().input_count() as i32,
+            None => -1,
+        }
+    }
+
+    /// Elements of input or output `i`; -1 when out of range or before init.
+    pub fn len(&self, output: bool, i: i32) -> i32 {
+        let Some(rt) = &self.rt else { return -1 };
+        let info = if output {
+            rt.model().output(i as usize)
+        } else {
+            rt.model().input(i as usize)
+        };
+        info.map(|t| t.len() as i32).unwrap_or(-1)
+    }
+
+    /// Address of input or output `i`; null when out of range or before init.
+    pub fn ptr(&mut self, output: bool, i: i32) -> *mut f32 {
+        let Some(rt) = &mut self.rt else {
+            return core::ptr::null_mut();
+        };
+        if i < 0 {
+            return core::ptr::null_mut();
+        }
+        if output {
+            rt.output(i as usize)
+                .map(|s| s.as_ptr() as *mut f32)
+                .unwrap_or(core::ptr::null_mut())
+        } else {
+            rt.input_mut(i as usize)
+                .map(|s| s.as_mut_ptr())
+                .unwrap_or(core::ptr::null_mut())
+        }
+    }
+
+    /// `medwasm_run`: checks inputs, runs, interprets.
+    pub fn run<D: Detector>(&mut self, detector: &D) -> i32 {
+        self.err_len = 0;
+        let Some(rt) = &mut self.rt else {
+            return self.fail(Error::NotInitialized);
+        };
+        let result = rt.run().and_then(|()| detector.interpret(&Io::new(rt)));
+        match result {
+            Ok(f) => {
+                self.finding = f;
+                0
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// The last finding.
+    pub fn finding(&self) -> Finding {
+        self.finding
+    }
+
+    /// The last error message.
+    pub fn error(&self) -> &[u8] {
+        &self.err[..self.err_len]
+    }
+}
+
+/// Exports a [`Detector`] through the C ABI of `docs/detector-abi.md`:
+/// `medwasm::export_detector!(MyDetector = MyDetector::new());`
+#[macro_export]
+macro_rules! export_detector {
+    ($ty:ty = $init:expr) => {
+        const _: () = {
+            #[repr(C, align(16))]
+            struct Arena([u8; <$ty as $crate::Detector>::ARENA_BYTES]);
+            static mut ARENA: Arena = Arena([0; <$ty as $crate::Detector>::ARENA_BYTES]);
+            static mut GLUE: $crate::glue::Glue = $crate::glue::Glue::new();
+            static DETECTOR: $ty = $init;
+
+            fn glue() -> &'static mut $crate::glue::Glue {
+                // SAFETY: a detector instance is single-threaded (wasm, or one MCU
+                // context), and each exported call takes this reference only for its
+                // own duration.
+                unsafe { &mut *(&raw mut GLUE) }
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_abi_version() -> i32 {
+                $crate::glue::ABI_VERSION
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_init() -> i32 {
+                glue().init(<$ty as $crate::Detector>::MODEL, || {
+                    // SAFETY: the arena is handed out once, on the first successful init;
+                    // later inits return early without calling this.
+                    unsafe { &mut (*(&raw mut ARENA)).0[..] }
+                })
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_input_count() -> i32 {
+                glue().count(false)
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_output_count() -> i32 {
+                glue().count(true)
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_input_len(i: i32) -> i32 {
+                glue().len(false, i)
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_output_len(i: i32) -> i32 {
+                glue().len(true, i)
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_input_ptr(i: i32) -> *mut f32 {
+                glue().ptr(false, i)
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_output_ptr(i: i32) -> *mut f32 {
+                glue().ptr(true, i)
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_run() -> i32 {
+                glue().run(&DETECTOR)
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_finding_score() -> f32 {
+                glue().finding().score
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_finding_label() -> i32 {
+                glue().finding().label
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_finding_alert() -> i32 {
+                glue().finding().alert as i32
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_error_ptr() -> *const u8 {
+                glue().error().as_ptr()
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_error_len() -> i32 {
+                glue().error().len() as i32
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_model_ptr() -> *const u8 {
+                <$ty as $crate::Detector>::MODEL.as_ptr()
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_model_len() -> i32 {
+                <$ty as $crate::Detector>::MODEL.len() as i32
+            }
+        };
+    };
+}
+
+/// Embeds a model blob 16-byte aligned, so weights can be borrowed as `f32`:
+/// `const MODEL: &[u8] = medwasm::include_model!("../model/model.mwm");`
+#[macro_export]
+macro_rules! include_model {
+    ($path:literal) => {{
+        #[repr(C, align(16))]
+        struct Aligned<T: ?Sized>(T);
+        static BLOB: &Aligned<[u8]> = &Aligned(*include_bytes!($path));
+        &BLOB.0
+    }};
+}

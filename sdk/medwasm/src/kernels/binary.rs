@@ -1,0 +1,126 @@
+//! Elementwise Add/Sub/Mul/Div with NumPy-style (multidirectional) broadcasting.
+
+use super::Counter;
+use crate::format::MAX_RANK;
+use crate::shape::Dims;
+
+/// Which arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `a / b`.
+    Div,
+}
+
+impl BinOp {
+    /// Decodes a stored kind.
+    pub fn decode(v: u32) -> Option<BinOp> {
+        Some(match v {
+            0 => BinOp::Add,
+            1 => BinOp::Sub,
+            2 => BinOp::Mul,
+            3 => BinOp::Div,
+            _ => return None,
+        })
+    }
+
+    /// Encodes.
+    pub fn encode(self) -> u32 {
+        self as u32
+    }
+
+    #[inline(always)]
+    fn eval(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinOp::Add => a + b,
+            BinOp::Sub => a - b,
+            BinOp::Mul => a * b,
+            BinOp::Div => a / b,
+        }
+    }
+}
+
+/// The broadcast shape of `a` and `b`, or `None` if they do not broadcast.
+pub fn broadcast(a: &Dims, b: &Dims) -> Option<Dims> {
+    let rank = a.rank().max(b.rank());
+    let mut out = [0usize; MAX_RANK];
+    for (i, o) in out.iter_mut().enumerate().take(rank) {
+        let da = if i + a.rank() >= rank {
+            a.as_slice()[i + a.rank() - rank]
+        } else {
+            1
+        };
+        let db = if i + b.rank() >= rank {
+            b.as_slice()[i + b.rank() - rank]
+        } else {
+            1
+        };
+        *o = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        };
+    }
+    Dims::from_slice(&out[..rank])
+}
+
+/// Strides of `d` aligned to `rank` dims, 0 where `d` broadcasts.
+fn bstrides(d: &Dims, rank: usize) -> [usize; MAX_RANK] {
+    let s = d.strides();
+    let mut out = [0; MAX_RANK];
+    for i in 0..d.rank() {
+        let j = i + rank - d.rank();
+        out[j] = if d.as_slice()[i] == 1 { 0 } else { s[i] };
+    }
+    out
+}
+
+/// `y = a op b` with `y` of the broadcast shape `yd` (checked by the loader).
+pub fn binary(op: BinOp, a: &[f32], ad: &Dims, b: &[f32], bd: &Dims, y: &mut [f32], yd: &Dims) {
+    if ad == bd {
+        for ((o, &x), &z) in y.iter_mut().zip(a).zip(b) {
+            *o = op.eval(x, z);
+        }
+        return;
+    }
+    if b.len() == 1 {
+        let z = b[0];
+        for (o, &x) in y.iter_mut().zip(a) {
+            *o = op.eval(x, z);
+        }
+        return;
+    }
+    let rank = yd.rank();
+    if rank == 0 {
+        y[0] = op.eval(a[0], b[0]);
+        return;
+    }
+    let (sa, sb) = (bstrides(ad, rank), bstrides(bd, rank));
+    let inner = yd.as_slice()[rank - 1];
+    let (ia, ib) = (sa[rank - 1], sb[rank - 1]);
+    let mut outer = Counter::new(&yd.as_slice()[..rank - 1]);
+    let mut out_off = 0;
+    loop {
+        let idx = outer.index();
+        let mut oa = 0;
+        let mut ob = 0;
+        for (d, &i) in idx.iter().enumerate() {
+            oa += i * sa[d];
+            ob += i * sb[d];
+        }
+        let row = &mut y[out_off..out_off + inner];
+        for (j, o) in row.iter_mut().enumerate() {
+            *o = op.eval(a[oa + j * ia], b[ob + j * ib]);
+        }
+        out_off += inner;
+        if !outer.advance() {
+            break;
+        }
+    }
+}

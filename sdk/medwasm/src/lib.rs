@@ -1,0 +1,33 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![warn(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+#[cfg(target_endian = "big")]
+compile_error!("the medwasm model format is little-endian; big-endian targets are not supported");
+
+mod cast;
+mod crc32;
+pub mod detector;
+mod error;
+pub mod format;
+pub mod glue;
+pub mod kernels;
+mod model;
+pub mod ops;
+mod runtime;
+mod shape;
+
+#[cfg(feature = "std")]
+mod aligned;
+
+#[cfg(feature = "std")]
+pub use aligned::AlignedBuf;
+pub use crc32::crc32;
+pub use detector::{Detector, Finding, Io, run_once};
+pub use error::Error;
+pub use model::{Model, NodeRecord, TensorInfo, TensorRecord};
+pub use runtime::Runtime;
+pub use shape::Dims;

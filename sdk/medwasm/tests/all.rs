@@ -1,0 +1,584 @@
+//! The SDK's test battery. It runs natively (scalar kernels) and, compiled for
+//! `wasm32-wasip1` with `+simd128`, under Wasmtime (the simd128 GEMM), so both
+//! kernel sets pass the same checks: `cargo test -p medwasm --features std`.
+
+use medwasm::format::{BlobWriter, DType, NO_TENSOR, NodeSpec, OpCode, TensorSpec};
+use medwasm::kernels::act::Act;
+use medwasm::kernels::binary::{BinOp, binary, broadcast};
+use medwasm::kernels::conv::{Geometry, conv, conv_ref};
+use medwasm::kernels::gemm::{gemm, gemm_ref};
+use medwasm::kernels::misc::{PadMode, pad, softmax, transpose};
+use medwasm::kernels::pool::{AvgCount, pool};
+use medwasm::kernels::reduce::reduce_mean;
+use medwasm::{AlignedBuf, Dims, Error, Model, Runtime};
+
+/// SplitMix64: deterministic on every target.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.f32()).collect()
+    }
+}
+
+fn d(dims: &[usize]) -> Dims {
+    Dims::from_slice(dims).unwrap()
+}
+
+fn close(a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * (1.0 + y.abs()),
+            "element {i}: {x} vs {y}"
+        );
+    }
+}
+
+#[test]
+fn gemm_hand_checked() {
+    let a = [1.0, 2.0, 3.0, 4.0];
+    let b = [5.0, 6.0, 7.0, 8.0];
+    let mut c = [1.0, 1.0, 1.0, 1.0];
+    gemm(2, 2, 2, &a, 2, &b, 2, &mut c, 2);
+    assert_eq!(c, [20.0, 23.0, 44.0, 51.0]);
+}
+
+#[test]
+fn gemm_matches_reference_bit_for_bit() {
+    let mut rng = Rng(1);
+    for case in 0..400 {
+        let (m, n, k) = (1 + rng.below(9), 1 + rng.below(40), 1 + rng.below(24));
+        let (lda, ldb, ldc) = (k + rng.below(3), n + rng.below(3), n + rng.below(3));
+        let a = rng.vec(m * lda);
+        let b = rng.vec(k * ldb);
+        let c0 = rng.vec(m * ldc);
+        let mut c1 = c0.clone();
+        let mut c2 = c0.clone();
+        gemm(m, n, k, &a, lda, &b, ldb, &mut c1, ldc);
+        gemm_ref(m, n, k, &a, lda, &b, ldb, &mut c2, ldc);
+        assert!(
+            c1.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "case {case}: m={m} n={n} k={k} kernel={}",
+            medwasm::kernels::gemm::KERNEL
+        );
+    }
+}
+
+fn geometry(rng: &mut Rng) -> (Geometry, usize, usize) {
+    let one_d = rng.below(4) == 0;
+    let group = [1, 1, 2, 4][rng.below(4)];
+    let depthwise = rng.below(3) == 0;
+    let c = if depthwise {
+        group * (1 + rng.below(2))
+    } else {
+        group * (1 + rng.below(3))
+    };
+    let group = if depthwise { c } else { group };
+    let m = group * (1 + rng.below(3));
+    let (kh, sh, dh) = if one_d {
+        (1, 1, 1)
+    } else {
+        (1 + rng.below(4), 1 + rng.below(2), 1 + rng.below(2))
+    };
+    let (kw, sw, dw) = (1 + rng.below(4), 1 + rng.below(3), 1 + rng.below(2));
+    let (h, w) = if one_d {
+        (1, 6 + rng.below(12))
+    } else {
+        (4 + rng.below(10), 4 + rng.below(10))
+    };
+    let (mut pt, mut pb) = if one_d {
+        (0, 0)
+    } else {
+        (rng.below(3), rng.below(3))
+    };
+    let (mut pl, mut pr) = (rng.below(3), rng.below(3));
+    // One case in five is pointwise (1×1, stride 1, no padding): its own algorithm.
+    let (kh, sh, dh, kw, sw, dw) = if rng.below(5) == 0 {
+        (pt, pb, pl, pr) = (0, 0, 0, 0);
+        (1, 1, 1, 1, 1, 1)
+    } else {
+        (kh, sh, dh, kw, sw, dw)
+    };
+    let span_h = (kh - 1) * dh + 1;
+    let span_w = (kw - 1) * dw + 1;
+    let oh = (h + pt + pb).saturating_sub(span_h) / sh + 1;
+    let ow = (w + pl + pr).saturating_sub(span_w) / sw + 1;
+    let g = Geometry {
+        n: 1,
+        c,
+        h,
+        w,
+        m,
+        oh,
+        ow,
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        pt,
+        pl,
+        group,
+    };
+    (g, pb, pr)
+}
+
+#[test]
+fn conv_fast_paths_match_direct_reference() {
+    let mut rng = Rng(2);
+    let mut kinds = std::collections::HashSet::new();
+    for case in 0..300 {
+        let (g, pb, pr) = geometry(&mut rng);
+        if g.h + g.pt + pb < (g.kh - 1) * g.dh + 1 || g.w + g.pl + pr < (g.kw - 1) * g.dw + 1 {
+            continue;
+        }
+        kinds.insert(format!("{:?}", g.kind()));
+        let x = rng.vec(g.n * g.c * g.h * g.w);
+        let wt = rng.vec(g.m * (g.c / g.group) * g.kh * g.kw);
+        let bias = rng.vec(g.m);
+        let mut y1 = vec![0.0; g.n * g.m * g.oh * g.ow];
+        let mut y2 = y1.clone();
+        let mut scratch = vec![0.0; g.scratch_elems()];
+        conv(&g, &x, &wt, Some(&bias), Act::None, &mut y1, &mut scratch);
+        conv_ref(&g, &x, &wt, Some(&bias), &mut y2);
+        close(&y1, &y2, 1e-5);
+        let _ = case;
+    }
+    assert_eq!(kinds.len(), 3, "every conv algorithm exercised: {kinds:?}");
+}
+
+#[test]
+fn conv_hand_checked() {
+    // 3×3 ones, 3×3 ones kernel, pad 1: corners see 4, edges 6, the centre 9.
+    let g = Geometry {
+        n: 1,
+        c: 1,
+        h: 3,
+        w: 3,
+        m: 1,
+        oh: 3,
+        ow: 3,
+        kh: 3,
+        kw: 3,
+        sh: 1,
+        sw: 1,
+        dh: 1,
+        dw: 1,
+        pt: 1,
+        pl: 1,
+        group: 1,
+    };
+    let mut y = vec![0.0; 9];
+    conv(
+        &g,
+        &[1.0; 9],
+        &[1.0; 9],
+        Some(&[0.5]),
+        Act::Relu,
+        &mut y,
+        &mut vec![0.0; g.scratch_elems()],
+    );
+    assert_eq!(y, [4.5, 6.5, 4.5, 6.5, 9.5, 6.5, 4.5, 6.5, 4.5]);
+}
+
+#[test]
+fn binary_broadcasting() {
+    let mut rng = Rng(3);
+    let shapes: &[(&[usize], &[usize])] = &[
+        (&[2, 3, 4], &[4]),
+        (&[2, 3, 4], &[3, 1]),
+        (&[1, 3, 1], &[2, 1, 5]),
+        (&[4], &[4]),
+        (&[2, 2], &[1]),
+        (&[3, 1, 2], &[1, 4, 1]),
+    ];
+    for (sa, sb) in shapes {
+        let (ad, bd) = (d(sa), d(sb));
+        let yd = broadcast(&ad, &bd).unwrap();
+        let a = rng.vec(ad.elements());
+        let b = rng.vec(bd.elements());
+        for op in [BinOp::Add, BinOp::Sub, BinOp::Mul, BinOp::Div] {
+            let mut y = vec![0.0; yd.elements()];
+            binary(op, &a, &ad, &b, &bd, &mut y, &yd);
+            // Naive reference through multi-indices.
+            let r = yd.rank();
+            for (flat, &got) in y.iter().enumerate() {
+                let mut idx = vec![0; r];
+                let mut rem = flat;
+                for i in (0..r).rev() {
+                    idx[i] = rem % yd.as_slice()[i];
+                    rem /= yd.as_slice()[i];
+                }
+                let at = |dims: &Dims, data: &[f32]| {
+                    let off = r - dims.rank();
+                    let mut o = 0;
+                    for i in 0..dims.rank() {
+                        let di = dims.as_slice()[i];
+                        o = o * di + if di == 1 { 0 } else { idx[i + off] };
+                    }
+                    data[o]
+                };
+                let (x, z) = (at(&ad, &a), at(&bd, &b));
+                let want = match op {
+                    BinOp::Add => x + z,
+                    BinOp::Sub => x - z,
+                    BinOp::Mul => x * z,
+                    BinOp::Div => x / z,
+                };
+                assert_eq!(got.to_bits(), want.to_bits(), "{sa:?} {sb:?} {op:?}");
+            }
+        }
+    }
+    assert_eq!(broadcast(&d(&[2, 3]), &d(&[4])), None);
+}
+
+#[test]
+fn activations_hand_checked() {
+    let mut v = [-2.0, -0.5, 0.0, 0.5, 8.0];
+    Act::Relu.apply(&mut v);
+    assert_eq!(v, [0.0, 0.0, 0.0, 0.5, 8.0]);
+    let mut v = [-2.0, 3.0];
+    Act::LeakyRelu(0.1).apply(&mut v);
+    assert_eq!(v, [-0.2, 3.0]);
+    let mut v = [-1.0, 3.0, 7.0];
+    Act::Clip(0.0, 6.0).apply(&mut v);
+    assert_eq!(v, [0.0, 3.0, 6.0]);
+    let mut v = [0.0, 100.0, -100.0, 1.0];
+    Act::Sigmoid.apply(&mut v);
+    close(&v, &[0.5, 1.0, 0.0, 0.731_058_6], 1e-6);
+    let mut v = [0.0, 1.0, -20.0];
+    Act::Tanh.apply(&mut v);
+    close(&v, &[0.0, 0.761_594_2, -1.0], 1e-6);
+    assert_eq!(
+        Act::decode(5, f32::NAN.to_bits(), 1.0f32.to_bits()),
+        None,
+        "NaN clip bounds are refused"
+    );
+}
+
+#[test]
+fn softmax_hand_checked() {
+    let x = [1.0, 2.0, 3.0, 1000.0, 1000.0, 1000.0];
+    let mut y = [0.0; 6];
+    softmax(&x, &mut y, 2, 3, 1);
+    close(
+        &y,
+        &[
+            0.090_030_57,
+            0.244_728_48,
+            0.665_240_94,
+            1.0 / 3.0,
+            1.0 / 3.0,
+            1.0 / 3.0,
+        ],
+        1e-6,
+    );
+    // Along the middle axis of [1, 2, 2]: pairs (0, 2) and (1, 3).
+    let x = [0.0, 1.0, 0.0, 1.0];
+    let mut y = [0.0; 4];
+    softmax(&x, &mut y, 1, 2, 2);
+    close(&y, &[0.5; 4], 1e-7);
+}
+
+#[test]
+fn pooling_hand_checked() {
+    // 1×1×4×4 ramp, 2×2 windows, stride 2.
+    let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
+    let g = Geometry {
+        n: 1,
+        c: 1,
+        h: 4,
+        w: 4,
+        m: 1,
+        oh: 2,
+        ow: 2,
+        kh: 2,
+        kw: 2,
+        sh: 2,
+        sw: 2,
+        dh: 1,
+        dw: 1,
+        pt: 0,
+        pl: 0,
+        group: 1,
+    };
+    let mut y = [0.0; 4];
+    pool(&g, 0, 0, true, AvgCount::ExcludePad, &x, &mut y);
+    assert_eq!(y, [5.0, 7.0, 13.0, 15.0]);
+    pool(&g, 0, 0, false, AvgCount::ExcludePad, &x, &mut y);
+    assert_eq!(y, [2.5, 4.5, 10.5, 12.5]);
+    // Padding 1, 3×3 window, stride 2 over a 2×2 of ones: the top-left window holds 4
+    // inputs and 5 pads; excluded → 1, included → 4/9.
+    let g = Geometry {
+        n: 1,
+        c: 1,
+        h: 2,
+        w: 2,
+        m: 1,
+        oh: 1,
+        ow: 1,
+        kh: 3,
+        kw: 3,
+        sh: 2,
+        sw: 2,
+        dh: 1,
+        dw: 1,
+        pt: 1,
+        pl: 1,
+        group: 1,
+    };
+    let mut y = [0.0];
+    pool(&g, 1, 1, false, AvgCount::ExcludePad, &[1.0; 4], &mut y);
+    assert_eq!(y, [1.0]);
+    pool(&g, 1, 1, false, AvgCount::IncludePad, &[1.0; 4], &mut y);
+    close(&y, &[4.0 / 9.0], 1e-7);
+}
+
+#[test]
+fn data_movement_hand_checked() {
+    // Transpose [2,3] → [3,2].
+    let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let mut y = [0.0; 6];
+    transpose(&x, &d(&[2, 3]), &[1, 0], &mut y, &d(&[3, 2]));
+    assert_eq!(y, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    // ReduceMean of [2,3] over axis 1 and over axis 0.
+    let mut r = [0.0; 2];
+    reduce_mean(&x, &d(&[2, 3]), 0b10, &mut r);
+    assert_eq!(r, [2.0, 5.0]);
+    let mut r = [0.0; 3];
+    reduce_mean(&x, &d(&[2, 3]), 0b01, &mut r);
+    assert_eq!(r, [2.5, 3.5, 4.5]);
+    // Pad [3] by 2 before, 1 after.
+    let x = [1.0, 2.0, 3.0];
+    let mut y = [0.0; 6];
+    pad(&x, &d(&[3]), &[2], PadMode::Reflect, &mut y, &d(&[6]));
+    assert_eq!(y, [3.0, 2.0, 1.0, 2.0, 3.0, 2.0]);
+    pad(&x, &d(&[3]), &[2], PadMode::Edge, &mut y, &d(&[6]));
+    assert_eq!(y, [1.0, 1.0, 1.0, 2.0, 3.0, 3.0]);
+    pad(
+        &x,
+        &d(&[3]),
+        &[2],
+        PadMode::Constant(-1.0),
+        &mut y,
+        &d(&[6]),
+    );
+    assert_eq!(y, [-1.0, -1.0, 1.0, 2.0, 3.0, -1.0]);
+}
+
+/// A small valid model: y = relu(x · W + b), x [1,4], W [4,3]; plus z = y * 2.
+fn small_blob() -> Vec<u8> {
+    let w: Vec<f32> = (0..12).map(|v| v as f32 * 0.5 - 2.0).collect();
+    let b = [0.5f32, -1.0, 0.25];
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let mut wr = BlobWriter::default();
+    let t = |name: &str, dims: &[u32], data: Option<Vec<u8>>, off: u32| TensorSpec {
+        name: name.into(),
+        dtype: DType::F32,
+        dims: dims.to_vec(),
+        data,
+        arena_offset: off,
+    };
+    wr.tensors = vec![
+        t("x", &[1, 4], None, 0),
+        t("", &[4, 3], Some(bytes(&w)), 0),
+        t("", &[3], Some(bytes(&b)), 0),
+        t("y", &[1, 3], None, 16),
+        t("", &[1], Some(bytes(&[2.0])), 0),
+        t("z", &[1, 3], None, 32),
+    ];
+    wr.nodes = vec![
+        NodeSpec {
+            op: OpCode::Gemm,
+            inputs: vec![0, 1, 2],
+            outputs: vec![3],
+            scratch: NO_TENSOR,
+            params: Act::Relu.encode().to_vec(),
+        },
+        NodeSpec {
+            op: OpCode::Binary,
+            inputs: vec![3, 4],
+            outputs: vec![5],
+            scratch: NO_TENSOR,
+            params: vec![BinOp::Mul.encode(), 0, 0, 0],
+        },
+    ];
+    wr.inputs = vec![0];
+    wr.outputs = vec![3, 5];
+    wr.arena_bytes = 48;
+    wr.finish()
+}
+
+fn run_small(blob: &[u8], x: &[f32]) -> Result<(Vec<f32>, Vec<f32>), Error> {
+    let buf = AlignedBuf::from_bytes(blob);
+    let model = Model::load(buf.as_slice())?;
+    let mut arena = AlignedBuf::zeroed(model.arena_bytes());
+    let mut rt = Runtime::new(model, arena.as_mut_slice())?;
+    rt.set_input(0, x)?;
+    rt.run()?;
+    Ok((rt.output(0)?.to_vec(), rt.output(1)?.to_vec()))
+}
+
+#[test]
+fn runtime_runs_a_small_model() {
+    let blob = small_blob();
+    let (y, z) = run_small(&blob, &[1.0, 0.0, -1.0, 2.0]).unwrap();
+    // x·W: column j = sum_i x_i * (0.5*(3i+j) - 2) = [-2+? ...] computed by hand:
+    // W rows: [-2,-1.5,-1], [-0.5,0,0.5], [1,1.5,2], [2.5,3,3.5]
+    // x·W = [-2-1+5, -1.5-1.5+6, -1-2+7] = [2, 3, 4]; + b = [2.5, 2, 4.25]
+    assert_eq!(y, [2.5, 2.0, 4.25]);
+    assert_eq!(z, [5.0, 4.0, 8.5]);
+    let model_buf = AlignedBuf::from_bytes(&blob);
+    let model = Model::load(model_buf.as_slice()).unwrap();
+    assert_eq!(model.input(0).unwrap().name, "x");
+    assert_eq!(model.output(1).unwrap().name, "z");
+    assert_eq!(model.output(1).unwrap().dims.as_slice(), &[1, 3]);
+}
+
+#[test]
+fn bad_inputs_are_typed_errors() {
+    let blob = small_blob();
+    assert_eq!(
+        run_small(&blob, &[1.0, 2.0, 3.0]),
+        Err(Error::InputLength {
+            input: 0,
+            expected: 4,
+            actual: 3
+        })
+    );
+    assert_eq!(
+        run_small(&blob, &[1.0, f32::NAN, 3.0, 4.0]),
+        Err(Error::NonFinite {
+            input: 0,
+            position: 1
+        })
+    );
+    assert_eq!(
+        run_small(&blob, &[1.0, 2.0, f32::INFINITY, 4.0]),
+        Err(Error::NonFinite {
+            input: 0,
+            position: 2
+        })
+    );
+    // Raw writes bypass set_input; run still refuses them.
+    let buf = AlignedBuf::from_bytes(&blob);
+    let model = Model::load(buf.as_slice()).unwrap();
+    let mut arena = AlignedBuf::zeroed(64);
+    let mut rt = Runtime::new(model, arena.as_mut_slice()).unwrap();
+    rt.input_mut(0).unwrap()[3] = f32::NEG_INFINITY;
+    assert_eq!(
+        rt.run(),
+        Err(Error::NonFinite {
+            input: 0,
+            position: 3
+        })
+    );
+    assert_eq!(
+        rt.output(2).err(),
+        Some(Error::BadIndex { index: 2, count: 2 })
+    );
+    // Arena checks.
+    let mut small = AlignedBuf::zeroed(32);
+    assert_eq!(
+        Runtime::new(model, small.as_mut_slice()).err(),
+        Some(Error::ArenaTooSmall {
+            needed: 48,
+            actual: 32
+        })
+    );
+    let mut big = AlignedBuf::zeroed(80);
+    assert_eq!(
+        Runtime::new(model, &mut big.as_mut_slice()[4..]).err(),
+        Some(Error::Misaligned { what: "arena" })
+    );
+}
+
+#[test]
+fn truncated_blobs_are_refused() {
+    let blob = small_blob();
+    for len in 0..blob.len() {
+        let buf = AlignedBuf::from_bytes(&blob[..len]);
+        assert!(
+            Model::load(buf.as_slice()).is_err(),
+            "a blob cut to {len} bytes loaded"
+        );
+    }
+}
+
+#[test]
+fn corrupted_blobs_fail_the_checksum() {
+    let blob = small_blob();
+    for at in 16..blob.len() {
+        let mut bad = blob.clone();
+        bad[at] ^= 0x5A;
+        let buf = AlignedBuf::from_bytes(&bad);
+        assert!(
+            matches!(Model::load(buf.as_slice()), Err(Error::Checksum { .. })),
+            "flipping byte {at} went unnoticed"
+        );
+    }
+    let mut bad = blob.clone();
+    bad[0] = b'X';
+    assert_eq!(
+        Model::load(AlignedBuf::from_bytes(&bad).as_slice()).err(),
+        Some(Error::BadMagic)
+    );
+    let mut bad = blob.clone();
+    bad[4] = 9;
+    assert!(matches!(
+        Model::load(AlignedBuf::from_bytes(&bad).as_slice()),
+        Err(Error::UnsupportedVersion { major: 9, .. })
+    ));
+}
+
+/// Hostile blobs: random field changes with the checksum recomputed, so they get
+/// past the CRC. Loading must return an error or a model that runs without a panic
+/// and without reading out of bounds (the test would crash or panic otherwise).
+#[test]
+fn hostile_blobs_never_panic() {
+    let blob = small_blob();
+    let mut rng = Rng(4);
+    let mut loaded = 0;
+    for _ in 0..20_000 {
+        let mut bad = blob.clone();
+        for _ in 0..1 + rng.below(3) {
+            let at = 16 + rng.below(bad.len() - 16);
+            bad[at] = match rng.below(4) {
+                0 => rng.next() as u8,
+                1 => 0xFF,
+                2 => 0,
+                _ => bad[at].wrapping_add(1),
+            };
+        }
+        let crc = medwasm::crc32(&bad[16..]);
+        bad[12..16].copy_from_slice(&crc.to_le_bytes());
+        let buf = AlignedBuf::from_bytes(&bad);
+        if let Ok(model) = Model::load(buf.as_slice()) {
+            loaded += 1;
+            let mut arena = AlignedBuf::zeroed(model.arena_bytes());
+            if let Ok(mut rt) = Runtime::new(model, arena.as_mut_slice()) {
+                if let Ok(x) = rt.input_mut(0) {
+                    x.fill(0.5);
+                }
+                let _ = rt.run();
+            }
+        }
+    }
+    // Some mutations only change weights or names and still load: they must run.
+    assert!(loaded > 0);
+}
