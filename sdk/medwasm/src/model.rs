@@ -145,7 +145,7 @@ impl<'a> Model<'a> {
         if stored != computed {
             return Err(Error::Checksum { stored, computed });
         }
-        if blob.as_ptr() as usize % ALIGN != 0 {
+        if !(blob.as_ptr() as usize).is_multiple_of(ALIGN) {
             return Err(Error::Misaligned { what: "model blob" });
         }
         if get_u32(blob, header::FLAGS)? != 0
@@ -212,12 +212,12 @@ impl<'a> Model<'a> {
         ];
         for (off, len, what) in tables {
             let len = len.ok_or(malformed(what, 0))?;
-            if off < HEADER_LEN || off % 4 != 0 {
+            if off < HEADER_LEN || !off.is_multiple_of(4) {
                 return Err(malformed(what, 0));
             }
             range_end(off, len, total, what)?;
         }
-        if self.data_off % ALIGN != 0 {
+        if !self.data_off.is_multiple_of(ALIGN) {
             return Err(malformed("data section not 16-byte aligned", 0));
         }
         if self.input_count == 0 || self.output_count == 0 {
@@ -226,7 +226,7 @@ impl<'a> Model<'a> {
         if self.input_count > MAX_GRAPH_IO || self.output_count > MAX_GRAPH_IO {
             return Err(malformed("too many graph inputs or outputs", 0));
         }
-        if self.arena_bytes % ALIGN != 0 {
+        if !self.arena_bytes.is_multiple_of(ALIGN) {
             return Err(malformed("arena size not a multiple of 16", 0));
         }
         for i in 0..self.tensor_count {
@@ -368,7 +368,7 @@ impl<'a> Model<'a> {
                 if v == 0 {
                     return Err(malformed("tensor has a zero dimension", i));
                 }
-                dims = dims.push(v as usize);
+                dims = dims.push(v);
             } else if v != 0 {
                 return Err(malformed("unused tensor dimension not zero", i));
             }
@@ -382,7 +382,7 @@ impl<'a> Model<'a> {
         let offset = get_u32(b, at + 28)?;
         let name_off = get_u32(b, at + 32)?;
         let name_len = get_u32(b, at + 36)?;
-        if offset % ALIGN != 0 {
+        if !offset.is_multiple_of(ALIGN) {
             return Err(malformed("tensor offset not 16-byte aligned", i));
         }
         let limit = match storage {

@@ -25,7 +25,7 @@ impl<'m, 'a> Runtime<'m, 'a> {
                 actual: arena.len(),
             });
         }
-        if arena.as_ptr() as usize % ALIGN != 0 {
+        if !(arena.as_ptr() as usize).is_multiple_of(ALIGN) {
             return Err(Error::Misaligned { what: "arena" });
         }
         let arena = &mut arena[..model.arena_bytes()];

@@ -191,7 +191,7 @@ macro_rules! export_detector {
                 glue().init(<$ty as $crate::Detector>::MODEL, || {
                     // SAFETY: the arena is handed out once, on the first successful init;
                     // later inits return early without calling this.
-                    unsafe { &mut (*(&raw mut ARENA)).0[..] }
+                    unsafe { &mut (*(&raw mut ARENA)).0 }
                 })
             }
 

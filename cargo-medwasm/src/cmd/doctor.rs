@@ -1,0 +1,477 @@
+//! `cargo medwasm doctor`: check prerequisites, `--fix` installs what it can.
+//!
+//! The checklist goes to stdout, one line per prerequisite, with the command that
+//! installs each missing one. Only Rust targets are installed by `--fix`: everything
+//! else needs a system package manager (often root) or pip, which a build tool
+//! should not run behind the user's back.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::toolchain::{self, Rustc, TargetSpec};
+use crate::ui::Ui;
+
+/// Check (and install) prerequisites.
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Install what is missing and can be installed (rustup targets).
+    #[arg(long)]
+    pub fix: bool,
+}
+
+impl DoctorArgs {
+    /// Runs the checks.
+    pub fn run(self, ui: &Ui) -> Result<()> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let rustc = Rustc::in_dir(&cwd);
+        let mut checks = checklist(&rustc);
+
+        if self.fix {
+            fix(&checks, &cwd, ui)?;
+            checks = checklist(&rustc);
+        }
+
+        print!("{}", render(&checks));
+        let missing: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.status == Status::Missing)
+            .map(|c| c.name.as_str())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names = missing
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let fixable = checks
+            .iter()
+            .any(|c| c.status == Status::Missing && c.rustup_target.is_some());
+        if fixable && !self.fix {
+            bail!(
+                "required prerequisites missing: {names}; run `cargo medwasm doctor --fix` or the commands above"
+            )
+        }
+        bail!("required prerequisites missing: {names}; run the commands above")
+    }
+}
+
+/// Whether a prerequisite is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// Installed (and recent enough).
+    Ok,
+    /// Required and missing (or too old).
+    Missing,
+    /// Optional and missing.
+    OptionalMissing,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Missing => "missing",
+            Status::OptionalMissing => "optional-missing",
+        }
+    }
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Check {
+    /// What is checked.
+    name: String,
+    /// Found or not.
+    status: Status,
+    /// The version found, or what the item is for.
+    detail: String,
+    /// How to install it, when missing.
+    fix: Option<String>,
+    /// The rustup target `--fix` can add, for a missing target.
+    rustup_target: Option<&'static str>,
+}
+
+impl Check {
+    fn ok(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            status: Status::Ok,
+            detail: detail.into(),
+            fix: None,
+            rustup_target: None,
+        }
+    }
+
+    fn missing(
+        name: impl Into<String>,
+        required: bool,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
+        Check {
+            name: name.into(),
+            status: if required {
+                Status::Missing
+            } else {
+                Status::OptionalMissing
+            },
+            detail: detail.into(),
+            fix: Some(fix.into()),
+            rustup_target: None,
+        }
+    }
+}
+
+/// Runs every probe.
+fn checklist(rustc: &Rustc) -> Vec<Check> {
+    let mut checks = vec![
+        check_cargo(probe(toolchain::cargo_program(), &["-V"])),
+        check_rustc(rustc.version()),
+        check_rustup(probe("rustup", &["--version"])),
+    ];
+    let sysroot = rustc.sysroot().ok();
+    for spec in &toolchain::TARGETS {
+        let installed = sysroot
+            .as_deref()
+            .is_some_and(|s| toolchain::target_installed(s, spec.triple));
+        checks.push(check_target(spec, installed));
+    }
+    checks.push(Check::ok(
+        "wasm-opt",
+        format!(
+            "Binaryen version_{}, embedded",
+            toolchain::EMBEDDED_BINARYEN
+        ),
+    ));
+    checks.push(Check::ok(
+        "wasmtime",
+        format!("{}, embedded", toolchain::EMBEDDED_WASMTIME),
+    ));
+    checks.push(check_onnxruntime(probe(
+        "python3",
+        &[
+            "-c",
+            "import onnxruntime, numpy; print('onnxruntime', onnxruntime.__version__, 'numpy', numpy.__version__)",
+        ],
+    )));
+    checks.push(check_node(probe("node", &["--version"])));
+    checks.push(check_chromium());
+    checks.push(check_qemu(probe("qemu-system-arm", &["--version"])));
+    checks.push(check_wasmedge(probe("wasmedge", &["--version"])));
+    checks
+}
+
+/// What running a probe command gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Probe {
+    /// The program is not on `PATH`.
+    NotFound,
+    /// It ran and failed; its stderr (or status).
+    Failed(String),
+    /// It ran; the first non-empty line of its stdout.
+    Ran(String),
+}
+
+fn probe(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Probe {
+    match Command::new(program).args(args).output() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Probe::NotFound,
+        Err(e) => Probe::Failed(e.to_string()),
+        Ok(out) if !out.status.success() => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+            Probe::Failed(last.map_or_else(|| out.status.to_string(), |l| l.trim().to_string()))
+        }
+        Ok(out) => {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let first = stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            Probe::Ran(first.trim().to_string())
+        }
+    }
+}
+
+const RUSTUP_URL: &str = "https://rustup.rs";
+const RUSTUP_INSTALL: &str =
+    "curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh   (see https://rustup.rs)";
+
+fn check_cargo(probe: Probe) -> Check {
+    match probe {
+        Probe::Ran(version) => Check::ok("cargo", version),
+        Probe::NotFound | Probe::Failed(_) => {
+            Check::missing("cargo", true, "builds detectors", RUSTUP_INSTALL)
+        }
+    }
+}
+
+fn check_rustc(version: Result<String>) -> Check {
+    let (major, minor, _) = toolchain::min_rustc();
+    let name = format!("rustc >= {major}.{minor}");
+    match version {
+        Ok(version) => match toolchain::parse_version(&version) {
+            Some(found) if found >= toolchain::min_rustc() => Check::ok(name, version),
+            _ => Check::missing(
+                name,
+                true,
+                format!("found {version}"),
+                "rustup update stable (or `rustup update` for the toolchain this directory pins)",
+            ),
+        },
+        Err(_) => Check::missing(name, true, "compiles detectors", RUSTUP_INSTALL),
+    }
+}
+
+fn check_rustup(probe: Probe) -> Check {
+    match probe {
+        Probe::Ran(version) => Check::ok("rustup", version),
+        Probe::NotFound | Probe::Failed(_) => Check::missing(
+            "rustup",
+            false,
+            "adds Rust targets (`doctor --fix`); without it, install targets with your distribution's Rust packages",
+            RUSTUP_INSTALL,
+        ),
+    }
+}
+
+fn check_target(spec: &TargetSpec, installed: bool) -> Check {
+    let name = format!("target {}", spec.triple);
+    let detail = format!("for {}", spec.purpose);
+    if installed {
+        return Check::ok(name, detail);
+    }
+    Check {
+        rustup_target: Some(spec.triple),
+        ..Check::missing(
+            name,
+            spec.buildable,
+            detail,
+            format!("rustup target add {}", spec.triple),
+        )
+    }
+}
+
+fn check_onnxruntime(probe: Probe) -> Check {
+    const NAME: &str = "python3 + onnxruntime";
+    const PURPOSE: &str = "generates golden test vectors";
+    match probe {
+        Probe::Ran(versions) => Check::ok(NAME, versions),
+        Probe::NotFound => Check::missing(
+            NAME,
+            false,
+            format!("{PURPOSE}; no `python3` on PATH"),
+            "apt-get install python3 python3-pip && pip install onnxruntime numpy",
+        ),
+        Probe::Failed(why) => Check::missing(
+            NAME,
+            false,
+            format!("{PURPOSE}; {why}"),
+            "pip install onnxruntime numpy",
+        ),
+    }
+}
+
+const NODE_MIN_MAJOR: u64 = 20;
+
+fn check_node(probe: Probe) -> Check {
+    let name = format!("node >= {NODE_MIN_MAJOR}");
+    const PURPOSE: &str = "runs the browser target's tests (coming)";
+    const INSTALL: &str = "install Node.js 20 or newer from https://nodejs.org";
+    match probe {
+        Probe::Ran(version) => match toolchain::parse_version(&version) {
+            Some((major, _, _)) if major >= NODE_MIN_MAJOR => Check::ok(name, version),
+            _ => Check::missing(name, false, format!("{PURPOSE}; found {version}"), INSTALL),
+        },
+        Probe::NotFound | Probe::Failed(_) => Check::missing(name, false, PURPOSE, INSTALL),
+    }
+}
+
+/// Names Chromium goes by across distributions and Google's own package.
+const CHROMIUM_NAMES: &[&str] = &[
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+];
+
+fn check_chromium() -> Check {
+    const PURPOSE: &str = "runs the browser target headless (coming)";
+    let Some(path) = CHROMIUM_NAMES.iter().find_map(|n| toolchain::which(n)) else {
+        return Check::missing("chromium", false, PURPOSE, "apt-get install chromium");
+    };
+    match probe(&path, &["--version"]) {
+        Probe::Ran(version) => Check::ok("chromium", version),
+        _ => Check::ok("chromium", path.display().to_string()),
+    }
+}
+
+fn check_qemu(probe: Probe) -> Check {
+    const NAME: &str = "qemu-system-arm";
+    match probe {
+        Probe::Ran(version) => Check::ok(NAME, version),
+        Probe::NotFound | Probe::Failed(_) => Check::missing(
+            NAME,
+            false,
+            "runs the microcontroller target (coming)",
+            "apt-get install qemu-system-arm",
+        ),
+    }
+}
+
+fn check_wasmedge(probe: Probe) -> Check {
+    const NAME: &str = "wasmedge";
+    match probe {
+        Probe::Ran(version) => Check::ok(NAME, version),
+        Probe::NotFound | Probe::Failed(_) => Check::missing(
+            NAME,
+            false,
+            "a second WASI runtime, used by `bench` when on PATH",
+            "no package; optional, see https://wasmedge.org to install it",
+        ),
+    }
+}
+
+/// Adds the missing rustup targets and says what it leaves to the user.
+fn fix(checks: &[Check], dir: &Path, ui: &Ui) -> Result<()> {
+    let targets: Vec<&str> = checks.iter().filter_map(|c| c.rustup_target).collect();
+    let others: Vec<&Check> = checks
+        .iter()
+        .filter(|c| c.status != Status::Ok && c.rustup_target.is_none())
+        .collect();
+    if !targets.is_empty() {
+        if toolchain::which("rustup").is_none() {
+            ui.warn(format_args!(
+                "cannot add the targets {} without rustup; install rustup (see {RUSTUP_URL}) or your distribution's Rust standard library packages for them",
+                targets.join(", ")
+            ));
+        } else {
+            let mut cmd = Command::new("rustup");
+            // Run where the user is, so a `rust-toolchain.toml` there picks the toolchain.
+            cmd.current_dir(dir).args(["target", "add"]).args(&targets);
+            let line = toolchain::command_line(&cmd);
+            ui.status("Installing", &line);
+            let status = cmd
+                .status()
+                .with_context(|| format!("cannot run `{line}`"))?;
+            if !status.success() {
+                bail!("`{line}` failed ({status}); its messages are above");
+            }
+        }
+    }
+    if !others.is_empty() {
+        let names: Vec<&str> = others.iter().map(|c| c.name.as_str()).collect();
+        ui.note(format_args!(
+            "`--fix` only adds Rust targets; it leaves {} to you, since their installers (pip, apt, the rustup script) change the system beyond this project: see the commands below",
+            names.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The checklist as printed on stdout.
+fn render(checks: &[Check]) -> String {
+    let status_width = checks
+        .iter()
+        .map(|c| c.status.label().len())
+        .max()
+        .unwrap_or(0);
+    let name_width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for check in checks {
+        let line = format!(
+            "{:status_width$}  {:name_width$}  {}",
+            check.status.label(),
+            check.name,
+            check.detail
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+        if let (Some(fix), false) = (&check.fix, check.status == Status::Ok) {
+            out.push_str(&format!(
+                "{:status_width$}  {:name_width$}  -> {fix}\n",
+                "", ""
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checklist_reads_well() {
+        let checks = vec![
+            check_cargo(Probe::Ran("cargo 1.95.0 (f2d3ce0bd 2026-03-21)".into())),
+            check_rustc(Ok("rustc 1.95.0 (59807616e 2026-04-14)".into())),
+            check_target(&toolchain::WASMTIME, false),
+            check_target(&toolchain::MCU, false),
+            check_node(Probe::Ran("v18.19.0".into())),
+            check_wasmedge(Probe::NotFound),
+        ];
+        insta::assert_snapshot!(render(&checks), @r"
+        ok                cargo                         cargo 1.95.0 (f2d3ce0bd 2026-03-21)
+        ok                rustc >= 1.95                 rustc 1.95.0 (59807616e 2026-04-14)
+        missing           target wasm32-wasip1          for `cargo medwasm build --target wasmtime`
+                                                        -> rustup target add wasm32-wasip1
+        optional-missing  target thumbv7em-none-eabihf  for the microcontroller target (coming)
+                                                        -> rustup target add thumbv7em-none-eabihf
+        optional-missing  node >= 20                    runs the browser target's tests (coming); found v18.19.0
+                                                        -> install Node.js 20 or newer from https://nodejs.org
+        optional-missing  wasmedge                      a second WASI runtime, used by `bench` when on PATH
+                                                        -> no package; optional, see https://wasmedge.org to install it
+        ");
+    }
+
+    #[test]
+    fn old_or_unknown_rustc_is_missing() {
+        let old = check_rustc(Ok("rustc 1.80.1 (3f5fd8dd4 2024-08-06)".into()));
+        assert_eq!(old.status, Status::Missing);
+        assert!(old.detail.contains("1.80.1"));
+        let newer = check_rustc(Ok("rustc 1.97.0-nightly (abc 2026-06-01)".into()));
+        assert_eq!(newer.status, Status::Ok);
+        let absent = check_rustc(Err(anyhow::anyhow!("no rustc")));
+        assert_eq!(absent.status, Status::Missing);
+    }
+
+    #[test]
+    fn only_buildable_targets_are_required() {
+        for spec in &toolchain::TARGETS {
+            let check = check_target(spec, false);
+            assert_eq!(
+                check.status == Status::Missing,
+                spec.buildable,
+                "{}",
+                spec.triple
+            );
+            assert_eq!(check.rustup_target, Some(spec.triple));
+            assert_eq!(check_target(spec, true).status, Status::Ok);
+        }
+    }
+
+    #[test]
+    fn optional_tools_never_fail_the_doctor() {
+        let checks = [
+            check_onnxruntime(Probe::NotFound),
+            check_onnxruntime(Probe::Failed(
+                "ModuleNotFoundError: No module named 'onnxruntime'".into(),
+            )),
+            check_node(Probe::NotFound),
+            check_qemu(Probe::Failed("exit status: 1".into())),
+            check_wasmedge(Probe::NotFound),
+            check_rustup(Probe::NotFound),
+        ];
+        for check in checks {
+            assert_eq!(check.status, Status::OptionalMissing, "{check:?}");
+            assert!(check.fix.is_some(), "{check:?}");
+        }
+        assert_eq!(check_node(Probe::Ran("v20.0.0".into())).status, Status::Ok);
+    }
+
+    #[test]
+    fn probing_a_missing_program_is_not_found() {
+        assert_eq!(probe("cargo-medwasm-no-such-program", &[]), Probe::NotFound);
+    }
+}

@@ -1,0 +1,256 @@
+//! ONNX → compact model conversion (host side only).
+//!
+//! parse (tract-onnx's protobuf types) → typed graph with static shapes → passes
+//! (fold BatchNorm, fuse bias and activations, drop identities) → support check
+//! (every problem at once) → static memory plan → blob, checked by loading it with
+//! the runtime's own validating loader.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+use thiserror::Error;
+use tract_onnx::prelude::Framework as _;
+
+use crate::manifest::{Manifest, Source, TensorSpec};
+
+pub mod ir;
+mod onnx;
+mod passes;
+mod plan;
+pub mod support;
+
+/// Conversion options.
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    /// Fixed shapes for inputs with dynamic dimensions, by input name.
+    pub input_shapes: HashMap<String, Vec<usize>>,
+}
+
+/// A converted model.
+#[derive(Debug, Clone)]
+pub struct Converted {
+    /// The compact model blob.
+    pub blob: Vec<u8>,
+    /// What the manifest records.
+    pub manifest: Manifest,
+}
+
+/// What kind of problem a node has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The operator is not supported.
+    Operator,
+    /// An attribute value is not supported.
+    Attribute,
+    /// An element type is not supported.
+    Dtype,
+    /// Shapes do not fit.
+    Shape,
+    /// A dynamic dimension needs `--input-shape`.
+    DynamicDim,
+    /// The model as a whole.
+    Model,
+}
+
+/// One thing that stops a model from converting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Node (or input) name.
+    pub node: String,
+    /// Operator type.
+    pub op: String,
+    /// Kind.
+    pub kind: ProblemKind,
+    /// What is wrong and, where possible, what to do.
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn model(message: &str) -> Problem {
+        Problem {
+            node: String::new(),
+            op: String::new(),
+            kind: ProblemKind::Model,
+            message: message.to_string(),
+        }
+    }
+
+    pub(crate) fn input(name: &str, kind: ProblemKind, message: &str) -> Problem {
+        Problem {
+            node: name.to_string(),
+            op: "input".into(),
+            kind,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            ProblemKind::Model => write!(f, "{}", self.message),
+            ProblemKind::DynamicDim if self.op == "input" => {
+                write!(f, "input `{}`: {}", self.node, self.message)
+            }
+            _ => write!(f, "node `{}` ({}): {}", self.node, self.op, self.message),
+        }
+    }
+}
+
+/// Why a model did not convert.
+#[derive(Debug, Error)]
+pub enum ConvertError {
+    /// The file could not be read.
+    #[error("cannot read `{path}`: {source}")]
+    Io {
+        /// The model path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid ONNX model.
+    #[error("`{path}` is not a valid ONNX model: {message}")]
+    Parse {
+        /// The model path.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// Some nodes use something the runtime does not support.
+    #[error("{}", unsupported_message(path, problems))]
+    Unsupported {
+        /// The model path.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+    /// A converter bug.
+    #[error(
+        "internal converter error: {0}; this is a bug in cargo-medwasm, please report it with the model attached"
+    )]
+    Internal(String),
+}
+
+fn unsupported_message(path: &Path, problems: &[Problem]) -> String {
+    let mut s = format!(
+        "`{}` cannot be converted: {} problem{} found",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        s.push_str("\n  - ");
+        s.push_str(&p.to_string());
+    }
+    s.push_str("\nsupported operators and attributes: docs/ops.md (or `cargo medwasm ops`)");
+    s
+}
+
+/// Converts the ONNX model at `path`.
+pub fn convert_onnx(path: &Path, opts: &ConvertOptions) -> Result<Converted, ConvertError> {
+    let bytes = std::fs::read(path).map_err(|source| ConvertError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    convert_onnx_bytes(path, &bytes, opts)
+}
+
+/// Converts ONNX model bytes; `path` is used for messages and the manifest.
+pub fn convert_onnx_bytes(
+    path: &Path,
+    bytes: &[u8],
+    opts: &ConvertOptions,
+) -> Result<Converted, ConvertError> {
+    let proto = tract_onnx::onnx()
+        .proto_model_for_read(&mut &bytes[..])
+        .map_err(|e| ConvertError::Parse {
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        })?;
+    let imported = onnx::import(&proto, &opts.input_shapes);
+    if !imported.problems.is_empty() {
+        return Err(ConvertError::Unsupported {
+            path: path.to_path_buf(),
+            problems: imported.problems,
+        });
+    }
+    let mut graph = imported.graph;
+    let mut notes = imported.notes;
+    if graph.inputs.is_empty() || graph.outputs.is_empty() {
+        return Err(ConvertError::Unsupported {
+            path: path.to_path_buf(),
+            problems: vec![Problem::model(
+                "the graph has no runtime inputs or no outputs",
+            )],
+        });
+    }
+    notes.extend(passes::run(&mut graph));
+    let (blob, arena) = plan::plan_and_write(&graph).map_err(ConvertError::Internal)?;
+
+    // Check the blob with the runtime's own loader, and count MACs on the way.
+    let aligned = medwasm::AlignedBuf::from_bytes(&blob);
+    let model = medwasm::Model::load(aligned.as_slice())
+        .map_err(|e| ConvertError::Internal(format!("the written blob does not load: {e}")))?;
+    let mut macs = 0u64;
+    for i in 0..model.node_count() {
+        let node = model
+            .node(i)
+            .map_err(|e| ConvertError::Internal(e.to_string()))?;
+        let p = medwasm::ops::prepare(&model, i, &node)
+            .map_err(|e| ConvertError::Internal(e.to_string()))?;
+        macs += medwasm::ops::macs(&p);
+    }
+    let mut ops: Vec<(String, u64)> = vec![];
+    for n in &graph.nodes {
+        let label = n.op.label();
+        match ops.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, c)) => *c += 1,
+            None => ops.push((label, 1)),
+        }
+    }
+    let spec = |t: usize| TensorSpec {
+        name: graph.tensors[t].name.clone(),
+        shape: graph.tensors[t].dims.iter().map(|&d| d as u64).collect(),
+        dtype: "f32".into(),
+    };
+    let producer = format!("{} {}", proto.producer_name, proto.producer_version)
+        .trim()
+        .to_string();
+    let manifest = Manifest {
+        format_version: medwasm::format::VERSION_MAJOR,
+        source: Source {
+            file: path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256: hex(&Sha256::digest(bytes)),
+            format: "onnx".into(),
+            opset: imported.opset,
+            producer,
+            input_shapes: imported
+                .input_shapes
+                .iter()
+                .map(|s| s.iter().map(|&d| d as u64).collect())
+                .collect(),
+        },
+        inputs: graph.inputs.iter().map(|&t| spec(t)).collect(),
+        outputs: graph.outputs.iter().map(|&t| spec(t)).collect(),
+        arena_bytes: arena as u64,
+        weights_bytes: model.data_bytes() as u64,
+        blob_bytes: blob.len() as u64,
+        blob_sha256: hex(&Sha256::digest(&blob)),
+        nodes: model.node_count() as u64,
+        macs,
+        ops,
+        notes,
+        converter: format!("cargo-medwasm {}", env!("CARGO_PKG_VERSION")),
+    };
+    Ok(Converted { blob, manifest })
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

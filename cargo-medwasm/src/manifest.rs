@@ -1,0 +1,103 @@
+//! The model manifest: what `cargo medwasm import` records about a converted model.
+//!
+//! It is written next to the blob as `model/manifest.json`, embedded into every
+//! artifact as the `medwasm.manifest` custom section, and read back by `bench`.
+
+use serde::{Deserialize, Serialize};
+
+/// File name of the manifest inside a detector's `model/` folder.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// File name of the compact model blob inside a detector's `model/` folder.
+pub const BLOB_FILE: &str = "model.mwm";
+/// Name of the wasm custom section that carries the manifest and build info.
+pub const CUSTOM_SECTION: &str = "medwasm.manifest";
+
+/// Everything recorded about one imported model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Version of the compact model format the blob uses.
+    pub format_version: u16,
+    /// The model the blob was converted from.
+    pub source: Source,
+    /// Graph inputs, in order.
+    pub inputs: Vec<TensorSpec>,
+    /// Graph outputs, in order.
+    pub outputs: Vec<TensorSpec>,
+    /// Peak arena bytes from the static memory plan.
+    pub arena_bytes: u64,
+    /// Bytes of constant data (weights) in the blob.
+    pub weights_bytes: u64,
+    /// Size of the whole blob.
+    pub blob_bytes: u64,
+    /// sha256 of the blob, hex.
+    pub blob_sha256: String,
+    /// Number of nodes the runtime executes.
+    pub nodes: u64,
+    /// Multiply-accumulates per inference (Conv, Gemm, MatMul).
+    pub macs: u64,
+    /// Operators used, with their count, after conversion.
+    pub ops: Vec<(String, u64)>,
+    /// What the converter changed on the way (fixed batch dims, folded BatchNorm …).
+    pub notes: Vec<String>,
+    /// Tool that produced the blob, e.g. `cargo-medwasm 0.1.0`.
+    pub converter: String,
+}
+
+/// Where a blob came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// File name of the source model, as copied into the project's `model/` folder.
+    pub file: String,
+    /// sha256 of the source model file, hex.
+    pub sha256: String,
+    /// Source format: `onnx`.
+    pub format: String,
+    /// Default-domain opset version.
+    pub opset: i64,
+    /// `producer_name producer_version` from the model file.
+    pub producer: String,
+    /// Input shapes the model was converted with (after fixing dynamic dims).
+    pub input_shapes: Vec<Vec<u64>>,
+}
+
+/// Name, shape and element type of one graph input or output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    /// Name in the source model.
+    pub name: String,
+    /// Static shape.
+    pub shape: Vec<u64>,
+    /// Element type, e.g. `f32`.
+    pub dtype: String,
+}
+
+impl TensorSpec {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product::<u64>() as usize
+    }
+
+    /// True for a tensor with a zero dimension.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Manifest {
+    /// Reads `model/manifest.json` of a project.
+    pub fn read(path: &std::path::Path) -> anyhow::Result<Manifest> {
+        use anyhow::Context as _;
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read `{}`: import a model first with `cargo medwasm import <model.onnx>`",
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "`{}` is not a valid manifest: run `cargo medwasm import` again",
+                path.display()
+            )
+        })
+    }
+}

@@ -1,0 +1,191 @@
+//! Finding the detector project and resolving its configuration.
+//!
+//! What the user typed (clap) is merged with `[package.metadata.medwasm]` into one
+//! [`Project`] before any work starts; unknown metadata keys are warned about.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use serde::Deserialize;
+
+use crate::manifest::{BLOB_FILE, MANIFEST_FILE, Manifest};
+
+/// Default absolute tolerance for conformance checks.
+pub const DEFAULT_ABS_TOL: f32 = 1e-4;
+/// Default relative tolerance for conformance checks.
+pub const DEFAULT_REL_TOL: f32 = 1e-3;
+
+/// `[package.metadata.medwasm]` as written in a detector's Cargo.toml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Metadata {
+    /// Target used when `--target` is not given.
+    pub default_target: Option<String>,
+    /// Absolute tolerance for conformance.
+    pub abs_tolerance: Option<f32>,
+    /// Relative tolerance for conformance.
+    pub rel_tolerance: Option<f32>,
+    /// Warm runs for latency figures.
+    pub runs: Option<usize>,
+}
+
+const KNOWN_KEYS: &[&str] = &["default-target", "abs-tolerance", "rel-tolerance", "runs"];
+
+/// A detector project, located with cargo_metadata.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Package name from Cargo.toml.
+    pub name: String,
+    /// Directory holding the package's Cargo.toml.
+    pub root: PathBuf,
+    /// Path of the package's Cargo.toml.
+    pub manifest_path: PathBuf,
+    /// Cargo's target directory for this package.
+    pub target_dir: PathBuf,
+    /// Resolved `[package.metadata.medwasm]`.
+    pub metadata: Metadata,
+    /// Warnings found while resolving (misspelled keys …).
+    pub warnings: Vec<String>,
+    /// Version of the `medwasm` SDK the package resolved to, if it depends on it.
+    pub sdk_version: Option<String>,
+    /// Whether the package's lib has `crate-type` containing `cdylib`.
+    pub is_cdylib: bool,
+}
+
+impl Project {
+    /// Locates the package whose Cargo.toml is at `manifest_path`, or the one in the
+    /// current directory.
+    pub fn locate(manifest_path: Option<&Path>) -> Result<Project> {
+        let mut cmd = cargo_metadata::MetadataCommand::new();
+        if let Some(path) = manifest_path {
+            cmd.manifest_path(path);
+        }
+        let meta = cmd.exec().map_err(|e| {
+            anyhow::anyhow!(
+                "no detector project here ({e}); run this inside a project made by `cargo medwasm new <name>`, or pass `--manifest-path <Cargo.toml>`"
+            )
+        })?;
+        let package = match meta.root_package() {
+            Some(p) => p.clone(),
+            None => bail!(
+                "`{}` is a virtual workspace; run this inside a detector package or pass `--manifest-path <detector>/Cargo.toml`",
+                meta.workspace_root
+            ),
+        };
+        let manifest_path: PathBuf = package.manifest_path.clone().into();
+        let root = manifest_path
+            .parent()
+            .context("package manifest has no parent directory")?
+            .to_path_buf();
+        let mut warnings = Vec::new();
+        let raw = package
+            .metadata
+            .get("medwasm")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        let metadata = if raw.is_null() {
+            Metadata::default()
+        } else {
+            if let Some(obj) = raw.as_object() {
+                for key in obj.keys() {
+                    if !KNOWN_KEYS.contains(&key.as_str()) {
+                        warnings.push(format!(
+                            "unknown key `{key}` in `[package.metadata.medwasm]` of {}; known keys: {}",
+                            manifest_path.display(),
+                            KNOWN_KEYS.join(", ")
+                        ));
+                    }
+                }
+            }
+            serde_json::from_value(raw).with_context(|| {
+                format!(
+                    "`[package.metadata.medwasm]` in {} has a value of the wrong type",
+                    manifest_path.display()
+                )
+            })?
+        };
+        let sdk_version = meta
+            .packages
+            .iter()
+            .find(|p| p.name.as_str() == "medwasm")
+            .map(|p| p.version.to_string());
+        let is_cdylib = package.targets.iter().any(|t| {
+            t.kind
+                .iter()
+                .any(|k| matches!(k, cargo_metadata::TargetKind::CDyLib))
+        });
+        Ok(Project {
+            name: package.name.to_string(),
+            root,
+            manifest_path,
+            target_dir: meta.target_directory.clone().into(),
+            metadata,
+            warnings,
+            sdk_version,
+            is_cdylib,
+        })
+    }
+
+    /// Name with `-` replaced by `_`, as rustc names artifacts.
+    pub fn crate_name(&self) -> String {
+        self.name.replace('-', "_")
+    }
+
+    /// `model/` folder of the project.
+    pub fn model_dir(&self) -> PathBuf {
+        self.root.join("model")
+    }
+
+    /// `vectors/` folder of the project.
+    pub fn vectors_dir(&self) -> PathBuf {
+        self.root.join("vectors")
+    }
+
+    /// Path of the model manifest.
+    pub fn manifest_file(&self) -> PathBuf {
+        self.model_dir().join(MANIFEST_FILE)
+    }
+
+    /// Path of the compact model blob.
+    pub fn blob_file(&self) -> PathBuf {
+        self.model_dir().join(BLOB_FILE)
+    }
+
+    /// Reads the model manifest, with an error saying to import first.
+    pub fn manifest(&self) -> Result<Manifest> {
+        Manifest::read(&self.manifest_file())
+    }
+
+    /// Where artifacts for `target` go: `target/medwasm/<target>/`.
+    pub fn artifact_dir(&self, target: &str) -> PathBuf {
+        self.target_dir.join("medwasm").join(target)
+    }
+
+    /// Absolute tolerance to use.
+    pub fn abs_tolerance(&self) -> f32 {
+        self.metadata.abs_tolerance.unwrap_or(DEFAULT_ABS_TOL)
+    }
+
+    /// Relative tolerance to use.
+    pub fn rel_tolerance(&self) -> f32 {
+        self.metadata.rel_tolerance.unwrap_or(DEFAULT_REL_TOL)
+    }
+
+    /// Stored input vectors for input `i`: `vectors/inputs.npy`, `vectors/inputs.<i>.npy`.
+    pub fn inputs_file(&self, i: usize) -> PathBuf {
+        self.vectors_dir().join(indexed("inputs", i))
+    }
+
+    /// Stored expected outputs for output `i`: `vectors/expected.npy`, `vectors/expected.<i>.npy`.
+    pub fn expected_file(&self, i: usize) -> PathBuf {
+        self.vectors_dir().join(indexed("expected", i))
+    }
+}
+
+fn indexed(stem: &str, i: usize) -> String {
+    if i == 0 {
+        format!("{stem}.npy")
+    } else {
+        format!("{stem}.{i}.npy")
+    }
+}

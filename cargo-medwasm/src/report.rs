@@ -1,0 +1,719 @@
+//! One result type for `bench` across targets: one table, one JSON schema.
+//! A new target adds a runner that fills a [`TargetReport`], not a new report.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Everything `cargo medwasm bench` measured, for all targets it ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Schema version of this JSON.
+    pub schema: u32,
+    /// Detector package name.
+    pub detector: String,
+    /// The model manifest's source file and sha256.
+    pub model: String,
+    /// Model source sha256.
+    pub model_sha256: String,
+    /// Tolerances used: |got - want| <= abs + rel * |want|.
+    pub tolerance: Tolerance,
+    /// Machine the host side ran on (`uname`-style), for reproducibility.
+    pub host: String,
+    /// One entry per target.
+    pub targets: Vec<TargetReport>,
+}
+
+/// Conformance tolerance.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Tolerance {
+    /// Absolute part.
+    pub abs: f32,
+    /// Relative part.
+    pub rel: f32,
+}
+
+/// What one target measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetReport {
+    /// `wasmtime`, `browser`, `node`, `mcu` …
+    pub target: String,
+    /// The runtime and its version, e.g. `wasmtime 48.0.8 (embedded)`.
+    pub runtime: String,
+    /// Artifact path.
+    pub artifact: String,
+    /// Conformance, one row per test vector.
+    pub vectors: Vec<VectorResult>,
+    /// True when every vector passed against every reference.
+    pub passed: bool,
+    /// Latency figures.
+    pub latency: Latency,
+    /// Sizes.
+    pub size: Size,
+    /// Memory.
+    pub memory: Memory,
+}
+
+/// Comparison of one test vector's outputs against the references.
+#[derive(Debug, Clone, Serialize)]
+pub struct VectorResult {
+    /// Index of the vector in the stored vectors.
+    pub index: usize,
+    /// Against tract running the original ONNX model natively.
+    pub vs_tract: Option<Deviation>,
+    /// Against the project's stored expected outputs.
+    pub vs_expected: Option<Deviation>,
+    /// The detector's finding for this vector.
+    pub finding: Option<Finding>,
+    /// An error the detector returned for this vector instead of outputs.
+    pub error: Option<String>,
+}
+
+impl VectorResult {
+    /// True when the detector produced outputs, at least one reference exists, and
+    /// the outputs agree with every reference there is.
+    pub fn passed(&self) -> bool {
+        let references = [self.vs_tract, self.vs_expected];
+        self.error.is_none()
+            && references.iter().any(Option::is_some)
+            && references.iter().flatten().all(|d| d.pass)
+    }
+}
+
+/// Largest deviations over all outputs of one vector.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Deviation {
+    /// Largest |got - want|.
+    pub max_abs: f32,
+    /// Largest |got - want| / |want| over elements with |want| > 1e-6.
+    pub max_rel: f32,
+    /// Whether every element is within tolerance.
+    pub pass: bool,
+}
+
+impl Deviation {
+    /// Compares `got` against `want` element by element.
+    pub fn compare(got: &[f32], want: &[f32], tol: Tolerance) -> Deviation {
+        if got.len() != want.len() {
+            return Deviation {
+                max_abs: f32::INFINITY,
+                max_rel: f32::INFINITY,
+                pass: false,
+            };
+        }
+        let mut max_abs = 0.0f32;
+        let mut max_rel = 0.0f32;
+        let mut pass = true;
+        for (&g, &w) in got.iter().zip(want) {
+            let d = (g - w).abs();
+            // NaN never passes: `d <= bound` is false for NaN. An infinite reference
+            // would make the bound infinite, so it is only met by the same infinity.
+            let within = if w.is_finite() {
+                d <= tol.abs + tol.rel * w.abs()
+            } else {
+                g == w
+            };
+            if !within {
+                pass = false;
+            }
+            let d = if g == w {
+                0.0
+            } else if d.is_nan() {
+                f32::INFINITY
+            } else {
+                d
+            };
+            max_abs = max_abs.max(d);
+            if w.abs() > 1e-6 {
+                max_rel = max_rel.max(d / w.abs());
+            }
+        }
+        Deviation {
+            max_abs,
+            max_rel,
+            pass,
+        }
+    }
+
+    /// Combines the deviations of several outputs.
+    pub fn merge(self, other: Deviation) -> Deviation {
+        Deviation {
+            max_abs: self.max_abs.max(other.max_abs),
+            max_rel: self.max_rel.max(other.max_rel),
+            pass: self.pass && other.pass,
+        }
+    }
+}
+
+/// The detector's interpretation of one inference.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Finding {
+    /// Score (anomaly score, class probability …).
+    pub score: f32,
+    /// Label (class index, or 0/1).
+    pub label: i32,
+    /// Whether the detector raised an alert.
+    pub alert: bool,
+}
+
+/// Latency figures, in microseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Latency {
+    /// Compile + instantiate + first inference, no compilation cache.
+    pub cold_start_us: Option<f64>,
+    /// The same with a warm compilation cache.
+    pub cold_start_cached_us: Option<f64>,
+    /// Warm inference: median.
+    pub median_us: f64,
+    /// Warm inference: 95th percentile.
+    pub p95_us: f64,
+    /// Warm inference: 99th percentile.
+    pub p99_us: f64,
+    /// Number of warm runs.
+    pub runs: usize,
+    /// Deterministic count (QEMU instructions) where the target has one.
+    pub instructions: Option<u64>,
+}
+
+/// Artifact size split.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Size {
+    /// Whole artifact, bytes.
+    pub total: u64,
+    /// Code (everything but the model blob and custom sections), bytes.
+    pub code: u64,
+    /// Model blob (weights and graph), bytes.
+    pub weights: u64,
+    /// Custom sections (manifest, build info), bytes.
+    pub metadata: u64,
+}
+
+/// Memory use.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Memory {
+    /// Peak arena bytes from the static plan.
+    pub arena_bytes: u64,
+    /// Linear memory pages (64 KiB) after the warm runs, wasm targets only.
+    pub wasm_pages: Option<u64>,
+}
+
+/// Summarizes sorted-or-not latency samples in microseconds.
+pub fn percentiles(samples: &mut [f64]) -> (f64, f64, f64) {
+    if samples.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| {
+        let idx = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples[idx.min(samples.len() - 1)]
+    };
+    (at(0.5), at(0.95), at(0.99))
+}
+
+/// The machine the bench ran on, for reproducible figures: CPU model, cores, OS and
+/// architecture, e.g. `AMD EPYC 7B13, 2 cores, linux x86_64`.
+pub fn host_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| cpu_model(&info))
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let plural = if cores == 1 { "" } else { "s" };
+    format!(
+        "{cpu}, {cores} core{plural}, {} {}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+/// The CPU model in `/proc/cpuinfo`: `model name` on x86, `Model` or `Hardware` on Arm.
+fn cpu_model(cpuinfo: &str) -> Option<String> {
+    ["model name", "Model", "Hardware"].iter().find_map(|key| {
+        cpuinfo.lines().find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            (k.trim() == *key && !v.trim().is_empty()).then(|| v.trim().to_string())
+        })
+    })
+}
+
+impl BenchReport {
+    /// Number of vector rows that failed, over all targets, and the number of rows.
+    pub fn failed_vectors(&self) -> (usize, usize) {
+        let rows = self.targets.iter().flat_map(|t| &t.vectors);
+        let total = rows.clone().count();
+        (rows.filter(|v| !v.passed()).count(), total)
+    }
+
+    /// True when every target passed.
+    pub fn passed(&self) -> bool {
+        !self.targets.is_empty() && self.targets.iter().all(|t| t.passed)
+    }
+}
+
+/// The human report: a header, then per target one row per vector and the latency,
+/// size and memory figures.
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sha = self.model_sha256.get(..12).unwrap_or(&self.model_sha256);
+        writeln!(f, "bench of `{}`", self.detector)?;
+        writeln!(f, "  model      {} (sha256 {sha}…)", self.model)?;
+        writeln!(
+            f,
+            "  tolerance  |got - want| <= {:e} + {:e} * |want|",
+            self.tolerance.abs, self.tolerance.rel
+        )?;
+        writeln!(f, "  host       {}", self.host)?;
+        for target in &self.targets {
+            writeln!(f)?;
+            write!(f, "{target}")?;
+        }
+        writeln!(f)?;
+        let (failed, total) = self.failed_vectors();
+        if self.passed() {
+            writeln!(f, "PASS: {total} of {total} vectors agree on every target")
+        } else {
+            writeln!(f, "FAIL: {failed} of {total} vectors disagree or failed")
+        }
+    }
+}
+
+impl fmt::Display for TargetReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "target `{}` on {}", self.target, self.runtime)?;
+        writeln!(f, "  artifact    {}", self.artifact)?;
+        writeln!(f)?;
+        let mut rows = vec![[
+            "vector".to_string(),
+            "vs tract (abs / rel)".to_string(),
+            "vs expected (abs / rel)".to_string(),
+            "finding".to_string(),
+            "result".to_string(),
+        ]];
+        for v in &self.vectors {
+            let finding = match (&v.finding, &v.error) {
+                (_, Some(_)) => "error, see below".to_string(),
+                (Some(found), None) => found.to_string(),
+                (None, None) => "-".to_string(),
+            };
+            rows.push([
+                v.index.to_string(),
+                deviation_cell(v.vs_tract),
+                deviation_cell(v.vs_expected),
+                finding,
+                if v.passed() { "PASS" } else { "FAIL" }.to_string(),
+            ]);
+        }
+        let mut widths = [0usize; 5];
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        for row in &rows {
+            let line = format!(
+                "  {:>w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+                w3 = widths[3],
+            );
+            writeln!(f, "{}", line.trim_end())?;
+        }
+        for v in &self.vectors {
+            if let Some(error) = &v.error {
+                writeln!(f, "  vector {}: {error}", v.index)?;
+            }
+        }
+        writeln!(f)?;
+
+        let l = &self.latency;
+        if l.runs == 0 {
+            writeln!(f, "  latency  not measured: no vector ran without an error")?;
+        } else {
+            writeln!(
+                f,
+                "  cold start  {} compiled, {} from a compilation cache (median of 3)",
+                optional_micros(l.cold_start_us),
+                optional_micros(l.cold_start_cached_us)
+            )?;
+            writeln!(
+                f,
+                "  warm        median {}, p95 {}, p99 {} ({} runs)",
+                micros(l.median_us),
+                micros(l.p95_us),
+                micros(l.p99_us),
+                l.runs
+            )?;
+        }
+        if let Some(n) = l.instructions {
+            writeln!(f, "  count       {n} instructions per inference")?;
+        }
+        let s = &self.size;
+        writeln!(
+            f,
+            "  size        {} total: {} code, {} weights, {} metadata",
+            bytes(s.total),
+            bytes(s.code),
+            bytes(s.weights),
+            bytes(s.metadata)
+        )?;
+        write!(f, "  memory      arena {}", bytes(self.memory.arena_bytes))?;
+        if let Some(pages) = self.memory.wasm_pages {
+            let plural = if pages == 1 { "" } else { "s" };
+            write!(
+                f,
+                ", linear memory {pages} page{plural} ({})",
+                bytes(pages * 65536)
+            )?;
+        }
+        writeln!(f)
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "score {} label {}", short(self.score), self.label)?;
+        if self.alert {
+            write!(f, " ALERT")?;
+        }
+        Ok(())
+    }
+}
+
+/// A score with at most four decimals and no trailing zeros (`12.5`, `0.0123`), or in
+/// scientific notation when it is that small.
+fn short(x: f32) -> String {
+    if (x != 0.0 && x.abs() < 1e-3) || x.abs() >= 1e6 {
+        return format!("{x:.3e}");
+    }
+    let fixed = format!("{x:.4}");
+    fixed
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
+}
+
+fn deviation_cell(d: Option<Deviation>) -> String {
+    match d {
+        Some(d) => format!("{} / {}", scientific(d.max_abs), scientific(d.max_rel)),
+        None => "-".to_string(),
+    }
+}
+
+/// `1.5e-7`, with a plain `0` and `inf` so exact agreement and a missing output stand out.
+fn scientific(x: f32) -> String {
+    if x == 0.0 {
+        "0".to_string()
+    } else if x.is_infinite() {
+        "inf".to_string()
+    } else {
+        format!("{x:.1e}")
+    }
+}
+
+fn optional_micros(us: Option<f64>) -> String {
+    us.map_or_else(|| "-".to_string(), micros)
+}
+
+/// Microseconds with a unit that keeps three or four significant digits.
+fn micros(us: f64) -> String {
+    if us < 1_000.0 {
+        format!("{us:.1} µs")
+    } else if us < 1_000_000.0 {
+        format!("{:.2} ms", us / 1_000.0)
+    } else {
+        format!("{:.2} s", us / 1_000_000.0)
+    }
+}
+
+/// Bytes, in KiB above 1 KiB; the JSON report has the exact figures.
+fn bytes(n: u64) -> String {
+    if n < 1024 {
+        format!("{n} B")
+    } else if n < 1024 * 1024 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{:.2} MiB", n as f64 / (1024.0 * 1024.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deviation_flags_nan_and_length() {
+        let tol = Tolerance {
+            abs: 1e-4,
+            rel: 1e-3,
+        };
+        assert!(Deviation::compare(&[1.0, 2.0], &[1.0, 2.0], tol).pass);
+        assert!(!Deviation::compare(&[1.0, f32::NAN], &[1.0, 2.0], tol).pass);
+        assert!(!Deviation::compare(&[1.0], &[1.0, 2.0], tol).pass);
+        let same = Deviation::compare(&[f32::INFINITY], &[f32::INFINITY], tol);
+        assert!(same.pass && same.max_abs == 0.0);
+        assert!(!Deviation::compare(&[f32::NEG_INFINITY], &[f32::INFINITY], tol).pass);
+        assert!(!Deviation::compare(&[5.0], &[f32::INFINITY], tol).pass);
+        // The bound is abs + rel * |want| = 1.1e-3 here: 1e-3 off passes, 2e-3 does not.
+        assert!(Deviation::compare(&[1.001], &[1.0], tol).pass);
+        let d = Deviation::compare(&[1.002], &[1.0], tol);
+        assert!(!d.pass);
+        assert!((d.max_abs - 0.002).abs() < 1e-6);
+        assert!((d.max_rel - 0.002).abs() < 1e-6);
+    }
+
+    #[test]
+    fn percentiles_of_known_samples() {
+        let mut s: Vec<f64> = (1..=100).map(f64::from).collect();
+        let (m, p95, p99) = percentiles(&mut s);
+        assert_eq!((m, p95, p99), (51.0, 95.0, 99.0));
+    }
+
+    fn sample_report() -> BenchReport {
+        let ok = |max_abs, max_rel| {
+            Some(Deviation {
+                max_abs,
+                max_rel,
+                pass: true,
+            })
+        };
+        BenchReport {
+            schema: 1,
+            detector: "vitals-anomaly".into(),
+            model: "model.onnx".into(),
+            model_sha256: "3f2a9c0d1e2b4a5968778695a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5".into(),
+            tolerance: Tolerance {
+                abs: 1e-4,
+                rel: 1e-3,
+            },
+            host: "AMD EPYC 7B13, 2 cores, linux x86_64".into(),
+            targets: vec![TargetReport {
+                target: "wasmtime".into(),
+                runtime: "wasmtime 48.0.8 (embedded)".into(),
+                artifact: "target/medwasm/wasmtime/vitals_anomaly.wasm".into(),
+                vectors: vec![
+                    VectorResult {
+                        index: 0,
+                        vs_tract: ok(2.5e-7, 1.25e-6),
+                        vs_expected: ok(0.0, 0.0),
+                        finding: Some(Finding {
+                            score: 0.0123,
+                            label: 0,
+                            alert: false,
+                        }),
+                        error: None,
+                    },
+                    VectorResult {
+                        index: 1,
+                        vs_tract: ok(3.0e-7, 2.0e-6),
+                        vs_expected: Some(Deviation {
+                            max_abs: 0.5,
+                            max_rel: 0.0625,
+                            pass: false,
+                        }),
+                        finding: Some(Finding {
+                            score: 12.5,
+                            label: 1,
+                            alert: true,
+                        }),
+                        error: None,
+                    },
+                    VectorResult {
+                        index: 2,
+                        vs_tract: None,
+                        vs_expected: None,
+                        finding: None,
+                        error: Some("error 11 (`NonFinite`): input 0 element 3 is NaN".into()),
+                    },
+                ],
+                passed: false,
+                latency: Latency {
+                    cold_start_us: Some(12_410.0),
+                    cold_start_cached_us: Some(1_204.5),
+                    median_us: 45.2,
+                    p95_us: 50.1,
+                    p99_us: 1_060.0,
+                    runs: 200,
+                    instructions: None,
+                },
+                size: Size {
+                    total: 49_352,
+                    code: 20_110,
+                    weights: 28_100,
+                    metadata: 1_142,
+                },
+                memory: Memory {
+                    arena_bytes: 12_288,
+                    wasm_pages: Some(2),
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn table_shows_rows_errors_and_figures() {
+        let report = sample_report();
+        assert_eq!(report.failed_vectors(), (2, 3));
+        assert!(!report.passed());
+        insta::assert_snapshot!(report.to_string(), @r#"
+            bench of `vitals-anomaly`
+              model      model.onnx (sha256 3f2a9c0d1e2b…)
+              tolerance  |got - want| <= 1e-4 + 1e-3 * |want|
+              host       AMD EPYC 7B13, 2 cores, linux x86_64
+
+            target `wasmtime` on wasmtime 48.0.8 (embedded)
+              artifact    target/medwasm/wasmtime/vitals_anomaly.wasm
+
+              vector  vs tract (abs / rel)  vs expected (abs / rel)  finding                   result
+                   0  2.5e-7 / 1.2e-6       0 / 0                    score 0.0123 label 0      PASS
+                   1  3.0e-7 / 2.0e-6       5.0e-1 / 6.2e-2          score 12.5 label 1 ALERT  FAIL
+                   2  -                     -                        error, see below          FAIL
+              vector 2: error 11 (`NonFinite`): input 0 element 3 is NaN
+
+              cold start  12.41 ms compiled, 1.20 ms from a compilation cache (median of 3)
+              warm        median 45.2 µs, p95 50.1 µs, p99 1.06 ms (200 runs)
+              size        48.2 KiB total: 19.6 KiB code, 27.4 KiB weights, 1.1 KiB metadata
+              memory      arena 12.0 KiB, linear memory 2 pages (128.0 KiB)
+
+            FAIL: 2 of 3 vectors disagree or failed
+        "#);
+    }
+
+    #[test]
+    fn json_keeps_its_schema() {
+        let report = sample_report();
+        let json = serde_json::to_string_pretty(&report).expect("a report serializes");
+        insta::assert_snapshot!(json, @r#"
+        {
+          "schema": 1,
+          "detector": "vitals-anomaly",
+          "model": "model.onnx",
+          "model_sha256": "3f2a9c0d1e2b4a5968778695a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5",
+          "tolerance": {
+            "abs": 0.0001,
+            "rel": 0.001
+          },
+          "host": "AMD EPYC 7B13, 2 cores, linux x86_64",
+          "targets": [
+            {
+              "target": "wasmtime",
+              "runtime": "wasmtime 48.0.8 (embedded)",
+              "artifact": "target/medwasm/wasmtime/vitals_anomaly.wasm",
+              "vectors": [
+                {
+                  "index": 0,
+                  "vs_tract": {
+                    "max_abs": 2.5e-7,
+                    "max_rel": 0.00000125,
+                    "pass": true
+                  },
+                  "vs_expected": {
+                    "max_abs": 0.0,
+                    "max_rel": 0.0,
+                    "pass": true
+                  },
+                  "finding": {
+                    "score": 0.0123,
+                    "label": 0,
+                    "alert": false
+                  },
+                  "error": null
+                },
+                {
+                  "index": 1,
+                  "vs_tract": {
+                    "max_abs": 3e-7,
+                    "max_rel": 0.000002,
+                    "pass": true
+                  },
+                  "vs_expected": {
+                    "max_abs": 0.5,
+                    "max_rel": 0.0625,
+                    "pass": false
+                  },
+                  "finding": {
+                    "score": 12.5,
+                    "label": 1,
+                    "alert": true
+                  },
+                  "error": null
+                },
+                {
+                  "index": 2,
+                  "vs_tract": null,
+                  "vs_expected": null,
+                  "finding": null,
+                  "error": "error 11 (`NonFinite`): input 0 element 3 is NaN"
+                }
+              ],
+              "passed": false,
+              "latency": {
+                "cold_start_us": 12410.0,
+                "cold_start_cached_us": 1204.5,
+                "median_us": 45.2,
+                "p95_us": 50.1,
+                "p99_us": 1060.0,
+                "runs": 200,
+                "instructions": null
+              },
+              "size": {
+                "total": 49352,
+                "code": 20110,
+                "weights": 28100,
+                "metadata": 1142
+              },
+              "memory": {
+                "arena_bytes": 12288,
+                "wasm_pages": 2
+              }
+            }
+          ]
+        }
+    "#);
+    }
+
+    #[test]
+    fn vector_passes_only_with_a_reference_and_no_error() {
+        let pass = Some(Deviation {
+            max_abs: 0.0,
+            max_rel: 0.0,
+            pass: true,
+        });
+        let fail = Some(Deviation {
+            max_abs: 1.0,
+            max_rel: 1.0,
+            pass: false,
+        });
+        let row = |vs_tract, vs_expected, error: Option<&str>| VectorResult {
+            index: 0,
+            vs_tract,
+            vs_expected,
+            finding: None,
+            error: error.map(String::from),
+        };
+        assert!(row(pass, None, None).passed());
+        assert!(row(None, pass, None).passed());
+        assert!(!row(pass, fail, None).passed());
+        assert!(!row(None, None, None).passed());
+        assert!(!row(pass, pass, Some("trapped")).passed());
+    }
+
+    #[test]
+    fn cpu_model_from_cpuinfo() {
+        let x86 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n";
+        assert_eq!(cpu_model(x86).as_deref(), Some("AMD EPYC 7B13"));
+        let arm =
+            "processor\t: 0\nBogoMIPS\t: 108.00\n\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n";
+        assert_eq!(
+            cpu_model(arm).as_deref(),
+            Some("Raspberry Pi 4 Model B Rev 1.4")
+        );
+        assert_eq!(cpu_model("processor\t: 0\n"), None);
+        assert!(host_description().contains(std::env::consts::ARCH));
+    }
+}

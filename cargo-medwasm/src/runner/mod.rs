@@ -1,0 +1,349 @@
+//! Target runners for `cargo medwasm bench`: each drives a built detector through the
+//! detector ABI (`docs/detector-abi.md`) on one target and hands back raw outputs and
+//! timings; the comparison against the references is shared, so every target fills the
+//! same [`TargetReport`].
+//!
+//! Adding a target (Chromium, Node, QEMU …) means implementing [`Runner`] and adding it
+//! to [`all`]; `bench` needs no other change.
+
+pub mod wasmtime;
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::cmd::build::BuildTarget;
+use crate::manifest::Manifest;
+use crate::report::{
+    Deviation, Finding, Latency, Memory, Size, TargetReport, Tolerance, VectorResult,
+};
+
+/// One test vector: the detector's inputs and what its outputs are compared against.
+#[derive(Debug, Clone, Default)]
+pub struct Case {
+    /// Elements of each model input, in manifest order.
+    pub inputs: Vec<Vec<f32>>,
+    /// tract's outputs for these inputs, in manifest order; `None` when tract could not
+    /// run the original model.
+    pub tract: Option<Vec<Vec<f32>>>,
+    /// Stored expected elements of each output, in manifest order; `None` for an output
+    /// without a `vectors/expected*.npy` file.
+    pub expected: Vec<Option<Vec<f32>>>,
+}
+
+impl Case {
+    /// True when at least one reference exists to compare against.
+    pub fn has_reference(&self) -> bool {
+        self.tract.is_some() || self.expected.iter().any(Option::is_some)
+    }
+}
+
+/// Everything a runner needs to bench one built artifact.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    /// The artifact `cargo medwasm build` produced for the runner's target.
+    pub artifact: &'a Path,
+    /// The model manifest the artifact must agree with.
+    pub manifest: &'a Manifest,
+    /// The test vectors, in file order.
+    pub cases: &'a [Case],
+    /// Timed warm runs.
+    pub runs: usize,
+}
+
+/// What a runner reports while it works; the CLI turns it into progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// A phase of `len` steps begins (`verb` is a short label such as `Checking`).
+    Phase {
+        /// Label of the phase.
+        verb: &'static str,
+        /// Number of steps.
+        len: u64,
+    },
+    /// One step of the current phase is done.
+    Step,
+}
+
+/// A target that can run a detector artifact.
+pub trait Runner {
+    /// Target name as used on the command line and in the report: `wasmtime` …
+    fn target(&self) -> &'static str;
+
+    /// Which `cargo medwasm build` target produces the artifact this runner loads.
+    fn build_target(&self) -> BuildTarget;
+
+    /// Why this runner cannot run on this machine (missing browser, QEMU …), or `None`
+    /// when it can. `--target all` skips the unavailable ones with this as a note.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
+
+    /// Runs every case once and measures latency.
+    ///
+    /// An error the detector returns (or a trap) for one case goes into that case's
+    /// [`Outcome`]; `Err` is for failures that leave nothing to report (the artifact
+    /// does not load, does not speak the ABI, disagrees with the manifest …).
+    fn execute(&self, job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Execution>;
+}
+
+/// The runners of every target `bench` knows, in the order `--target all` runs them.
+pub fn all() -> Vec<Box<dyn Runner>> {
+    vec![Box::new(wasmtime::WasmtimeRunner)]
+}
+
+/// What a runner observed.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// The runtime and its version, e.g. `wasmtime 48.0.8 (embedded)`.
+    pub runtime: String,
+    /// One outcome per case, in case order.
+    pub outcomes: Vec<Outcome>,
+    /// Latency figures.
+    pub latency: Latency,
+    /// Linear memory pages after the warm runs, for wasm targets.
+    pub wasm_pages: Option<u64>,
+}
+
+/// The result of running one case.
+pub type Outcome = std::result::Result<Inference, DetectorError>;
+
+/// Outputs and finding of one successful `medwasm_run`.
+#[derive(Debug, Clone)]
+pub struct Inference {
+    /// Elements of each output, in manifest order.
+    pub outputs: Vec<Vec<f32>>,
+    /// The detector's interpretation.
+    pub finding: Finding,
+}
+
+/// Why a case produced no outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DetectorError {
+    /// `medwasm_run` returned a non-zero code with this message.
+    Code {
+        /// The ABI error code.
+        code: i32,
+        /// The text at `medwasm_error_ptr`.
+        message: String,
+    },
+    /// The detector trapped (a panic, an out-of-bounds access …).
+    Trap(String),
+}
+
+impl fmt::Display for DetectorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DetectorError::Code { code, message } => {
+                match error_name(*code) {
+                    Some(name) => write!(f, "error {code} (`{name}`)")?,
+                    None => write!(f, "error {code}")?,
+                }
+                if !message.is_empty() {
+                    write!(f, ": {message}")?;
+                }
+                Ok(())
+            }
+            DetectorError::Trap(message) => write!(f, "trapped: {message}"),
+        }
+    }
+}
+
+/// Name of an ABI error code, from the table in `docs/detector-abi.md` (the numbers are
+/// stable, so a runner can name codes without depending on the SDK's build).
+pub fn error_name(code: i32) -> Option<&'static str> {
+    Some(match code {
+        0 => "ok",
+        1 => "Truncated",
+        2 => "BadMagic",
+        3 => "UnsupportedVersion",
+        4 => "Checksum",
+        5 => "Malformed",
+        6 => "ArenaTooSmall",
+        7 => "Misaligned",
+        8 => "NotInitialized",
+        9 => "BadIndex",
+        10 => "InputLength",
+        11 => "NonFinite",
+        _ => return None,
+    })
+}
+
+/// The detector ABI version these runners speak.
+pub const ABI_VERSION: i32 = 1;
+
+/// Compares each outcome with its case's references and assembles the target's report.
+///
+/// A case passes when the detector produced outputs and they agree with every
+/// reference the case has; the target passes when every case does.
+pub fn conformance(
+    runner: &dyn Runner,
+    job: &Job<'_>,
+    execution: Execution,
+    size: Size,
+    tolerance: Tolerance,
+) -> TargetReport {
+    let vectors: Vec<VectorResult> = job
+        .cases
+        .iter()
+        .zip(&execution.outcomes)
+        .enumerate()
+        .map(|(index, (case, outcome))| compare(index, case, outcome, tolerance))
+        .collect();
+    // A runner that returned fewer outcomes than cases would otherwise pass silently.
+    let complete = execution.outcomes.len() == job.cases.len();
+    let passed = complete && !vectors.is_empty() && vectors.iter().all(VectorResult::passed);
+    TargetReport {
+        target: runner.target().to_string(),
+        runtime: execution.runtime,
+        artifact: job.artifact.display().to_string(),
+        vectors,
+        passed,
+        latency: execution.latency,
+        size,
+        memory: Memory {
+            arena_bytes: job.manifest.arena_bytes,
+            wasm_pages: execution.wasm_pages,
+        },
+    }
+}
+
+/// Compares one outcome with the references of its case.
+pub fn compare(index: usize, case: &Case, outcome: &Outcome, tolerance: Tolerance) -> VectorResult {
+    match outcome {
+        Err(err) => VectorResult {
+            index,
+            vs_tract: None,
+            vs_expected: None,
+            finding: None,
+            error: Some(err.to_string()),
+        },
+        Ok(inference) => {
+            let vs_tract = case
+                .tract
+                .as_ref()
+                .and_then(|want| deviation(&inference.outputs, want.iter().map(Some), tolerance));
+            let vs_expected = deviation(
+                &inference.outputs,
+                case.expected.iter().map(Option::as_ref),
+                tolerance,
+            );
+            VectorResult {
+                index,
+                vs_tract,
+                vs_expected,
+                finding: Some(inference.finding),
+                error: None,
+            }
+        }
+    }
+}
+
+/// Merged deviation of the outputs that have a reference; `None` when none has one.
+///
+/// A reference for an output the detector did not produce counts as a failure, so a
+/// detector with too few outputs cannot pass.
+fn deviation<'w>(
+    got: &[Vec<f32>],
+    want: impl Iterator<Item = Option<&'w Vec<f32>>>,
+    tolerance: Tolerance,
+) -> Option<Deviation> {
+    let mut merged: Option<Deviation> = None;
+    for (j, want) in want.enumerate() {
+        let Some(want) = want else { continue };
+        let got = got.get(j).map(Vec::as_slice).unwrap_or(&[]);
+        let d = Deviation::compare(got, want, tolerance);
+        merged = Some(match merged {
+            Some(m) => m.merge(d),
+            None => d,
+        });
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOL: Tolerance = Tolerance {
+        abs: 1e-4,
+        rel: 1e-3,
+    };
+
+    fn ok(outputs: Vec<Vec<f32>>) -> Outcome {
+        Ok(Inference {
+            outputs,
+            finding: Finding {
+                score: 1.0,
+                label: 0,
+                alert: false,
+            },
+        })
+    }
+
+    #[test]
+    fn compare_uses_every_available_reference() {
+        let case = Case {
+            inputs: vec![vec![1.0]],
+            tract: Some(vec![vec![2.0], vec![3.0]]),
+            expected: vec![None, Some(vec![3.5])],
+        };
+        let row = compare(4, &case, &ok(vec![vec![2.0], vec![3.0]]), TOL);
+        assert_eq!(row.index, 4);
+        assert!(row.vs_tract.is_some_and(|d| d.pass));
+        let vs_expected = row.vs_expected.expect("output 1 has an expected file");
+        assert!(!vs_expected.pass);
+        assert!((vs_expected.max_abs - 0.5).abs() < 1e-6);
+        assert!(!row.passed());
+    }
+
+    #[test]
+    fn missing_output_and_missing_reference() {
+        let case = Case {
+            inputs: vec![],
+            tract: Some(vec![vec![1.0], vec![2.0]]),
+            expected: vec![],
+        };
+        let row = compare(0, &case, &ok(vec![vec![1.0]]), TOL);
+        assert!(
+            !row.vs_tract.is_some_and(|d| d.pass),
+            "a missing output must fail"
+        );
+        assert!(row.vs_expected.is_none());
+
+        let bare = Case {
+            inputs: vec![],
+            tract: None,
+            expected: vec![None],
+        };
+        let row = compare(0, &bare, &ok(vec![vec![1.0]]), TOL);
+        assert!(row.vs_tract.is_none() && row.vs_expected.is_none());
+        assert!(
+            !row.passed(),
+            "a vector with nothing to compare against proves nothing"
+        );
+    }
+
+    #[test]
+    fn errors_are_named() {
+        let err = DetectorError::Code {
+            code: 11,
+            message: "input 0 element 3 is NaN".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "error 11 (`NonFinite`): input 0 element 3 is NaN"
+        );
+        let row = compare(0, &Case::default(), &Err(err), TOL);
+        assert!(!row.passed());
+        assert_eq!(
+            DetectorError::Code {
+                code: 99,
+                message: String::new()
+            }
+            .to_string(),
+            "error 99"
+        );
+    }
+}
