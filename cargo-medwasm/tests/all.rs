@@ -1,0 +1,258 @@
+//! Integration tests: the real `cargo-medwasm` binary on scaffolded projects, real
+//! cargo builds for wasm32-wasip1, the embedded Wasmtime and tract. One test binary
+//! for the crate keeps link times down.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn cli(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_cargo-medwasm"))
+        .arg("medwasm")
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the cargo-medwasm binary runs");
+    eprintln!(
+        "$ cargo medwasm {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = cli(dir, args);
+    assert!(
+        out.status.success(),
+        "`cargo medwasm {}` failed:\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn shared_models() -> PathBuf {
+    let dir = std::env::var_os("MEDWASM_SHARED_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/models"));
+    assert!(
+        dir.join("ad01_fp32/model.onnx").exists(),
+        "the shared reference models are not at `{}`: put the team's `shared/models` there or set MEDWASM_SHARED_MODELS",
+        dir.display()
+    );
+    dir
+}
+
+fn bench_json(project: &Path, runs: &str) -> Value {
+    let out = ok(
+        project,
+        &["bench", "--target", "wasmtime", "--json", "--runs", runs],
+    );
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("bench --json printed something else ({e}):\n{out}"))
+}
+
+#[test]
+fn vitals_template_new_build_bench() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(
+        tmp.path(),
+        &["new", "vitals-it", "--template", "vitals-anomaly"],
+    );
+    let project = tmp.path().join("vitals-it");
+    for f in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "src/model.rs",
+        "README.md",
+        "model/vitals_ae.onnx",
+        "model/model.mwm",
+        "model/manifest.json",
+        "vectors/inputs.npy",
+        "vectors/expected.npy",
+        "vectors/expected.1.npy",
+    ] {
+        assert!(project.join(f).exists(), "{f} missing");
+    }
+    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+    assert!(
+        readme.to_lowercase().contains("not a clinical"),
+        "the README must say the model is a demo"
+    );
+
+    let built = ok(&project, &["build", "--target", "wasmtime", "--release"]);
+    assert!(
+        built.contains("code") && built.contains("weights"),
+        "{built}"
+    );
+
+    let report = bench_json(&project, "50");
+    let target = &report["targets"][0];
+    assert_eq!(target["target"], "wasmtime");
+    assert_eq!(target["passed"], true, "{report:#}");
+    let vectors = target["vectors"].as_array().unwrap();
+    assert_eq!(vectors.len(), 16);
+    // The template's first 8 vectors are normal windows, the last 8 anomalies.
+    for v in vectors {
+        let i = v["index"].as_u64().unwrap();
+        assert_eq!(v["finding"]["alert"], i >= 8, "vector {i}: {v}");
+        assert_eq!(v["vs_tract"]["pass"], true);
+        assert_eq!(v["vs_expected"]["pass"], true);
+    }
+    let size = &target["size"];
+    let code = size["code"].as_u64().unwrap();
+    assert!(
+        code > 0 && code <= 100 * 1024,
+        "detector code {code} bytes (the budget is 100 KB)"
+    );
+    assert!(target["latency"]["median_us"].as_f64().unwrap() > 0.0);
+    assert!(target["memory"]["arena_bytes"].as_u64().unwrap() > 0);
+
+    // The human table on stdout names every vector and the verdict.
+    let table = ok(&project, &["bench", "--target", "wasmtime", "--runs", "10"]);
+    assert!(
+        table.contains("PASS") && table.contains("cold start"),
+        "{table}"
+    );
+}
+
+fn import_shared(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let models = shared_models().join(name);
+    let tmp = tempfile::tempdir().unwrap();
+    let project_name = format!("{}-it", name.replace('_', "-"));
+    ok(tmp.path(), &["new", &project_name, "--template", "blank"]);
+    let project = tmp.path().join(&project_name);
+    let out = ok(
+        &project,
+        &[
+            "import",
+            models.join("model.onnx").to_str().unwrap(),
+            "--inputs",
+            models.join("inputs.npy").to_str().unwrap(),
+            "--expected",
+            models.join("expected_onnx.npy").to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("MACs"), "{out}");
+    (tmp, project)
+}
+
+fn bench_shared(name: &str) {
+    let (_tmp, project) = import_shared(name);
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(project.join("model/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        manifest["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("fixed to 1")),
+        "dynamic batch note: {manifest:#}"
+    );
+    let report = bench_json(&project, "5");
+    let target = &report["targets"][0];
+    assert_eq!(target["passed"], true, "{report:#}");
+    assert_eq!(target["vectors"].as_array().unwrap().len(), 8);
+    for v in target["vectors"].as_array().unwrap() {
+        // Against onnxruntime's stored outputs and tract: both must agree.
+        assert_eq!(v["vs_expected"]["pass"], true, "{v}");
+        assert_eq!(v["vs_tract"]["pass"], true, "{v}");
+    }
+}
+
+#[test]
+fn ad01_fp32_conforms_under_wasmtime() {
+    bench_shared("ad01_fp32");
+}
+
+#[test]
+fn ic_resnet8_fp32_conforms_under_wasmtime() {
+    bench_shared("ic_resnet8_fp32");
+}
+
+#[test]
+fn unsupported_model_is_refused_with_every_problem_and_nothing_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["new", "refuse-it", "--template", "blank"]);
+    let project = tmp.path().join("refuse-it");
+    let case =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/cases/unsupported_ops.onnx");
+    let out = cli(&project, &["import", case.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`erf_0` (Erf)")
+            && err.contains("`cos_1` (Cos)")
+            && err.contains("docs/ops.md"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!project.join("model/model.mwm").exists() && !project.join("src/model.rs").exists());
+
+    // A malformed file is an error too, not a panic.
+    let junk = tmp.path().join("junk.onnx");
+    std::fs::write(&junk, b"\x08\x07garbage that is not protobuf").unwrap();
+    let out = cli(&project, &["import", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid ONNX model"));
+
+    // Building before any import says what to do.
+    let out = cli(&project, &["build", "--target", "wasmtime"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cargo medwasm import"));
+}
+
+#[test]
+fn nan_test_vector_fails_conformance_with_the_detectors_message() {
+    let (_tmp, project) = import_shared("ad01_fp32");
+    // Poison one element of the last vector: the detector must refuse it by name.
+    let path = project.join("vectors/inputs.npy");
+    let mut a = cargo_medwasm::npy::Array::read(&path).unwrap();
+    let last = a.data.len() - 1;
+    a.data[last] = f32::NAN;
+    a.write(&path).unwrap();
+    let out = cli(
+        &project,
+        &["bench", "--target", "wasmtime", "--json", "--runs", "3"],
+    );
+    assert_eq!(out.status.code(), Some(1), "a conformance failure exits 1");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &report["targets"][0]["vectors"][7];
+    assert!(
+        v["error"].as_str().unwrap().contains("NaN or infinite"),
+        "{v}"
+    );
+    assert_eq!(report["targets"][0]["passed"], false);
+}
+
+#[test]
+fn new_refuses_bad_names_and_existing_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cli(tmp.path(), &["new", "9lives"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("name"));
+    std::fs::create_dir(tmp.path().join("taken")).unwrap();
+    std::fs::write(tmp.path().join("taken/keep.txt"), "mine").unwrap();
+    let out = cli(tmp.path(), &["new", "taken"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("taken/keep.txt")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn ops_table_and_help() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ops = ok(tmp.path(), &["ops"]);
+    assert!(ops.contains("| `Conv` |") && ops.contains("| `Softmax` |"));
+    let help = ok(tmp.path(), &["--help"]);
+    for cmd in ["new", "import", "build", "bench", "doctor", "ops"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+}
