@@ -570,6 +570,16 @@ fn hostile_blobs_never_panic() {
         let buf = AlignedBuf::from_bytes(&bad);
         if let Ok(model) = Model::load(buf.as_slice()) {
             loaded += 1;
+            // A mutated header may claim an arena no host would give (gigabytes on a
+            // 32-bit wasm host): the runtime must then refuse a smaller one, not use it.
+            if model.arena_bytes() > 1 << 24 {
+                let mut small = AlignedBuf::zeroed(4096);
+                assert!(matches!(
+                    Runtime::new(model, small.as_mut_slice()),
+                    Err(Error::ArenaTooSmall { .. })
+                ));
+                continue;
+            }
             let mut arena = AlignedBuf::zeroed(model.arena_bytes());
             if let Ok(mut rt) = Runtime::new(model, arena.as_mut_slice()) {
                 if let Ok(x) = rt.input_mut(0) {
