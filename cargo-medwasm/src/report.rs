@@ -52,6 +52,37 @@ pub struct TargetReport {
     pub size: Size,
     /// Memory.
     pub memory: Memory,
+    /// Figures of a target that runs on a (possibly emulated) device: `mcu`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
+}
+
+/// What a microcontroller target measures beyond the common figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Device {
+    /// Board name, e.g. `qemu-mps2-an386`.
+    pub board: String,
+    /// How `instructions` was counted, in words for the reader.
+    pub counting: String,
+    /// Instructions per inference (mean of the timed runs); QEMU counts
+    /// instructions, not cycles.
+    pub instructions: u64,
+    /// `instructions` divided by the model's multiply-accumulates.
+    pub instructions_per_mac: Option<f64>,
+    /// Flash the firmware image occupies.
+    pub flash_bytes: u64,
+    /// Of which the detector (runtime, kernels, weights; no test harness).
+    pub detector_flash_bytes: u64,
+    /// Flash the board has.
+    pub flash_budget: u64,
+    /// RAM: statics, arena and the reserved stack.
+    pub ram_bytes: u64,
+    /// RAM the board has.
+    pub ram_budget: u64,
+    /// Deepest stack `medwasm_init` and `medwasm_run` used, measured by painting.
+    pub stack_peak_bytes: u64,
+    /// Stack the board file reserves.
+    pub stack_reserved_bytes: u64,
 }
 
 /// Comparison of one test vector's outputs against the references.
@@ -332,7 +363,9 @@ impl fmt::Display for TargetReport {
         writeln!(f)?;
 
         let l = &self.latency;
-        if l.runs == 0 {
+        if let Some(device) = &self.device {
+            write_device(f, device, l.runs)?;
+        } else if l.runs == 0 {
             writeln!(f, "  latency  not measured: no vector ran without an error")?;
         } else {
             writeln!(
@@ -350,7 +383,7 @@ impl fmt::Display for TargetReport {
                 l.runs
             )?;
         }
-        if let Some(n) = l.instructions {
+        if let (Some(n), None) = (l.instructions, &self.device) {
             writeln!(f, "  count       {n} instructions per inference")?;
         }
         let s = &self.size;
@@ -373,6 +406,42 @@ impl fmt::Display for TargetReport {
         }
         writeln!(f)
     }
+}
+
+/// The figures of a device target, instead of wall-clock latency.
+fn write_device(f: &mut fmt::Formatter<'_>, d: &Device, runs: usize) -> fmt::Result {
+    if runs == 0 {
+        writeln!(
+            f,
+            "  count       not measured: no vector ran without an error"
+        )?;
+    } else {
+        let per_mac = d
+            .instructions_per_mac
+            .map(|x| format!(", {x:.2} per MAC"))
+            .unwrap_or_default();
+        writeln!(
+            f,
+            "  count       {} instructions per inference{per_mac} ({runs} runs)",
+            d.instructions
+        )?;
+        writeln!(f, "              {}", d.counting)?;
+    }
+    writeln!(
+        f,
+        "  flash       {} of {} ({} detector, the rest test firmware)",
+        bytes(d.flash_bytes),
+        bytes(d.flash_budget),
+        bytes(d.detector_flash_bytes)
+    )?;
+    writeln!(
+        f,
+        "  RAM         {} of {} (stack: {} measured peak, {} reserved)",
+        bytes(d.ram_bytes),
+        bytes(d.ram_budget),
+        bytes(d.stack_peak_bytes),
+        bytes(d.stack_reserved_bytes)
+    )
 }
 
 impl fmt::Display for Finding {
@@ -551,6 +620,7 @@ mod tests {
                     arena_bytes: 12_288,
                     wasm_pages: Some(2),
                 },
+                device: None,
             }],
         }
     }
