@@ -313,7 +313,7 @@ fn check_qemu(probe: Probe) -> Check {
         Probe::NotFound | Probe::Failed(_) => Check::missing(
             NAME,
             false,
-            "runs the microcontroller target (coming)",
+            "runs `cargo medwasm bench --target mcu`",
             "apt-get install qemu-system-arm",
         ),
     }
@@ -416,7 +416,7 @@ mod tests {
         ok                rustc >= 1.95                 rustc 1.95.0 (59807616e 2026-04-14)
         missing           target wasm32-wasip1          for `cargo medwasm build --target wasmtime`
                                                         -> rustup target add wasm32-wasip1
-        optional-missing  target thumbv7em-none-eabihf  for the microcontroller target (coming)
+        missing           target thumbv7em-none-eabihf  for `cargo medwasm build --target mcu`
                                                         -> rustup target add thumbv7em-none-eabihf
         optional-missing  node >= 20                    runs the browser target's tests (coming); found v18.19.0
                                                         -> install Node.js 20 or newer from https://nodejs.org

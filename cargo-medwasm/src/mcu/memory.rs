@@ -218,7 +218,7 @@ pub fn analyze(elf: &[u8], board: &Board, blob_bytes: u64) -> Result<MemoryRepor
     }
 
     let mut harness = 0u64;
-    let mut blob: Option<(u64, u64)> = None;
+    let mut blob: Option<(u64, u64, String)> = None;
     let mut arena: Option<(u64, u64)> = None;
     for symbol in file.symbols() {
         let Ok(name) = symbol.name() else { continue };
@@ -226,7 +226,12 @@ pub fn analyze(elf: &[u8], board: &Board, blob_bytes: u64) -> Result<MemoryRepor
         match symbol.kind() {
             SymbolKind::Text if is_harness(name) => harness += size,
             SymbolKind::Data if name.contains("BLOB") && size >= blob_bytes => {
-                blob = Some((addr, size));
+                let section = symbol
+                    .section_index()
+                    .and_then(|i| file.section_by_index(i).ok())
+                    .and_then(|s| s.name().ok().map(str::to_string))
+                    .unwrap_or_default();
+                blob = Some((addr, size, section));
             }
             SymbolKind::Data if name.contains("ARENA") && board.ram.contains(addr, size) => {
                 arena = Some((addr, size));
@@ -234,16 +239,17 @@ pub fn analyze(elf: &[u8], board: &Board, blob_bytes: u64) -> Result<MemoryRepor
             _ => {}
         }
     }
-    let Some((blob_addr, blob_size)) = blob else {
+    let Some((blob_addr, blob_size, blob_section)) = blob else {
         bail!(
             "the model blob (`{blob_bytes}` bytes, a symbol named `BLOB`) is not in the firmware ELF; this is a bug in cargo-medwasm, please report it at {}/issues",
             env!("CARGO_PKG_REPOSITORY")
         );
     };
-    if !board.flash.contains(blob_addr, blob_size) {
+    // In `.rodata` (read-only, placed in FLASH by cortex-m-rt's `link.x`) the blob is
+    // read in place; anywhere else it could be copied to RAM at start-up.
+    if !blob_section.starts_with(".rodata") || board.ram.contains(blob_addr, blob_size) {
         bail!(
-            "the model blob is linked at {blob_addr:#x}, outside the flash of board `{}`: it would be copied to RAM; this is a bug in cargo-medwasm, please report it at {}/issues",
-            board.name,
+            "the model blob is linked in `{blob_section}` at {blob_addr:#x} instead of `.rodata` in flash: it would be copied to RAM; this is a bug in cargo-medwasm, please report it at {}/issues",
             env!("CARGO_PKG_REPOSITORY")
         );
     }

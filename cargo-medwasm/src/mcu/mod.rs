@@ -50,13 +50,17 @@ pub fn board(project: &Project) -> Result<Board> {
     Board::resolve(name)
 }
 
-/// `target/medwasm/mcu/<board>/`.
+/// `target/medwasm/mcu/<board>/<package>/`: a folder per package, because one
+/// `CARGO_TARGET_DIR` may serve several detectors.
 pub fn artifact_dir(project: &Project, board: &Board) -> PathBuf {
-    project.artifact_dir(toolchain::MCU.name).join(&board.name)
+    project
+        .artifact_dir(toolchain::MCU.name)
+        .join(&board.name)
+        .join(&project.name)
 }
 
 /// Builds the firmware and the static library, checks the memory budget, and puts
-/// the artifacts in `target/medwasm/mcu/<board>/`.
+/// the artifacts in `target/medwasm/mcu/<board>/<package>/`.
 pub fn build(project: &Project, release: bool, ui: &Ui) -> Result<BuildOutput> {
     let board = board(project)?;
     let manifest = project.manifest()?;

@@ -21,7 +21,21 @@ static int semihost(int op, const void *arg) {
     return r0;
 }
 
-static void print(const char *text) { semihost(0x04 /* SYS_WRITE0 */, text); }
+/* The host's stdout: SYS_OPEN of the special name ":tt" in write mode (4). */
+static int host_stdout(void) {
+    static int handle = -1;
+    if (handle < 0) {
+        const uint32_t args[3] = {(uint32_t)(uintptr_t)":tt", 4, 3};
+        handle = semihost(0x01 /* SYS_OPEN */, args);
+    }
+    return handle;
+}
+
+static void print(const char *text) {
+    const uint32_t args[3] = {(uint32_t)host_stdout(), (uint32_t)(uintptr_t)text,
+                              (uint32_t)strlen(text)};
+    semihost(0x05 /* SYS_WRITE */, args);
+}
 
 static void print_hex(uint32_t value) {
     char buf[9];
