@@ -161,6 +161,7 @@ fn checklist(rustc: &Rustc) -> Vec<Check> {
     checks.push(check_node(probe("node", &["--version"])));
     checks.push(check_chromium());
     checks.push(check_qemu(probe("qemu-system-arm", &["--version"])));
+    checks.push(check_arm_gcc(probe("arm-none-eabi-gcc", &["--version"])));
     checks.push(check_wasmedge(probe("wasmedge", &["--version"])));
     checks
 }
@@ -319,6 +320,19 @@ fn check_qemu(probe: Probe) -> Check {
     }
 }
 
+fn check_arm_gcc(probe: Probe) -> Check {
+    const NAME: &str = "arm-none-eabi-gcc";
+    match probe {
+        Probe::Ran(version) => Check::ok(NAME, version),
+        Probe::NotFound | Probe::Failed(_) => Check::missing(
+            NAME,
+            false,
+            "builds the C example of `--target mcu` against its static library",
+            "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi",
+        ),
+    }
+}
+
 fn check_wasmedge(probe: Probe) -> Check {
     const NAME: &str = "wasmedge";
     match probe {
@@ -460,6 +474,7 @@ mod tests {
             )),
             check_node(Probe::NotFound),
             check_qemu(Probe::Failed("exit status: 1".into())),
+            check_arm_gcc(Probe::NotFound),
             check_wasmedge(Probe::NotFound),
             check_rustup(Probe::NotFound),
         ];
