@@ -774,6 +774,67 @@ mod tests {
     }
 
     #[test]
+    fn device_targets_report_instructions_flash_and_ram() {
+        let mut report = sample_report();
+        let target = &mut report.targets[0];
+        target.target = "mcu".into();
+        target.runtime = "qemu-system-arm 7.2.22 -M mps2-an386 -icount shift=0 (Arm MPS2 AN386 (Cortex-M4F) in QEMU)".into();
+        target.artifact =
+            "target/medwasm/mcu/qemu-mps2-an386/vitals-anomaly/vitals_anomaly.elf".into();
+        target.vectors.truncate(1);
+        target.passed = true;
+        target.latency = Latency {
+            runs: 200,
+            instructions: Some(103_690),
+            ..Latency::default()
+        };
+        target.size = Size {
+            total: 61_384,
+            code: 39_304,
+            weights: 22_080,
+            metadata: 0,
+        };
+        target.memory = Memory {
+            arena_bytes: 1_536,
+            wasm_pages: None,
+        };
+        target.device = Some(Device {
+            board: "qemu-mps2-an386".into(),
+            counting: "QEMU -icount shift=0 counts executed instructions, not cycles".into(),
+            instructions: 103_690,
+            instructions_per_mac: Some(20.77),
+            flash_bytes: 61_384,
+            detector_flash_bytes: 57_006,
+            flash_budget: 4 << 20,
+            ram_bytes: 18_276,
+            ram_budget: 4 << 20,
+            stack_peak_bytes: 4_080,
+            stack_reserved_bytes: 16_384,
+        });
+        let table = report.targets[0].to_string();
+        insta::assert_snapshot!(table, @r"
+        target `mcu` on qemu-system-arm 7.2.22 -M mps2-an386 -icount shift=0 (Arm MPS2 AN386 (Cortex-M4F) in QEMU)
+          artifact    target/medwasm/mcu/qemu-mps2-an386/vitals-anomaly/vitals_anomaly.elf
+
+          vector  vs tract (abs / rel)  vs expected (abs / rel)  finding               result
+               0  2.5e-7 / 1.2e-6       0 / 0                    score 0.0123 label 0  PASS
+
+          count       103690 instructions per inference, 20.77 per MAC (200 runs)
+                      QEMU -icount shift=0 counts executed instructions, not cycles
+          flash       59.9 KiB of 4.00 MiB (55.7 KiB detector, the rest test firmware)
+          RAM         17.8 KiB of 4.00 MiB (stack: 4.0 KiB measured peak, 16.0 KiB reserved)
+          size        59.9 KiB total: 38.4 KiB code, 21.6 KiB weights, 0 B metadata
+          memory      arena 1.5 KiB
+        ");
+        // The JSON carries the device figures only for device targets.
+        let json = serde_json::to_value(&report).expect("a report serializes");
+        assert_eq!(json["targets"][0]["device"]["instructions"], 103_690);
+        assert_eq!(json["targets"][0]["latency"]["instructions"], 103_690);
+        let wasm = serde_json::to_value(sample_report()).expect("a report serializes");
+        assert!(wasm["targets"][0].get("device").is_none());
+    }
+
+    #[test]
     fn cpu_model_from_cpuinfo() {
         let x86 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n";
         assert_eq!(cpu_model(x86).as_deref(), Some("AMD EPYC 7B13"));
