@@ -428,7 +428,7 @@ fn mcu_template_builds_conforms_in_qemu_and_links_from_c() {
         err.contains("does not fit board `tiny-m4`")
             && err.contains("flash needs")
             && err.contains("over by")
-            && err.contains("the largest part is code")
+            && err.contains("the largest part is weights")
             && err.contains("never copied to RAM"),
         "{err}"
     );

@@ -10,6 +10,7 @@ use medwasm::kernels::gemm::{gemm, gemm_ref};
 use medwasm::kernels::misc::{PadMode, pad, softmax, transpose};
 use medwasm::kernels::pool::{AvgCount, pool};
 use medwasm::kernels::reduce::reduce_mean;
+use medwasm::ops::{OpSet, op_bit};
 use medwasm::{AlignedBuf, Dims, Error, Model, Runtime};
 
 /// SplitMix64: deterministic on every target.
@@ -448,6 +449,53 @@ fn runtime_runs_a_small_model() {
     assert_eq!(model.input(0).unwrap().name, "x");
     assert_eq!(model.output(1).unwrap().name, "z");
     assert_eq!(model.output(1).unwrap().dims.as_slice(), &[1, 3]);
+}
+
+/// A build that links Gemm and Binary: the small model's two operators.
+struct GemmAndBinary;
+
+impl OpSet for GemmAndBinary {
+    const OPS: u32 = op_bit(OpCode::Gemm) | op_bit(OpCode::Binary);
+}
+
+/// A build that links Gemm only.
+struct GemmOnly;
+
+impl OpSet for GemmOnly {
+    const OPS: u32 = op_bit(OpCode::Gemm);
+}
+
+#[test]
+fn restricted_operator_sets_run_their_models_and_refuse_others() {
+    let blob = small_blob();
+    let buf = AlignedBuf::from_bytes(&blob);
+    let (y, z) = run_small(&blob, &[1.0, 0.0, -1.0, 2.0]).unwrap();
+
+    let model = Model::load_in::<GemmAndBinary>(buf.as_slice()).unwrap();
+    let mut arena = AlignedBuf::zeroed(model.arena_bytes());
+    let mut rt = Runtime::new(model, arena.as_mut_slice()).unwrap();
+    rt.set_input(0, &[1.0, 0.0, -1.0, 2.0]).unwrap();
+    rt.run_in::<GemmAndBinary>().unwrap();
+    assert_eq!(rt.output(0).unwrap(), y.as_slice());
+    assert_eq!(rt.output(1).unwrap(), z.as_slice());
+
+    // The Binary node (node 1) is not linked: the loader refuses the blob by name.
+    match Model::load_in::<GemmOnly>(buf.as_slice()) {
+        Err(Error::Malformed { what, index }) => {
+            assert!(what.contains("not linked"), "{what}");
+            assert_eq!(index, 1);
+        }
+        other => panic!("a Gemm-only build loaded a Binary node: {other:?}"),
+    }
+    // A runtime whose model was loaded with every operator still refuses to run an
+    // unlinked one, instead of skipping it.
+    let model = Model::load(buf.as_slice()).unwrap();
+    let mut rt = Runtime::new(model, arena.as_mut_slice()).unwrap();
+    rt.set_input(0, &[1.0, 0.0, -1.0, 2.0]).unwrap();
+    assert!(matches!(
+        rt.run_in::<GemmOnly>(),
+        Err(Error::Malformed { index: 1, .. })
+    ));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use core::fmt::Write as _;
 
-use crate::detector::{Detector, Finding, Io};
+use crate::detector::{Detector, Finding, Io, Linked};
 use crate::error::Error;
 use crate::model::Model;
 use crate::runtime::Runtime;
@@ -81,13 +81,18 @@ impl Glue {
         e.code()
     }
 
-    /// `medwasm_init`: validates `model` and binds it to `arena` (idempotent).
-    pub fn init(&mut self, model: &'static [u8], arena: impl FnOnce() -> &'static mut [u8]) -> i32 {
+    /// `medwasm_init`: validates `model` and binds it to `arena` (idempotent). Only the
+    /// operators of `D::OPS` are accepted, and linked.
+    pub fn init<D: Detector>(
+        &mut self,
+        model: &'static [u8],
+        arena: impl FnOnce() -> &'static mut [u8],
+    ) -> i32 {
         if self.rt.is_some() {
             return 0;
         }
         self.err_len = 0;
-        match Model::load(model).and_then(|m| Runtime::new(m, arena())) {
+        match Model::load_in::<Linked<D>>(model).and_then(|m| Runtime::new(m, arena())) {
             Ok(rt) => {
                 self.rt = Some(rt);
                 0
@@ -141,7 +146,9 @@ impl Glue {
         let Some(rt) = &mut self.rt else {
             return self.fail(Error::NotInitialized);
         };
-        let result = rt.run().and_then(|()| detector.interpret(&Io::new(rt)));
+        let result = rt
+            .run_in::<Linked<D>>()
+            .and_then(|()| detector.interpret(&Io::new(rt)));
         match result {
             Ok(f) => {
                 self.finding = f;
@@ -188,7 +195,7 @@ macro_rules! export_detector {
 
             #[unsafe(no_mangle)]
             pub extern "C" fn medwasm_init() -> i32 {
-                glue().init(<$ty as $crate::Detector>::MODEL, || {
+                glue().init::<$ty>(<$ty as $crate::Detector>::MODEL, || {
                     // SAFETY: the arena is handed out once, on the first successful init;
                     // later inits return early without calling this.
                     unsafe { &mut (*(&raw mut ARENA)).0 }
