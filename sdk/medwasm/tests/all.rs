@@ -640,3 +640,60 @@ fn hostile_blobs_never_panic() {
     // Some mutations only change weights or names and still load: they must run.
     assert!(loaded > 0);
 }
+
+#[test]
+fn error_messages_are_written_without_core_fmt_but_read_the_same() {
+    let cases = [
+        (
+            Error::Truncated {
+                needed: 4096,
+                actual: 12,
+            },
+            "model blob truncated: needs 4096 bytes, has 12; re-run `cargo medwasm import`",
+        ),
+        (
+            Error::UnsupportedVersion {
+                major: 2,
+                minor: 10,
+            },
+            "model format 2.10 is not supported by this runtime (reads 1.x); update the `medwasm` crate or re-import with a matching cargo-medwasm",
+        ),
+        (
+            Error::Checksum {
+                stored: 0xdead_beef,
+                computed: 0x1,
+            },
+            "model blob corrupted: checksum 0x00000001 does not match the stored 0xdeadbeef",
+        ),
+        (
+            Error::Malformed {
+                what: "node table out of bounds",
+                index: 0,
+            },
+            "model blob malformed: node table out of bounds (entry 0)",
+        ),
+        (
+            Error::NonFinite {
+                input: 1,
+                position: 4_294_967_295,
+            },
+            "input 1 element 4294967295 is NaN or infinite; clean or impute the signal before running",
+        ),
+        (
+            Error::BadIndex { index: 3, count: 2 },
+            "index 3 out of range: there are 2",
+        ),
+    ];
+    for (err, want) in cases {
+        assert_eq!(err.to_string(), want);
+        let mut pieces = String::new();
+        struct Collect<'s>(&'s mut String);
+        impl medwasm::MessageSink for Collect<'_> {
+            fn put(&mut self, text: &str) {
+                self.0.push_str(text);
+            }
+        }
+        err.write_message(&mut Collect(&mut pieces));
+        assert_eq!(pieces, want);
+    }
+}

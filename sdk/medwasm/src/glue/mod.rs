@@ -1,10 +1,8 @@
 //! Target glue: the exported C-ABI functions of `docs/detector-abi.md`, generated in
 //! the detector crate by [`crate::export_detector!`], over the state kept here.
 
-use core::fmt::Write as _;
-
 use crate::detector::{Detector, Finding, Io, Linked};
-use crate::error::Error;
+use crate::error::{Error, MessageSink};
 use crate::model::Model;
 use crate::runtime::Runtime;
 
@@ -38,20 +36,21 @@ impl Default for Glue {
 struct ErrWriter<'b> {
     buf: &'b mut [u8; ERR_CAP],
     len: usize,
+    full: bool,
 }
 
-impl core::fmt::Write for ErrWriter<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+impl MessageSink for ErrWriter<'_> {
+    fn put(&mut self, s: &str) {
         for ch in s.chars() {
             let mut tmp = [0u8; 4];
             let enc = ch.encode_utf8(&mut tmp).as_bytes();
-            if self.len + enc.len() > ERR_CAP {
-                return Err(core::fmt::Error);
+            if self.full || self.len + enc.len() > ERR_CAP {
+                self.full = true;
+                return;
             }
             self.buf[self.len..self.len + enc.len()].copy_from_slice(enc);
             self.len += enc.len();
         }
-        Ok(())
     }
 }
 
@@ -74,9 +73,11 @@ impl Glue {
         let mut w = ErrWriter {
             buf: &mut self.err,
             len: 0,
+            full: false,
         };
-        // A message longer than the buffer is cut at a character boundary.
-        let _ = write!(w, "{e}");
+        // A message longer than the buffer is cut at a character boundary. Written
+        // without `core::fmt`, which would cost a detector kilobytes of flash.
+        e.write_message(&mut w);
         self.err_len = w.len;
         e.code()
     }
