@@ -7,6 +7,7 @@ use medwasm::kernels::act::Act;
 use medwasm::kernels::binary::{BinOp, binary, broadcast};
 use medwasm::kernels::conv::{Geometry, conv, conv_ref};
 use medwasm::kernels::gemm::{gemm, gemm_ref};
+use medwasm::kernels::gemm_blocked;
 use medwasm::kernels::misc::{PadMode, pad, softmax, transpose};
 use medwasm::kernels::pool::{AvgCount, pool};
 use medwasm::kernels::reduce::reduce_mean;
@@ -69,12 +70,19 @@ fn gemm_matches_reference_bit_for_bit() {
         let c0 = rng.vec(m * ldc);
         let mut c1 = c0.clone();
         let mut c2 = c0.clone();
+        let mut c3 = c0.clone();
         gemm(m, n, k, &a, lda, &b, ldb, &mut c1, ldc);
         gemm_ref(m, n, k, &a, lda, &b, ldb, &mut c2, ldc);
+        // The Cortex-M kernel is plain Rust: checked here on every target.
+        gemm_blocked::gemm(m, n, k, &a, lda, &b, ldb, &mut c3, ldc);
         assert!(
             c1.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits()),
             "case {case}: m={m} n={n} k={k} kernel={}",
             medwasm::kernels::gemm::KERNEL
+        );
+        assert!(
+            c3.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "case {case}: m={m} n={n} k={k} kernel=blocked"
         );
     }
 }
