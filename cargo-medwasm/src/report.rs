@@ -194,7 +194,8 @@ pub struct Latency {
     pub cold_start_us: Option<f64>,
     /// The same with a warm compilation cache.
     pub cold_start_cached_us: Option<f64>,
-    /// Warm inference: median.
+    /// Warm inference: median. 0 on targets that count instructions instead of
+    /// timing (`mcu`: see `instructions`).
     pub median_us: f64,
     /// Warm inference: 95th percentile.
     pub p95_us: f64,
@@ -202,7 +203,7 @@ pub struct Latency {
     pub p99_us: f64,
     /// Number of warm runs.
     pub runs: usize,
-    /// Deterministic count (QEMU instructions) where the target has one.
+    /// Deterministic count (QEMU instructions, not cycles) where the target has one.
     pub instructions: Option<u64>,
 }
 

@@ -49,11 +49,21 @@ impl Runner for QemuRunner {
     }
 
     fn unavailable(&self) -> Option<String> {
-        toolchain::which(QEMU).is_none().then(|| {
-            format!(
+        if toolchain::which(QEMU).is_none() {
+            return Some(format!(
                 "`{QEMU}` is not installed; install it with `sudo apt-get install qemu-system-arm` (Debian/Ubuntu) or run `.ci/setup`"
-            )
-        })
+            ));
+        }
+        // Without the Rust target the firmware cannot be built; `--target all` then
+        // skips this target instead of failing the others.
+        let rustc = toolchain::Rustc::in_dir(Path::new("."));
+        match rustc.has_target(toolchain::MCU.triple) {
+            Ok(true) | Err(_) => None,
+            Ok(false) => Some(format!(
+                "the Rust target `{triple}` is not installed; run `rustup target add {triple}`",
+                triple = toolchain::MCU.triple
+            )),
+        }
     }
 
     fn execute(&self, job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Execution> {
