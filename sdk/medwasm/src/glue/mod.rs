@@ -4,6 +4,7 @@
 use crate::detector::{Detector, Finding, Io, Linked};
 use crate::error::{Error, MessageSink};
 use crate::model::Model;
+use crate::ops::{AllOps, OpSet};
 use crate::runtime::Runtime;
 
 #[cfg(all(
@@ -82,9 +83,23 @@ impl Glue {
         e.code()
     }
 
-    /// `medwasm_init`: validates `model` and binds it to `arena` (idempotent). Only the
-    /// operators of `D::OPS` are accepted, and linked.
-    pub fn init<D: Detector>(
+    /// `medwasm_init`: validates `model` and binds it to `arena` (idempotent), for a
+    /// build that links every operator.
+    pub fn init(&mut self, model: &'static [u8], arena: impl FnOnce() -> &'static mut [u8]) -> i32 {
+        self.init_in::<AllOps>(model, arena)
+    }
+
+    /// `medwasm_init` for detector `D`: only the operators of `D::OPS` are accepted,
+    /// and only their kernels are linked. What [`crate::export_detector!`] calls.
+    pub fn init_for<D: Detector>(
+        &mut self,
+        model: &'static [u8],
+        arena: impl FnOnce() -> &'static mut [u8],
+    ) -> i32 {
+        self.init_in::<Linked<D>>(model, arena)
+    }
+
+    fn init_in<S: OpSet>(
         &mut self,
         model: &'static [u8],
         arena: impl FnOnce() -> &'static mut [u8],
@@ -93,7 +108,7 @@ impl Glue {
             return 0;
         }
         self.err_len = 0;
-        match Model::load_in::<Linked<D>>(model).and_then(|m| Runtime::new(m, arena())) {
+        match Model::load_in::<S>(model).and_then(|m| Runtime::new(m, arena())) {
             Ok(rt) => {
                 self.rt = Some(rt);
                 0
@@ -196,7 +211,7 @@ macro_rules! export_detector {
 
             #[unsafe(no_mangle)]
             pub extern "C" fn medwasm_init() -> i32 {
-                glue().init::<$ty>(<$ty as $crate::Detector>::MODEL, || {
+                glue().init_for::<$ty>(<$ty as $crate::Detector>::MODEL, || {
                     // SAFETY: the arena is handed out once, on the first successful init;
                     // later inits return early without calling this.
                     unsafe { &mut (*(&raw mut ARENA)).0 }
