@@ -67,6 +67,9 @@ pub struct Device {
     /// Instructions per inference (mean of the timed runs); QEMU counts
     /// instructions, not cycles.
     pub instructions: u64,
+    /// Instructions of `medwasm_init`, which validates the blob (CRC-32 over every
+    /// byte, every table entry) and zeroes the arena: the device's cold start.
+    pub init_instructions: u64,
     /// `instructions` divided by the model's multiply-accumulates.
     pub instructions_per_mac: Option<f64>,
     /// Flash the firmware image occupies.
@@ -428,6 +431,11 @@ fn write_device(f: &mut fmt::Formatter<'_>, d: &Device, runs: usize) -> fmt::Res
         )?;
         writeln!(f, "              {}", d.counting)?;
     }
+    writeln!(
+        f,
+        "  init        {} instructions (validates the blob, zeroes the arena)",
+        d.init_instructions
+    )?;
     writeln!(
         f,
         "  flash       {} of {} ({} detector, the rest test firmware)",
@@ -803,6 +811,7 @@ mod tests {
             board: "qemu-mps2-an386".into(),
             counting: "QEMU -icount shift=0 counts executed instructions, not cycles".into(),
             instructions: 103_690,
+            init_instructions: 250_000,
             instructions_per_mac: Some(20.77),
             flash_bytes: 61_384,
             detector_flash_bytes: 57_006,
@@ -822,6 +831,7 @@ mod tests {
 
           count       103690 instructions per inference, 20.77 per MAC (200 runs)
                       QEMU -icount shift=0 counts executed instructions, not cycles
+          init        250000 instructions (validates the blob, zeroes the arena)
           flash       59.9 KiB of 4.00 MiB (55.7 KiB detector, the rest test firmware)
           RAM         17.8 KiB of 4.00 MiB (stack: 4.0 KiB measured peak, 16.0 KiB reserved)
           size        59.9 KiB total: 38.4 KiB code, 21.6 KiB weights, 0 B metadata

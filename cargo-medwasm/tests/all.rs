@@ -297,6 +297,11 @@ fn assert_device_figures(target: &Value, board: &str) {
         Some(instructions)
     );
     assert!(device["instructions_per_mac"].as_f64().unwrap() > 1.0);
+    // Init checks the CRC-32 of every blob byte: never free.
+    assert!(
+        device["init_instructions"].as_u64().unwrap() > 1000,
+        "{device}"
+    );
     let peak = device["stack_peak_bytes"].as_u64().unwrap();
     assert!(
         peak > 0 && peak <= device["stack_reserved_bytes"].as_u64().unwrap(),

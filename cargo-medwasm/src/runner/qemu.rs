@@ -167,6 +167,7 @@ impl Runner for QemuRunner {
                 board: board.name.clone(),
                 counting: COUNTING.to_string(),
                 instructions,
+                init_instructions: (run.init_ticks as f64 * ns_per_tick).round() as u64,
                 instructions_per_mac: (macs > 0 && instructions > 0)
                     .then(|| instructions as f64 / macs as f64),
                 flash_bytes: memory.flash(),
@@ -287,6 +288,8 @@ struct Run {
     stack_peak: u64,
     /// Instructions of the calibration loop and the ticks they took.
     calibration: (u64, u64),
+    /// Ticks `medwasm_init` took (it checks the blob's CRC-32 over every byte).
+    init_ticks: u64,
     timing: Option<Timing>,
 }
 
@@ -298,6 +301,7 @@ fn parse(stdout: &str, manifest: &Manifest) -> Result<Run> {
     let mut stack_peak = None;
     let mut calibration = None;
     let mut timing = None;
+    let mut init_ticks = None;
     let mut done = false;
     let message = |lines: &mut std::iter::Peekable<std::str::Lines<'_>>| -> String {
         match lines.peek().and_then(|l| l.strip_prefix("message ")) {
@@ -325,6 +329,7 @@ fn parse(stdout: &str, manifest: &Manifest) -> Result<Run> {
             }
             "init" => {
                 let code: i32 = num(&rest, 0, line)?;
+                init_ticks = Some(num(&rest, 1, line)?);
                 if code != 0 {
                     let err = DetectorError::Code {
                         code,
@@ -401,6 +406,7 @@ fn parse(stdout: &str, manifest: &Manifest) -> Result<Run> {
         outcomes,
         stack_peak: stack_peak.context("the firmware reported no stack peak")?,
         calibration: calibration.context("the firmware reported no calibration")?,
+        init_ticks: init_ticks.context("the firmware reported no `medwasm_init`")?,
         timing,
     })
 }
@@ -471,7 +477,7 @@ mod tests {
 
     #[test]
     fn parses_the_firmware_protocol() {
-        let out = "medwasm-firmware 1\nabi 1\ninit 0\nio 1 2 2 2 1\n\
+        let out = "medwasm-firmware 1\nabi 1\ninit 0 42\nio 1 2 2 2 1\n\
             vector 0 ok 3f800000 1 1\noutput 0 3f800000 c0000000\noutput 1 3f800000\n\
             vector 1 error 11\nmessage input 0 element 1 is NaN or infinite\n\
             stack 1234\ncalibration 200000 5000 0\ntiming 0 10 100 101 00000001 000003ed\ndone\n";
@@ -485,6 +491,7 @@ mod tests {
             "error 11 (`NonFinite`): input 0 element 1 is NaN or infinite"
         );
         assert_eq!(run.stack_peak, 1234);
+        assert_eq!(run.init_ticks, 42);
         assert_eq!(run.calibration, (200_000, 5_000));
         assert_eq!(run.timing.unwrap().sum, (1 << 32) + 1005);
     }
@@ -492,10 +499,10 @@ mod tests {
     #[test]
     fn refuses_a_report_that_does_not_fit() {
         let err = |out: &str| format!("{:#}", parse(out, &manifest()).unwrap_err());
-        assert!(err("abi 1\ninit 0\nio 1 3 2 2 1\ndone\n").contains("differ from the manifest"));
+        assert!(err("abi 1\ninit 0 9\nio 1 3 2 2 1\ndone\n").contains("differ from the manifest"));
         assert!(err("abi 2\n").contains("ABI version 2"));
-        assert!(err("init 6\nmessage arena too small\n").contains("`ArenaTooSmall`"));
-        assert!(err("abi 1\ninit 0\nstack 4\n").contains("before reporting `done`"));
+        assert!(err("init 6 9\nmessage arena too small\n").contains("`ArenaTooSmall`"));
+        assert!(err("abi 1\ninit 0 9\nstack 4\n").contains("before reporting `done`"));
         assert!(err("fatal cannot open medwasm-vectors.bin\n").contains("cannot open"));
         assert!(err("vector 0 ok 3f800000 0 0\noutput 1 00\n").contains("expected output 0"));
     }

@@ -8,7 +8,7 @@
 //! detector's input buffers, runs it and prints one line per fact on the semihosting
 //! stdout; every f32 goes out as its 8 hex digits of IEEE bits, so nothing is rounded.
 //!
-//! Lines: `abi <v>`, `init <code>`, `io <inputs> <len>… <outputs> <len>…`, then per
+//! Lines: `abi <v>`, `init <code> <ticks>`, `io <inputs> <len>… <outputs> <len>…`, then per
 //! vector `vector <i> ok <score bits> <label> <alert>` and one `output <j> <bits>…`
 //! per output, or `vector <i> error <code>` and `message <text>`; then `stack <peak
 //! bytes>`, `calibration <instructions> <ticks> <timer overhead ticks>`, `timing
@@ -241,9 +241,11 @@ fn main() -> ! {
     Line::new("abi").int(abi).end();
 
     let top = paint_stack();
+    let start = ticks();
     let init = unsafe { medwasm_init() };
+    let init_ticks = ticks() - start;
     let mut stack_peak = stack_used(top);
-    Line::new("init").int(init).end();
+    Line::new("init").int(init).dec(saturate(init_ticks)).end();
     if init != 0 {
         report_error();
         debug::exit(debug::EXIT_SUCCESS);
