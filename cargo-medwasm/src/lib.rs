@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cmd;
 pub mod convert;
 pub mod manifest;
+pub mod mcu;
 pub mod npy;
 pub mod project;
 pub mod reference;

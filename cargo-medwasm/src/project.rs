@@ -27,9 +27,17 @@ pub struct Metadata {
     pub rel_tolerance: Option<f32>,
     /// Warm runs for latency figures.
     pub runs: Option<usize>,
+    /// Board of the `mcu` target: a built-in name or a board file.
+    pub board: Option<String>,
 }
 
-const KNOWN_KEYS: &[&str] = &["default-target", "abs-tolerance", "rel-tolerance", "runs"];
+const KNOWN_KEYS: &[&str] = &[
+    "default-target",
+    "abs-tolerance",
+    "rel-tolerance",
+    "runs",
+    "board",
+];
 
 /// A detector project, located with cargo_metadata.
 #[derive(Debug, Clone)]

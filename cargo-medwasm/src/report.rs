@@ -52,6 +52,40 @@ pub struct TargetReport {
     pub size: Size,
     /// Memory.
     pub memory: Memory,
+    /// Figures of a target that runs on a (possibly emulated) device: `mcu`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
+}
+
+/// What a microcontroller target measures beyond the common figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Device {
+    /// Board name, e.g. `qemu-mps2-an386`.
+    pub board: String,
+    /// How `instructions` was counted, in words for the reader.
+    pub counting: String,
+    /// Instructions per inference (mean of the timed runs); QEMU counts
+    /// instructions, not cycles.
+    pub instructions: u64,
+    /// Instructions of `medwasm_init`, which validates the blob (CRC-32 over every
+    /// byte, every table entry) and zeroes the arena: the device's cold start.
+    pub init_instructions: u64,
+    /// `instructions` divided by the model's multiply-accumulates.
+    pub instructions_per_mac: Option<f64>,
+    /// Flash the firmware image occupies.
+    pub flash_bytes: u64,
+    /// Of which the detector (runtime, kernels, weights; no test harness).
+    pub detector_flash_bytes: u64,
+    /// Flash the board has.
+    pub flash_budget: u64,
+    /// RAM: statics, arena and the reserved stack.
+    pub ram_bytes: u64,
+    /// RAM the board has.
+    pub ram_budget: u64,
+    /// Deepest stack `medwasm_init` and `medwasm_run` used, measured by painting.
+    pub stack_peak_bytes: u64,
+    /// Stack the board file reserves.
+    pub stack_reserved_bytes: u64,
 }
 
 /// Comparison of one test vector's outputs against the references.
@@ -163,7 +197,8 @@ pub struct Latency {
     pub cold_start_us: Option<f64>,
     /// The same with a warm compilation cache.
     pub cold_start_cached_us: Option<f64>,
-    /// Warm inference: median.
+    /// Warm inference: median. 0 on targets that count instructions instead of
+    /// timing (`mcu`: see `instructions`).
     pub median_us: f64,
     /// Warm inference: 95th percentile.
     pub p95_us: f64,
@@ -171,7 +206,7 @@ pub struct Latency {
     pub p99_us: f64,
     /// Number of warm runs.
     pub runs: usize,
-    /// Deterministic count (QEMU instructions) where the target has one.
+    /// Deterministic count (QEMU instructions, not cycles) where the target has one.
     pub instructions: Option<u64>,
 }
 
@@ -332,7 +367,9 @@ impl fmt::Display for TargetReport {
         writeln!(f)?;
 
         let l = &self.latency;
-        if l.runs == 0 {
+        if let Some(device) = &self.device {
+            write_device(f, device, l.runs)?;
+        } else if l.runs == 0 {
             writeln!(f, "  latency  not measured: no vector ran without an error")?;
         } else {
             writeln!(
@@ -350,7 +387,7 @@ impl fmt::Display for TargetReport {
                 l.runs
             )?;
         }
-        if let Some(n) = l.instructions {
+        if let (Some(n), None) = (l.instructions, &self.device) {
             writeln!(f, "  count       {n} instructions per inference")?;
         }
         let s = &self.size;
@@ -373,6 +410,47 @@ impl fmt::Display for TargetReport {
         }
         writeln!(f)
     }
+}
+
+/// The figures of a device target, instead of wall-clock latency.
+fn write_device(f: &mut fmt::Formatter<'_>, d: &Device, runs: usize) -> fmt::Result {
+    if runs == 0 {
+        writeln!(
+            f,
+            "  count       not measured: no vector ran without an error"
+        )?;
+    } else {
+        let per_mac = d
+            .instructions_per_mac
+            .map(|x| format!(", {x:.2} per MAC"))
+            .unwrap_or_default();
+        writeln!(
+            f,
+            "  count       {} instructions per inference{per_mac} ({runs} runs)",
+            d.instructions
+        )?;
+        writeln!(f, "              {}", d.counting)?;
+    }
+    writeln!(
+        f,
+        "  init        {} instructions (validates the blob, zeroes the arena)",
+        d.init_instructions
+    )?;
+    writeln!(
+        f,
+        "  flash       {} of {} ({} detector, the rest test firmware)",
+        bytes(d.flash_bytes),
+        bytes(d.flash_budget),
+        bytes(d.detector_flash_bytes)
+    )?;
+    writeln!(
+        f,
+        "  RAM         {} of {} (stack: {} measured peak, {} reserved)",
+        bytes(d.ram_bytes),
+        bytes(d.ram_budget),
+        bytes(d.stack_peak_bytes),
+        bytes(d.stack_reserved_bytes)
+    )
 }
 
 impl fmt::Display for Finding {
@@ -551,6 +629,7 @@ mod tests {
                     arena_bytes: 12_288,
                     wasm_pages: Some(2),
                 },
+                device: None,
             }],
         }
     }
@@ -701,6 +780,69 @@ mod tests {
         assert!(!row(pass, fail, None).passed());
         assert!(!row(None, None, None).passed());
         assert!(!row(pass, pass, Some("trapped")).passed());
+    }
+
+    #[test]
+    fn device_targets_report_instructions_flash_and_ram() {
+        let mut report = sample_report();
+        let target = &mut report.targets[0];
+        target.target = "mcu".into();
+        target.runtime = "qemu-system-arm 7.2.22 -M mps2-an386 -icount shift=0 (Arm MPS2 AN386 (Cortex-M4F) in QEMU)".into();
+        target.artifact =
+            "target/medwasm/mcu/qemu-mps2-an386/vitals-anomaly/vitals_anomaly.elf".into();
+        target.vectors.truncate(1);
+        target.passed = true;
+        target.latency = Latency {
+            runs: 200,
+            instructions: Some(103_690),
+            ..Latency::default()
+        };
+        target.size = Size {
+            total: 61_384,
+            code: 39_304,
+            weights: 22_080,
+            metadata: 0,
+        };
+        target.memory = Memory {
+            arena_bytes: 1_536,
+            wasm_pages: None,
+        };
+        target.device = Some(Device {
+            board: "qemu-mps2-an386".into(),
+            counting: "QEMU -icount shift=0 counts executed instructions, not cycles".into(),
+            instructions: 103_690,
+            init_instructions: 250_000,
+            instructions_per_mac: Some(20.77),
+            flash_bytes: 61_384,
+            detector_flash_bytes: 57_006,
+            flash_budget: 4 << 20,
+            ram_bytes: 18_276,
+            ram_budget: 4 << 20,
+            stack_peak_bytes: 4_080,
+            stack_reserved_bytes: 16_384,
+        });
+        let table = report.targets[0].to_string();
+        insta::assert_snapshot!(table, @r"
+        target `mcu` on qemu-system-arm 7.2.22 -M mps2-an386 -icount shift=0 (Arm MPS2 AN386 (Cortex-M4F) in QEMU)
+          artifact    target/medwasm/mcu/qemu-mps2-an386/vitals-anomaly/vitals_anomaly.elf
+
+          vector  vs tract (abs / rel)  vs expected (abs / rel)  finding               result
+               0  2.5e-7 / 1.2e-6       0 / 0                    score 0.0123 label 0  PASS
+
+          count       103690 instructions per inference, 20.77 per MAC (200 runs)
+                      QEMU -icount shift=0 counts executed instructions, not cycles
+          init        250000 instructions (validates the blob, zeroes the arena)
+          flash       59.9 KiB of 4.00 MiB (55.7 KiB detector, the rest test firmware)
+          RAM         17.8 KiB of 4.00 MiB (stack: 4.0 KiB measured peak, 16.0 KiB reserved)
+          size        59.9 KiB total: 38.4 KiB code, 21.6 KiB weights, 0 B metadata
+          memory      arena 1.5 KiB
+        ");
+        // The JSON carries the device figures only for device targets.
+        let json = serde_json::to_value(&report).expect("a report serializes");
+        assert_eq!(json["targets"][0]["device"]["instructions"], 103_690);
+        assert_eq!(json["targets"][0]["latency"]["instructions"], 103_690);
+        let wasm = serde_json::to_value(sample_report()).expect("a report serializes");
+        assert!(wasm["targets"][0].get("device").is_none());
     }
 
     #[test]

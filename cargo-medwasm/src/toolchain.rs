@@ -46,14 +46,15 @@ pub const BROWSER: TargetSpec = TargetSpec {
     buildable: false,
 };
 
-/// Cortex-M4F/M7 static library run under QEMU (not buildable yet).
+/// Cortex-M4F/M7 firmware and static library, run under QEMU.
 pub const MCU: TargetSpec = TargetSpec {
     name: "mcu",
     triple: "thumbv7em-none-eabihf",
-    // Linker scripts and the CPU come from the project's `.cargo/config.toml`.
+    // The CPU comes from the board file and the linker script from the generated
+    // firmware crate (`src/mcu/firmware.rs`).
     rustflags: &[],
-    purpose: "the microcontroller target (coming)",
-    buildable: false,
+    purpose: "`cargo medwasm build --target mcu`",
+    buildable: true,
 };
 
 /// Every target, in the order `doctor` lists them.

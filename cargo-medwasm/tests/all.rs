@@ -256,3 +256,215 @@ fn ops_table_and_help() {
         assert!(help.contains(cmd), "{help}");
     }
 }
+
+// ---------------------------------------------------------------------------------
+// The microcontroller target: real builds for thumbv7em-none-eabihf, real QEMU.
+
+/// Cargo's target folder for `project`, as cargo-medwasm finds it.
+fn target_dir(project: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project.join("target"))
+}
+
+fn bench_mcu(project: &Path, board: &str, runs: &str) -> Value {
+    let out = ok(
+        project,
+        &[
+            "bench", "--target", "mcu", "--board", board, "--json", "--runs", runs,
+        ],
+    );
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("bench --json printed something else ({e}):\n{out}"))
+}
+
+/// Checks the device figures every `mcu` report must carry.
+fn assert_device_figures(target: &Value, board: &str) {
+    assert_eq!(target["target"], "mcu");
+    let device = &target["device"];
+    assert_eq!(device["board"], board);
+    assert!(
+        device["counting"]
+            .as_str()
+            .unwrap()
+            .contains("instructions, not cycles"),
+        "{device}"
+    );
+    let instructions = device["instructions"].as_u64().unwrap();
+    assert!(instructions > 1000, "{device}");
+    assert_eq!(
+        target["latency"]["instructions"].as_u64(),
+        Some(instructions)
+    );
+    assert!(device["instructions_per_mac"].as_f64().unwrap() > 1.0);
+    // Init checks the CRC-32 of every blob byte: never free.
+    assert!(
+        device["init_instructions"].as_u64().unwrap() > 1000,
+        "{device}"
+    );
+    let peak = device["stack_peak_bytes"].as_u64().unwrap();
+    assert!(
+        peak > 0 && peak <= device["stack_reserved_bytes"].as_u64().unwrap(),
+        "{device}"
+    );
+    assert!(device["flash_bytes"].as_u64().unwrap() <= device["flash_budget"].as_u64().unwrap());
+    assert!(device["ram_bytes"].as_u64().unwrap() <= device["ram_budget"].as_u64().unwrap());
+}
+
+#[test]
+fn mcu_template_builds_conforms_in_qemu_and_links_from_c() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(
+        tmp.path(),
+        &["new", "vitals-mcu", "--template", "vitals-anomaly"],
+    );
+    let project = tmp.path().join("vitals-mcu");
+
+    // The build prints the memory report of the linked ELF.
+    let built = ok(&project, &["build", "--target", "mcu", "--release"]);
+    for part in [
+        "code",
+        "weights",
+        "never copied to RAM",
+        "arena",
+        "stack",
+        "of 4.00 MiB",
+    ] {
+        assert!(built.contains(part), "`{part}` missing from:\n{built}");
+    }
+    let dir = target_dir(&project).join("medwasm/mcu/qemu-mps2-an386/vitals-mcu");
+    for f in [
+        "vitals_mcu.elf",
+        "libvitals_mcu.a",
+        "vitals_mcu.h",
+        "example/main.c",
+        "example/link.ld",
+        "memory.json",
+    ] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+
+    // Same vectors, same comparison as Wasmtime, on the M4 and the M7.
+    for board in ["qemu-mps2-an386", "qemu-mps2-an500"] {
+        let report = bench_mcu(&project, board, "5");
+        let target = &report["targets"][0];
+        assert_eq!(target["passed"], true, "{report:#}");
+        let vectors = target["vectors"].as_array().unwrap();
+        assert_eq!(vectors.len(), 16);
+        for v in vectors {
+            let i = v["index"].as_u64().unwrap();
+            assert_eq!(v["finding"]["alert"], i >= 8, "vector {i}: {v}");
+            assert_eq!(v["vs_tract"]["pass"], true);
+            assert_eq!(v["vs_expected"]["pass"], true);
+        }
+        assert_device_figures(target, board);
+    }
+    let table = ok(&project, &["bench", "--target", "mcu", "--runs", "2"]);
+    assert!(
+        table.contains("instructions per inference") && table.contains("not cycles"),
+        "{table}"
+    );
+
+    // The C example links against the static library and runs in QEMU; its finding
+    // matches the SDK running the same model natively.
+    let Some(gcc) = ["arm-none-eabi-gcc"]
+        .into_iter()
+        .find(|g| Command::new(g).arg("--version").output().is_ok())
+    else {
+        panic!(
+            "arm-none-eabi-gcc is not installed: run `.ci/setup` (apt-get install gcc-arm-none-eabi)"
+        );
+    };
+    let board = cargo_medwasm::mcu::board::Board::resolve("qemu-mps2-an386").unwrap();
+    let args = cargo_medwasm::mcu::example_gcc_args(&dir, "vitals_mcu", &board);
+    let out = Command::new(gcc).args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{gcc} {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let elf = dir.join("example/example.elf");
+    let mut qemu = cargo_medwasm::runner::qemu::qemu_command("mps2-an386", &elf, &dir);
+    let printed = cargo_medwasm::runner::qemu::run_with_timeout(&mut qemu, "qemu example").unwrap();
+    let score_bits = printed
+        .split_whitespace()
+        .skip_while(|w| *w != "score")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no score in:\n{printed}"));
+    let score = f32::from_bits(u32::from_str_radix(score_bits, 16).unwrap());
+
+    let blob =
+        medwasm::AlignedBuf::from_bytes(&std::fs::read(project.join("model/model.mwm")).unwrap());
+    let model = medwasm::Model::load(blob.as_slice()).unwrap();
+    let mut arena = medwasm::AlignedBuf::zeroed(model.arena_bytes());
+    let mut rt = medwasm::Runtime::new(model, arena.as_mut_slice()).unwrap();
+    rt.set_input(0, &[0.5; 96]).unwrap();
+    rt.run().unwrap();
+    let native = rt.output(1).unwrap()[0];
+    assert!(
+        (score - native).abs() <= 1e-4 + 1e-3 * native.abs(),
+        "C example score {score}, native {native}\n{printed}"
+    );
+    assert!(printed.contains("label 1 alert 1"), "{printed}");
+
+    // A board with 32 KiB of flash cannot hold it: the build fails with the report.
+    let tiny = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets/boards/qemu-mps2-an386.toml"),
+    )
+    .unwrap()
+    .replace("name = \"qemu-mps2-an386\"", "name = \"tiny-m4\"")
+    .replace("size = 0x0040_0000 # ZBT SSRAM1", "size = 0x8000 # 32 KiB,");
+    std::fs::write(project.join("tiny.toml"), tiny).unwrap();
+    let out = cli(
+        &project,
+        &[
+            "build",
+            "--target",
+            "mcu",
+            "--release",
+            "--board",
+            "tiny.toml",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not fit board `tiny-m4`")
+            && err.contains("flash needs")
+            && err.contains("over by")
+            && err.contains("the largest part is weights")
+            && err.contains("never copied to RAM"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !target_dir(&project)
+            .join("medwasm/mcu/tiny-m4/vitals-mcu/vitals_mcu.elf")
+            .exists()
+    );
+}
+
+#[test]
+fn ad01_fp32_conforms_in_qemu_on_the_m4() {
+    let (_tmp, project) = import_shared("ad01_fp32");
+    let report = bench_mcu(&project, "qemu-mps2-an386", "2");
+    let target = &report["targets"][0];
+    assert_eq!(target["passed"], true, "{report:#}");
+    assert_eq!(target["vectors"].as_array().unwrap().len(), 8);
+    for v in target["vectors"].as_array().unwrap() {
+        assert_eq!(v["vs_expected"]["pass"], true, "{v}");
+        assert_eq!(v["vs_tract"]["pass"], true, "{v}");
+    }
+    assert_device_figures(target, "qemu-mps2-an386");
+    // The weights (over 1 MiB) stay in flash: RAM is the arena, statics and stack.
+    let device = &target["device"];
+    assert!(
+        device["ram_bytes"].as_u64().unwrap() < 64 * 1024,
+        "{device}"
+    );
+    assert!(
+        device["flash_bytes"].as_u64().unwrap() > 1024 * 1024,
+        "{device}"
+    );
+}

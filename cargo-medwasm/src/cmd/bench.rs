@@ -27,6 +27,8 @@ pub const REPORT_SCHEMA: u32 = 1;
 pub enum BenchTarget {
     /// Embedded Wasmtime.
     Wasmtime,
+    /// The firmware in QEMU (`--board`; counts instructions, not cycles).
+    Mcu,
     /// Every target available on this machine.
     All,
 }
@@ -62,6 +64,10 @@ pub struct BenchArgs {
     /// Path to the detector's Cargo.toml.
     #[arg(long)]
     pub manifest_path: Option<PathBuf>,
+    /// Board for `--target mcu`: a built-in board or a board file (`*.toml`)
+    /// [default: `board` in `[package.metadata.medwasm]`, else qemu-mps2-an386].
+    #[arg(long)]
+    pub board: Option<String>,
 }
 
 /// Returned when a vector failed conformance; the report has been printed.
@@ -80,9 +86,12 @@ impl BenchArgs {
     /// Runs the bench, prints the report on stdout, and fails with [`ConformanceFailed`]
     /// when a vector disagrees.
     pub fn run(self, ui: &Ui) -> Result<()> {
-        let project = Project::locate(self.manifest_path.as_deref())?;
+        let mut project = Project::locate(self.manifest_path.as_deref())?;
         for warning in &project.warnings {
             ui.warn(warning);
+        }
+        if self.board.is_some() {
+            project.metadata.board = self.board;
         }
         let manifest = project.manifest()?;
         let runs = match self.runs.or(project.metadata.runs) {

@@ -26,6 +26,8 @@ use crate::ui::{Step, Ui};
 pub enum BuildTarget {
     /// WASI module for Wasmtime (and any WASI runtime).
     Wasmtime,
+    /// Cortex-M4F/M7 firmware and static library (`--board`; see docs/mcu.md).
+    Mcu,
 }
 
 impl BuildTarget {
@@ -33,6 +35,7 @@ impl BuildTarget {
     pub fn spec(self) -> &'static TargetSpec {
         match self {
             BuildTarget::Wasmtime => &toolchain::WASMTIME,
+            BuildTarget::Mcu => &toolchain::MCU,
         }
     }
 }
@@ -49,6 +52,10 @@ pub struct BuildArgs {
     /// Path to the detector's Cargo.toml.
     #[arg(long)]
     pub manifest_path: Option<PathBuf>,
+    /// Board for `--target mcu`: a built-in board or a board file (`*.toml`)
+    /// [default: `board` in `[package.metadata.medwasm]`, else qemu-mps2-an386].
+    #[arg(long)]
+    pub board: Option<String>,
 }
 
 /// What a build produced.
@@ -92,12 +99,19 @@ impl BuildArgs {
     /// Callers that own stdout (`bench --json`) use [`build`] instead, which prints
     /// progress only.
     pub fn run(self, ui: &Ui) -> Result<BuildOutput> {
-        let project = Project::locate(self.manifest_path.as_deref())?;
+        let mut project = Project::locate(self.manifest_path.as_deref())?;
         for warning in &project.warnings {
             ui.warn(warning);
         }
+        if self.board.is_some() {
+            project.metadata.board = self.board;
+        }
         let output = build(&project, self.target, self.release, ui)?;
-        println!("{}", summary(&output));
+        if self.target == BuildTarget::Mcu {
+            println!("{}", crate::mcu::summary(&output)?);
+        } else {
+            println!("{}", summary(&output));
+        }
         Ok(output)
     }
 }
@@ -109,6 +123,9 @@ pub fn build(
     release: bool,
     ui: &Ui,
 ) -> Result<BuildOutput> {
+    if target == BuildTarget::Mcu {
+        return crate::mcu::build(project, release, ui);
+    }
     let spec = target.spec();
     if !project.is_cdylib {
         bail!(
@@ -209,7 +226,7 @@ fn summary(output: &BuildOutput) -> String {
     )
 }
 
-fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const KIB: f64 = 1024.0;
     let bytes = bytes as f64;
     if bytes < KIB * KIB {
@@ -310,7 +327,7 @@ fn cargo_build(project: &Project, spec: &TargetSpec, release: bool, ui: &Ui) -> 
 }
 
 /// Passes cargo's own stderr through, hiding its status lines unless `-v`.
-fn forward_cargo_stderr(stderr: impl std::io::Read, step: &Step, verbose: bool) {
+pub(crate) fn forward_cargo_stderr(stderr: impl std::io::Read, step: &Step, verbose: bool) {
     const STATUS: &[&str] = &[
         "Compiling",
         "Checking",
@@ -336,7 +353,7 @@ fn forward_cargo_stderr(stderr: impl std::io::Read, step: &Step, verbose: bool) 
 ///
 /// Cargo reads `CARGO_ENCODED_RUSTFLAGS` (flags separated by `0x1f`) before
 /// `RUSTFLAGS`, so we extend whichever it would use.
-fn rustflags_env(
+pub(crate) fn rustflags_env(
     encoded: Option<&str>,
     plain: Option<&str>,
     extra: &[&str],
@@ -356,7 +373,7 @@ fn rustflags_env(
 }
 
 /// Removes terminal escape sequences (SGR colors, OSC hyperlinks) from rustc output.
-fn strip_ansi(text: &str) -> String {
+pub(crate) fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {

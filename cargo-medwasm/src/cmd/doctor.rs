@@ -161,6 +161,7 @@ fn checklist(rustc: &Rustc) -> Vec<Check> {
     checks.push(check_node(probe("node", &["--version"])));
     checks.push(check_chromium());
     checks.push(check_qemu(probe("qemu-system-arm", &["--version"])));
+    checks.push(check_arm_gcc(probe("arm-none-eabi-gcc", &["--version"])));
     checks.push(check_wasmedge(probe("wasmedge", &["--version"])));
     checks
 }
@@ -313,8 +314,21 @@ fn check_qemu(probe: Probe) -> Check {
         Probe::NotFound | Probe::Failed(_) => Check::missing(
             NAME,
             false,
-            "runs the microcontroller target (coming)",
+            "runs `cargo medwasm bench --target mcu`",
             "apt-get install qemu-system-arm",
+        ),
+    }
+}
+
+fn check_arm_gcc(probe: Probe) -> Check {
+    const NAME: &str = "arm-none-eabi-gcc";
+    match probe {
+        Probe::Ran(version) => Check::ok(NAME, version),
+        Probe::NotFound | Probe::Failed(_) => Check::missing(
+            NAME,
+            false,
+            "builds the C example of `--target mcu` against its static library",
+            "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi",
         ),
     }
 }
@@ -416,7 +430,7 @@ mod tests {
         ok                rustc >= 1.95                 rustc 1.95.0 (59807616e 2026-04-14)
         missing           target wasm32-wasip1          for `cargo medwasm build --target wasmtime`
                                                         -> rustup target add wasm32-wasip1
-        optional-missing  target thumbv7em-none-eabihf  for the microcontroller target (coming)
+        missing           target thumbv7em-none-eabihf  for `cargo medwasm build --target mcu`
                                                         -> rustup target add thumbv7em-none-eabihf
         optional-missing  node >= 20                    runs the browser target's tests (coming); found v18.19.0
                                                         -> install Node.js 20 or newer from https://nodejs.org
@@ -460,6 +474,7 @@ mod tests {
             )),
             check_node(Probe::NotFound),
             check_qemu(Probe::Failed("exit status: 1".into())),
+            check_arm_gcc(Probe::NotFound),
             check_wasmedge(Probe::NotFound),
             check_rustup(Probe::NotFound),
         ];

@@ -6,6 +6,7 @@
 //! Adding a target (Chromium, Node, QEMU …) means implementing [`Runner`] and adding it
 //! to [`all`]; `bench` needs no other change.
 
+pub mod qemu;
 pub mod wasmtime;
 
 use std::fmt;
@@ -90,7 +91,10 @@ pub trait Runner {
 
 /// The runners of every target `bench` knows, in the order `--target all` runs them.
 pub fn all() -> Vec<Box<dyn Runner>> {
-    vec![Box::new(wasmtime::WasmtimeRunner)]
+    vec![
+        Box::new(wasmtime::WasmtimeRunner),
+        Box::new(qemu::QemuRunner),
+    ]
 }
 
 /// What a runner observed.
@@ -104,6 +108,8 @@ pub struct Execution {
     pub latency: Latency,
     /// Linear memory pages after the warm runs, for wasm targets.
     pub wasm_pages: Option<u64>,
+    /// Instruction count, flash and RAM, for device targets.
+    pub device: Option<crate::report::Device>,
 }
 
 /// The result of running one case.
@@ -206,6 +212,7 @@ pub fn conformance(
             arena_bytes: job.manifest.arena_bytes,
             wasm_pages: execution.wasm_pages,
         },
+        device: execution.device,
     }
 }
 

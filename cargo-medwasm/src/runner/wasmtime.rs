@@ -77,6 +77,7 @@ impl Runner for WasmtimeRunner {
                 outcomes,
                 latency: Latency::default(),
                 wasm_pages: Some(detector.pages()),
+                device: None,
             });
         };
         let inputs = &job.cases[timed].inputs;
@@ -118,6 +119,7 @@ impl Runner for WasmtimeRunner {
                 instructions: None,
             },
             wasm_pages: Some(detector.pages()),
+            device: None,
         })
     }
 }

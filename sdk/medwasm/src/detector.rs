@@ -46,9 +46,21 @@ pub trait Detector {
     const MODEL: &'static [u8];
     /// Arena bytes the model needs (from the generated `src/model.rs`).
     const ARENA_BYTES: usize;
+    /// The operators to link ([`crate::ops::op_bit`] bits; `OPS` in the generated
+    /// `src/model.rs`). Only their kernels end up in the artifact; every operator
+    /// when not given.
+    const OPS: u32 = crate::ops::ALL_OPS;
 
     /// Turns a finished run into a finding.
     fn interpret(&self, io: &Io<'_, '_, '_>) -> Result<Finding, Error>;
+}
+
+/// The operator set of detector `D`, for the generic loader and executor.
+#[derive(Debug)]
+pub struct Linked<D>(core::marker::PhantomData<D>);
+
+impl<D: Detector> crate::ops::OpSet for Linked<D> {
+    const OPS: u32 = D::OPS;
 }
 
 /// Loads `D`'s model into `arena`, sets the inputs, runs, and interprets: the whole
@@ -58,7 +70,7 @@ pub fn run_once<D: Detector>(
     arena: &mut [u8],
     inputs: &[&[f32]],
 ) -> Result<Finding, Error> {
-    let model = crate::Model::load(D::MODEL)?;
+    let model = crate::Model::load_in::<Linked<D>>(D::MODEL)?;
     let mut rt = Runtime::new(model, arena)?;
     if inputs.len() != model.input_count() {
         return Err(Error::BadIndex {
@@ -69,6 +81,6 @@ pub fn run_once<D: Detector>(
     for (i, data) in inputs.iter().enumerate() {
         rt.set_input(i, data)?;
     }
-    rt.run()?;
+    rt.run_in::<Linked<D>>()?;
     detector.interpret(&Io::new(&rt))
 }

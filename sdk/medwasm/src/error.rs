@@ -94,50 +94,139 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Truncated { needed, actual } => write!(
-                f,
-                "model blob truncated: needs {needed} bytes, has {actual}; re-run `cargo medwasm import`"
-            ),
-            Error::BadMagic => write!(
-                f,
-                "not a medwasm model blob (bad magic); embed the `model/model.mwm` written by `cargo medwasm import`"
-            ),
-            Error::UnsupportedVersion { major, minor } => write!(
-                f,
-                "model format {major}.{minor} is not supported by this runtime (reads {}.x); update the `medwasm` crate or re-import with a matching cargo-medwasm",
-                crate::format::VERSION_MAJOR
-            ),
-            Error::Checksum { stored, computed } => write!(
-                f,
-                "model blob corrupted: checksum {computed:#010x} does not match the stored {stored:#010x}"
-            ),
-            Error::Malformed { what, index } => {
-                write!(f, "model blob malformed: {what} (entry {index})")
+/// Where [`Error::write_message`] puts the pieces of a message: text only, so that
+/// a detector reports errors without linking `core::fmt` (about 3 KiB of flash on a
+/// microcontroller).
+pub trait MessageSink {
+    /// Appends `text`.
+    fn put(&mut self, text: &str);
+}
+
+/// `n` in decimal. `usize` is 32 bits on the targets where size matters, so this
+/// needs no 64-bit division there.
+fn put_dec(sink: &mut dyn MessageSink, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    loop {
+        digits[digits.len() - 1 - len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = digits.len() - len;
+    sink.put(core::str::from_utf8(&digits[start..]).unwrap_or("?"));
+}
+
+/// `n` as `0x` and eight hex digits.
+fn put_hex(sink: &mut dyn MessageSink, n: u32) {
+    let mut digits = *b"0x00000000";
+    for k in 0..8 {
+        digits[2 + k] = b"0123456789abcdef"[((n >> (28 - 4 * k)) & 0xF) as usize];
+    }
+    sink.put(core::str::from_utf8(&digits).unwrap_or("?"));
+}
+
+impl Error {
+    /// Writes the message of this error, piece by piece: the same text as its
+    /// `Display`, without `core::fmt`.
+    pub fn write_message(&self, sink: &mut dyn MessageSink) {
+        match *self {
+            Error::Truncated { needed, actual } => {
+                sink.put("model blob truncated: needs ");
+                put_dec(sink, needed);
+                sink.put(" bytes, has ");
+                put_dec(sink, actual);
+                sink.put("; re-run `cargo medwasm import`");
             }
-            Error::ArenaTooSmall { needed, actual } => write!(
-                f,
-                "arena too small: the memory plan needs {needed} bytes, got {actual}"
+            Error::BadMagic => sink.put(
+                "not a medwasm model blob (bad magic); embed the `model/model.mwm` written by `cargo medwasm import`",
             ),
-            Error::Misaligned { what } => write!(f, "{what} is not 16-byte aligned"),
+            Error::UnsupportedVersion { major, minor } => {
+                sink.put("model format ");
+                put_dec(sink, major.into());
+                sink.put(".");
+                put_dec(sink, minor.into());
+                sink.put(" is not supported by this runtime (reads ");
+                put_dec(sink, crate::format::VERSION_MAJOR.into());
+                sink.put(
+                    ".x); update the `medwasm` crate or re-import with a matching cargo-medwasm",
+                );
+            }
+            Error::Checksum { stored, computed } => {
+                sink.put("model blob corrupted: checksum ");
+                put_hex(sink, computed);
+                sink.put(" does not match the stored ");
+                put_hex(sink, stored);
+            }
+            Error::Malformed { what, index } => {
+                sink.put("model blob malformed: ");
+                sink.put(what);
+                sink.put(" (entry ");
+                put_dec(sink, index as usize);
+                sink.put(")");
+            }
+            Error::ArenaTooSmall { needed, actual } => {
+                sink.put("arena too small: the memory plan needs ");
+                put_dec(sink, needed);
+                sink.put(" bytes, got ");
+                put_dec(sink, actual);
+            }
+            Error::Misaligned { what } => {
+                sink.put(what);
+                sink.put(" is not 16-byte aligned");
+            }
             Error::NotInitialized => {
-                write!(f, "detector not initialized: call `medwasm_init` first")
+                sink.put("detector not initialized: call `medwasm_init` first")
             }
             Error::BadIndex { index, count } => {
-                write!(f, "index {index} out of range: there are {count}")
+                sink.put("index ");
+                put_dec(sink, index as usize);
+                sink.put(" out of range: there are ");
+                put_dec(sink, count as usize);
             }
             Error::InputLength {
                 input,
                 expected,
                 actual,
-            } => write!(f, "input {input} needs {expected} elements, got {actual}"),
-            Error::NonFinite { input, position } => write!(
-                f,
-                "input {input} element {position} is NaN or infinite; clean or impute the signal before running"
-            ),
+            } => {
+                sink.put("input ");
+                put_dec(sink, input as usize);
+                sink.put(" needs ");
+                put_dec(sink, expected);
+                sink.put(" elements, got ");
+                put_dec(sink, actual);
+            }
+            Error::NonFinite { input, position } => {
+                sink.put("input ");
+                put_dec(sink, input as usize);
+                sink.put(" element ");
+                put_dec(sink, position);
+                sink.put(
+                    " is NaN or infinite; clean or impute the signal before running",
+                );
+            }
         }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Adapter<'f, 'g> {
+            f: &'f mut fmt::Formatter<'g>,
+            result: fmt::Result,
+        }
+        impl MessageSink for Adapter<'_, '_> {
+            fn put(&mut self, text: &str) {
+                if self.result.is_ok() {
+                    self.result = self.f.write_str(text);
+                }
+            }
+        }
+        let mut adapter = Adapter { f, result: Ok(()) };
+        self.write_message(&mut adapter);
+        adapter.result
     }
 }
 

@@ -27,7 +27,7 @@ mod aligned;
 pub use aligned::AlignedBuf;
 pub use crc32::crc32;
 pub use detector::{Detector, Finding, Io, run_once};
-pub use error::Error;
+pub use error::{Error, MessageSink};
 pub use model::{Model, NodeRecord, TensorInfo, TensorRecord};
 pub use runtime::Runtime;
 pub use shape::Dims;

@@ -114,6 +114,12 @@ impl<'a> Model<'a> {
     /// The blob must start at a 16-byte aligned address (use `include_model!`, or
     /// `AlignedBuf` on the host), so that weights can be borrowed as `&[f32]`.
     pub fn load(blob: &'a [u8]) -> Result<Model<'a>, Error> {
+        Self::load_in::<ops::AllOps>(blob)
+    }
+
+    /// [`Model::load`] for a build that links the operators of `S` only: a blob with
+    /// any other operator is refused (`Malformed`).
+    pub fn load_in<S: ops::OpSet>(blob: &'a [u8]) -> Result<Model<'a>, Error> {
         if blob.len() < HEADER_LEN {
             return Err(Error::Truncated {
                 needed: HEADER_LEN,
@@ -172,11 +178,11 @@ impl<'a> Model<'a> {
             data_off: get_u32(blob, header::DATA)?,
             data_len: get_u32(blob, header::DATA + 4)?,
         };
-        model.validate()?;
+        model.validate::<S>()?;
         Ok(model)
     }
 
-    fn validate(&self) -> Result<(), Error> {
+    fn validate<S: ops::OpSet>(&self) -> Result<(), Error> {
         let total = self.blob.len();
         let tables = [
             (
@@ -241,7 +247,7 @@ impl<'a> Model<'a> {
         }
         for i in 0..self.node_count {
             let node = self.node(i)?;
-            ops::validate(self, i, &node)?;
+            ops::validate::<S>(self, i, &node)?;
             // Nothing may write into a graph input: inputs are pinned for the whole run
             // so a host can write them once and the detector can read them afterwards.
             for o in 0..node.n_outputs {

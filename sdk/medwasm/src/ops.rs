@@ -31,6 +31,44 @@ use crate::kernels::pool::AvgCount;
 use crate::model::{Model, NodeRecord, TensorRecord, overlaps};
 use crate::shape::Dims;
 
+/// The bit of `op` in an operator set ([`OpSet::OPS`]).
+pub const fn op_bit(op: OpCode) -> u32 {
+    1 << op as u32
+}
+
+/// Every operator the runtime implements.
+pub const ALL_OPS: u32 = op_bit(OpCode::Gemm)
+    | op_bit(OpCode::Conv)
+    | op_bit(OpCode::Binary)
+    | op_bit(OpCode::Activation)
+    | op_bit(OpCode::Softmax)
+    | op_bit(OpCode::MaxPool)
+    | op_bit(OpCode::AveragePool)
+    | op_bit(OpCode::ReduceMean)
+    | op_bit(OpCode::Transpose)
+    | op_bit(OpCode::Concat)
+    | op_bit(OpCode::Pad)
+    | op_bit(OpCode::Copy);
+
+/// The operators a build links, as a compile-time constant.
+///
+/// Loading and running are generic over it, so a detector whose model uses three
+/// operators links three kernels: the others' arms are removed at compile time
+/// (on a microcontroller that is most of the runtime's flash). A blob with an
+/// operator outside the set is refused by the loader, never run.
+pub trait OpSet {
+    /// Bits from [`op_bit`].
+    const OPS: u32;
+}
+
+/// Every operator: what [`Model::load`] and [`crate::Runtime::run`] use.
+#[derive(Debug, Clone, Copy)]
+pub struct AllOps;
+
+impl OpSet for AllOps {
+    const OPS: u32 = ALL_OPS;
+}
+
 /// Words of a Conv's parameters.
 pub const CONV_PARAMS: usize = 14;
 /// Words of a pooling op's parameters.
@@ -116,6 +154,22 @@ fn need(cond: bool, what: &'static str, i: usize) -> Result<(), Error> {
 
 /// Decodes node `i` and checks its shapes.
 pub fn prepare(model: &Model<'_>, i: usize, node: &NodeRecord) -> Result<Prepared, Error> {
+    prepare_in::<AllOps>(model, i, node)
+}
+
+/// [`prepare`] for a build that links the operators of `S` only.
+pub fn prepare_in<S: OpSet>(
+    model: &Model<'_>,
+    i: usize,
+    node: &NodeRecord,
+) -> Result<Prepared, Error> {
+    let linked = |op: OpCode| S::OPS & op_bit(op) != 0;
+    if !linked(node.op) {
+        return Err(malformed(
+            "operator not linked into this detector (its model was imported with other operators; import it again)",
+            i,
+        ));
+    }
     let mut inputs = [None; MAX_NODE_INPUTS];
     for (k, slot) in inputs.iter_mut().enumerate().take(node.n_inputs) {
         *slot = match model.node_input(node, k)? {
@@ -161,7 +215,7 @@ pub fn prepare(model: &Model<'_>, i: usize, node: &NodeRecord) -> Result<Prepare
     let od = output.dims;
     let single = |n: usize| need(node.n_inputs == n, "wrong number of inputs", i);
     let kind = match node.op {
-        OpCode::Gemm => {
+        OpCode::Gemm if linked(OpCode::Gemm) => {
             need(
                 node.n_inputs == 2 || node.n_inputs == 3,
                 "wrong number of inputs",
@@ -202,7 +256,7 @@ pub fn prepare(model: &Model<'_>, i: usize, node: &NodeRecord) -> Result<Prepare
                 act: act_at(model, node, 0, i)?,
             }
         }
-        OpCode::Conv => {
+        OpCode::Conv if linked(OpCode::Conv) => {
             need(
                 node.n_inputs == 2 || node.n_inputs == 3,
                 "wrong number of inputs",
@@ -252,7 +306,7 @@ pub fn prepare(model: &Model<'_>, i: usize, node: &NodeRecord) -> Result<Prepare
                 act: act_at(model, node, 11, i)?,
             }
         }
-        OpCode::Binary => {
+        OpCode::Binary if linked(OpCode::Binary) => {
             single(2)?;
             need(plen == 4, "wrong parameter count", i)?;
             let (a, b) = (x(0)?, x(1)?);
@@ -267,13 +321,13 @@ pub fn prepare(model: &Model<'_>, i: usize, node: &NodeRecord) -> Result<Prepare
                 act: act_at(model, node, 1, i)?,
             }
         }
-        OpCode::Activation => {
+        OpCode::Activation if linked(OpCode::Activation) => {
             single(1)?;
             need(plen == 3, "wrong parameter count", i)?;
             need(x(0)?.dims == od, "Activation output shape", i)?;
             Kind::Activation(act_at(model, node, 0, i)?)
         }
-        OpCode::Softmax => {
+        OpCode::Softmax if linked(OpCode::Softmax) => {
             single(1)?;
             need(plen == 2, "wrong parameter count", i)?;
             let (s, e) = (p(0), p(1));
@@ -289,7 +343,7 @@ pub fn prepare(model: &Model<'_>, i: usize, node: &NodeRecord) -> Result<Prepare
                 inner: d[e..].iter().product(),
             }
         }
-        OpCode::MaxPool | OpCode::AveragePool => {
+        OpCode::MaxPool | OpCode::AveragePool if linked(node.op) => {
             single(1)?;
             need(plen == POOL_PARAMS, "wrong parameter count", i)?;
             let xt = x(0)?;
@@ -309,7 +363,7 @@ pub fn prepare(model: &Model<'_>, i: usize, node: &NodeRecord) -> Result<Prepare
                 count,
             }
         }
-        OpCode::ReduceMean => {
+        OpCode::ReduceMean if linked(OpCode::ReduceMean) => {
             single(1)?;
             need(plen == 1, "wrong parameter count", i)?;
             let xd = x(0)?.dims;
@@ -322,7 +376,7 @@ pub fn prepare(model: &Model<'_>, i: usize, node: &NodeRecord) -> Result<Prepare
             need(od.elements() == kept, "ReduceMean output shape", i)?;
             Kind::ReduceMean { mask }
         }
-        OpCode::Transpose => {
+        OpCode::Transpose if linked(OpCode::Transpose) => {
             single(1)?;
             let xd = x(0)?.dims;
             need(
@@ -344,7 +398,7 @@ pub fn prepare(model: &Model<'_>, i: usize, node: &NodeRecord) -> Result<Prepare
             }
             Kind::Transpose { perm }
         }
-        OpCode::Concat => {
+        OpCode::Concat if linked(OpCode::Concat) => {
             need(plen == 1, "wrong parameter count", i)?;
             let axis = p(0);
             need(axis < od.rank(), "Concat axis", i)?;
@@ -360,7 +414,7 @@ pub fn prepare(model: &Model<'_>, i: usize, node: &NodeRecord) -> Result<Prepare
             need(total == od.get(axis), "Concat output shape", i)?;
             Kind::Concat { axis }
         }
-        OpCode::Pad => {
+        OpCode::Pad if linked(OpCode::Pad) => {
             single(1)?;
             let xd = x(0)?.dims;
             let r = xd.rank();
@@ -391,7 +445,7 @@ pub fn prepare(model: &Model<'_>, i: usize, node: &NodeRecord) -> Result<Prepare
             }
             Kind::Pad { mode, begin }
         }
-        OpCode::Copy => {
+        OpCode::Copy if linked(OpCode::Copy) => {
             single(1)?;
             need(
                 plen == 0 && x(0)?.dims.elements() == od.elements(),
@@ -400,6 +454,8 @@ pub fn prepare(model: &Model<'_>, i: usize, node: &NodeRecord) -> Result<Prepare
             )?;
             Kind::Copy
         }
+        // Checked on entry; the arms of unlinked operators are compiled out.
+        _ => return Err(malformed("operator not linked into this detector", i)),
     };
     Ok(Prepared {
         kind,
@@ -507,11 +563,23 @@ pub fn execute(
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
+    execute_in::<AllOps>(p, ins, out, scratch)
+}
+
+/// [`execute`] for a build that links the operators of `S` only; a node that
+/// [`prepare_in`] accepted for `S` always has a linked kernel.
+pub fn execute_in<S: OpSet>(
+    p: &Prepared,
+    ins: &[&[f32]; MAX_NODE_INPUTS],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
     use crate::kernels::{binary, conv, gemm, misc, pool, reduce};
+    let linked = |op: OpCode| S::OPS & op_bit(op) != 0;
     let dims = |k: usize| p.inputs[k].map(|t| t.dims).unwrap_or(Dims::scalar());
     let opt = |k: usize| p.inputs[k].map(|_| ins[k]);
     match p.kind {
-        Kind::Gemm { m, k, n, act } => {
+        Kind::Gemm { m, k, n, act } if linked(OpCode::Gemm) => {
             match opt(2) {
                 Some(bias) => out
                     .chunks_exact_mut(n)
@@ -521,29 +589,37 @@ pub fn execute(
             gemm::gemm(m, n, k, ins[0], k, ins[1], n, out, n);
             act.apply(out);
         }
-        Kind::Conv { g, act } => conv::conv(&g, ins[0], ins[1], opt(2), act, out, scratch),
-        Kind::Binary { op, act } => {
+        Kind::Conv { g, act } if linked(OpCode::Conv) => {
+            conv::conv(&g, ins[0], ins[1], opt(2), act, out, scratch)
+        }
+        Kind::Binary { op, act } if linked(OpCode::Binary) => {
             binary::binary(op, ins[0], &dims(0), ins[1], &dims(1), out, &p.output.dims);
             act.apply(out);
         }
-        Kind::Activation(act) => {
+        Kind::Activation(act) if linked(OpCode::Activation) => {
             out.copy_from_slice(ins[0]);
             act.apply(out);
         }
-        Kind::Softmax { outer, n, inner } => misc::softmax(ins[0], out, outer, n, inner),
+        Kind::Softmax { outer, n, inner } if linked(OpCode::Softmax) => {
+            misc::softmax(ins[0], out, outer, n, inner)
+        }
         Kind::Pool {
             g,
             pb,
             pr,
             max,
             count,
-        } => pool::pool(&g, pb, pr, max, count, ins[0], out),
-        Kind::ReduceMean { mask } => reduce::reduce_mean(ins[0], &dims(0), mask, out),
-        Kind::Transpose { perm } => {
+        } if linked(OpCode::MaxPool) || linked(OpCode::AveragePool) => {
+            pool::pool(&g, pb, pr, max, count, ins[0], out)
+        }
+        Kind::ReduceMean { mask } if linked(OpCode::ReduceMean) => {
+            reduce::reduce_mean(ins[0], &dims(0), mask, out)
+        }
+        Kind::Transpose { perm } if linked(OpCode::Transpose) => {
             let r = p.output.dims.rank();
             misc::transpose(ins[0], &dims(0), &perm[..r], out, &p.output.dims)
         }
-        Kind::Concat { axis } => {
+        Kind::Concat { axis } if linked(OpCode::Concat) => {
             let od = p.output.dims;
             let outer: usize = od.as_slice()[..axis].iter().product();
             let inner: usize = od.as_slice()[axis + 1..].iter().product();
@@ -555,11 +631,13 @@ pub fn execute(
                 offset += len;
             }
         }
-        Kind::Pad { mode, begin } => {
+        Kind::Pad { mode, begin } if linked(OpCode::Pad) => {
             let r = p.output.dims.rank();
             misc::pad(ins[0], &dims(0), &begin[..r], mode, out, &p.output.dims)
         }
-        Kind::Copy => out.copy_from_slice(ins[0]),
+        Kind::Copy if linked(OpCode::Copy) => out.copy_from_slice(ins[0]),
+        // `prepare_in` refuses unlinked operators, so no such node gets here.
+        _ => {}
     }
 }
 
@@ -573,6 +651,10 @@ pub fn macs(p: &Prepared) -> u64 {
 }
 
 /// Validation entry for the loader.
-pub(crate) fn validate(model: &Model<'_>, i: usize, node: &NodeRecord) -> Result<(), Error> {
-    prepare(model, i, node).map(|_| ())
+pub(crate) fn validate<S: OpSet>(
+    model: &Model<'_>,
+    i: usize,
+    node: &NodeRecord,
+) -> Result<(), Error> {
+    prepare_in::<S>(model, i, node).map(|_| ())
 }

@@ -94,13 +94,19 @@ impl<'m, 'a> Runtime<'m, 'a> {
 
     /// Runs the graph on the current inputs. Refuses NaN or infinite inputs.
     pub fn run(&mut self) -> Result<(), Error> {
+        self.run_in::<ops::AllOps>()
+    }
+
+    /// [`Runtime::run`] for a build that links the operators of `S` only (the model
+    /// must have been loaded with [`Model::load_in`] for the same `S`).
+    pub fn run_in<S: ops::OpSet>(&mut self) -> Result<(), Error> {
         for i in 0..self.model.input_count() {
             check_finite(i, self.input(i)?)?;
         }
         for n in 0..self.model.node_count() {
             let node = self.model.node(n)?;
-            let p = ops::prepare(&self.model, n, &node)?;
-            run_node(&self.model, &p, self.arena)?;
+            let p = ops::prepare_in::<S>(&self.model, n, &node)?;
+            run_node::<S>(&self.model, &p, self.arena)?;
         }
         Ok(())
     }
@@ -119,7 +125,11 @@ fn check_finite(i: usize, data: &[f32]) -> Result<(), Error> {
 /// Splits the arena into the node's writable regions (output, scratch) and the
 /// read-only gaps between them, then runs the kernel. The loader has checked that
 /// no input overlaps a writable region, so each input lies inside one gap.
-fn run_node(model: &Model<'_>, p: &ops::Prepared, arena: &mut [u8]) -> Result<(), Error> {
+fn run_node<S: ops::OpSet>(
+    model: &Model<'_>,
+    p: &ops::Prepared,
+    arena: &mut [u8],
+) -> Result<(), Error> {
     let bad = Error::Malformed {
         what: "operand outside the arena",
         index: 0,
@@ -175,6 +185,6 @@ fn run_node(model: &Model<'_>, p: &ops::Prepared, arena: &mut [u8]) -> Result<()
     }
     let out = f32s_mut(out).ok_or(Error::Misaligned { what: "arena" })?;
     let scratch = f32s_mut(scratch).ok_or(Error::Misaligned { what: "arena" })?;
-    ops::execute(p, &ins, out, scratch);
+    ops::execute_in::<S>(p, &ins, out, scratch);
     Ok(())
 }

@@ -7,9 +7,11 @@ use medwasm::kernels::act::Act;
 use medwasm::kernels::binary::{BinOp, binary, broadcast};
 use medwasm::kernels::conv::{Geometry, conv, conv_ref};
 use medwasm::kernels::gemm::{gemm, gemm_ref};
+use medwasm::kernels::gemm_blocked;
 use medwasm::kernels::misc::{PadMode, pad, softmax, transpose};
 use medwasm::kernels::pool::{AvgCount, pool};
 use medwasm::kernels::reduce::reduce_mean;
+use medwasm::ops::{OpSet, op_bit};
 use medwasm::{AlignedBuf, Dims, Error, Model, Runtime};
 
 /// SplitMix64: deterministic on every target.
@@ -68,12 +70,19 @@ fn gemm_matches_reference_bit_for_bit() {
         let c0 = rng.vec(m * ldc);
         let mut c1 = c0.clone();
         let mut c2 = c0.clone();
+        let mut c3 = c0.clone();
         gemm(m, n, k, &a, lda, &b, ldb, &mut c1, ldc);
         gemm_ref(m, n, k, &a, lda, &b, ldb, &mut c2, ldc);
+        // The Cortex-M kernel is plain Rust: checked here on every target.
+        gemm_blocked::gemm(m, n, k, &a, lda, &b, ldb, &mut c3, ldc);
         assert!(
             c1.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits()),
             "case {case}: m={m} n={n} k={k} kernel={}",
             medwasm::kernels::gemm::KERNEL
+        );
+        assert!(
+            c3.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "case {case}: m={m} n={n} k={k} kernel=blocked"
         );
     }
 }
@@ -450,6 +459,53 @@ fn runtime_runs_a_small_model() {
     assert_eq!(model.output(1).unwrap().dims.as_slice(), &[1, 3]);
 }
 
+/// A build that links Gemm and Binary: the small model's two operators.
+struct GemmAndBinary;
+
+impl OpSet for GemmAndBinary {
+    const OPS: u32 = op_bit(OpCode::Gemm) | op_bit(OpCode::Binary);
+}
+
+/// A build that links Gemm only.
+struct GemmOnly;
+
+impl OpSet for GemmOnly {
+    const OPS: u32 = op_bit(OpCode::Gemm);
+}
+
+#[test]
+fn restricted_operator_sets_run_their_models_and_refuse_others() {
+    let blob = small_blob();
+    let buf = AlignedBuf::from_bytes(&blob);
+    let (y, z) = run_small(&blob, &[1.0, 0.0, -1.0, 2.0]).unwrap();
+
+    let model = Model::load_in::<GemmAndBinary>(buf.as_slice()).unwrap();
+    let mut arena = AlignedBuf::zeroed(model.arena_bytes());
+    let mut rt = Runtime::new(model, arena.as_mut_slice()).unwrap();
+    rt.set_input(0, &[1.0, 0.0, -1.0, 2.0]).unwrap();
+    rt.run_in::<GemmAndBinary>().unwrap();
+    assert_eq!(rt.output(0).unwrap(), y.as_slice());
+    assert_eq!(rt.output(1).unwrap(), z.as_slice());
+
+    // The Binary node (node 1) is not linked: the loader refuses the blob by name.
+    match Model::load_in::<GemmOnly>(buf.as_slice()) {
+        Err(Error::Malformed { what, index }) => {
+            assert!(what.contains("not linked"), "{what}");
+            assert_eq!(index, 1);
+        }
+        other => panic!("a Gemm-only build loaded a Binary node: {other:?}"),
+    }
+    // A runtime whose model was loaded with every operator still refuses to run an
+    // unlinked one, instead of skipping it.
+    let model = Model::load(buf.as_slice()).unwrap();
+    let mut rt = Runtime::new(model, arena.as_mut_slice()).unwrap();
+    rt.set_input(0, &[1.0, 0.0, -1.0, 2.0]).unwrap();
+    assert!(matches!(
+        rt.run_in::<GemmOnly>(),
+        Err(Error::Malformed { index: 1, .. })
+    ));
+}
+
 #[test]
 fn bad_inputs_are_typed_errors() {
     let blob = small_blob();
@@ -591,4 +647,61 @@ fn hostile_blobs_never_panic() {
     }
     // Some mutations only change weights or names and still load: they must run.
     assert!(loaded > 0);
+}
+
+#[test]
+fn error_messages_are_written_without_core_fmt_but_read_the_same() {
+    let cases = [
+        (
+            Error::Truncated {
+                needed: 4096,
+                actual: 12,
+            },
+            "model blob truncated: needs 4096 bytes, has 12; re-run `cargo medwasm import`",
+        ),
+        (
+            Error::UnsupportedVersion {
+                major: 2,
+                minor: 10,
+            },
+            "model format 2.10 is not supported by this runtime (reads 1.x); update the `medwasm` crate or re-import with a matching cargo-medwasm",
+        ),
+        (
+            Error::Checksum {
+                stored: 0xdead_beef,
+                computed: 0x1,
+            },
+            "model blob corrupted: checksum 0x00000001 does not match the stored 0xdeadbeef",
+        ),
+        (
+            Error::Malformed {
+                what: "node table out of bounds",
+                index: 0,
+            },
+            "model blob malformed: node table out of bounds (entry 0)",
+        ),
+        (
+            Error::NonFinite {
+                input: 1,
+                position: 4_294_967_295,
+            },
+            "input 1 element 4294967295 is NaN or infinite; clean or impute the signal before running",
+        ),
+        (
+            Error::BadIndex { index: 3, count: 2 },
+            "index 3 out of range: there are 2",
+        ),
+    ];
+    for (err, want) in cases {
+        assert_eq!(err.to_string(), want);
+        let mut pieces = String::new();
+        struct Collect<'s>(&'s mut String);
+        impl medwasm::MessageSink for Collect<'_> {
+            fn put(&mut self, text: &str) {
+                self.0.push_str(text);
+            }
+        }
+        err.write_message(&mut Collect(&mut pieces));
+        assert_eq!(pieces, want);
+    }
 }

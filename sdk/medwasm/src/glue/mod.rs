@@ -1,11 +1,10 @@
 //! Target glue: the exported C-ABI functions of `docs/detector-abi.md`, generated in
 //! the detector crate by [`crate::export_detector!`], over the state kept here.
 
-use core::fmt::Write as _;
-
-use crate::detector::{Detector, Finding, Io};
-use crate::error::Error;
+use crate::detector::{Detector, Finding, Io, Linked};
+use crate::error::{Error, MessageSink};
 use crate::model::Model;
+use crate::ops::{AllOps, OpSet};
 use crate::runtime::Runtime;
 
 #[cfg(all(
@@ -38,20 +37,21 @@ impl Default for Glue {
 struct ErrWriter<'b> {
     buf: &'b mut [u8; ERR_CAP],
     len: usize,
+    full: bool,
 }
 
-impl core::fmt::Write for ErrWriter<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+impl MessageSink for ErrWriter<'_> {
+    fn put(&mut self, s: &str) {
         for ch in s.chars() {
             let mut tmp = [0u8; 4];
             let enc = ch.encode_utf8(&mut tmp).as_bytes();
-            if self.len + enc.len() > ERR_CAP {
-                return Err(core::fmt::Error);
+            if self.full || self.len + enc.len() > ERR_CAP {
+                self.full = true;
+                return;
             }
             self.buf[self.len..self.len + enc.len()].copy_from_slice(enc);
             self.len += enc.len();
         }
-        Ok(())
     }
 }
 
@@ -74,20 +74,41 @@ impl Glue {
         let mut w = ErrWriter {
             buf: &mut self.err,
             len: 0,
+            full: false,
         };
-        // A message longer than the buffer is cut at a character boundary.
-        let _ = write!(w, "{e}");
+        // A message longer than the buffer is cut at a character boundary. Written
+        // without `core::fmt`, which would cost a detector kilobytes of flash.
+        e.write_message(&mut w);
         self.err_len = w.len;
         e.code()
     }
 
-    /// `medwasm_init`: validates `model` and binds it to `arena` (idempotent).
+    /// `medwasm_init`: validates `model` and binds it to `arena` (idempotent), for a
+    /// build that links every operator.
     pub fn init(&mut self, model: &'static [u8], arena: impl FnOnce() -> &'static mut [u8]) -> i32 {
+        self.init_in::<AllOps>(model, arena)
+    }
+
+    /// `medwasm_init` for detector `D`: only the operators of `D::OPS` are accepted,
+    /// and only their kernels are linked. What [`crate::export_detector!`] calls.
+    pub fn init_for<D: Detector>(
+        &mut self,
+        model: &'static [u8],
+        arena: impl FnOnce() -> &'static mut [u8],
+    ) -> i32 {
+        self.init_in::<Linked<D>>(model, arena)
+    }
+
+    fn init_in<S: OpSet>(
+        &mut self,
+        model: &'static [u8],
+        arena: impl FnOnce() -> &'static mut [u8],
+    ) -> i32 {
         if self.rt.is_some() {
             return 0;
         }
         self.err_len = 0;
-        match Model::load(model).and_then(|m| Runtime::new(m, arena())) {
+        match Model::load_in::<S>(model).and_then(|m| Runtime::new(m, arena())) {
             Ok(rt) => {
                 self.rt = Some(rt);
                 0
@@ -141,7 +162,9 @@ impl Glue {
         let Some(rt) = &mut self.rt else {
             return self.fail(Error::NotInitialized);
         };
-        let result = rt.run().and_then(|()| detector.interpret(&Io::new(rt)));
+        let result = rt
+            .run_in::<Linked<D>>()
+            .and_then(|()| detector.interpret(&Io::new(rt)));
         match result {
             Ok(f) => {
                 self.finding = f;
@@ -188,7 +211,7 @@ macro_rules! export_detector {
 
             #[unsafe(no_mangle)]
             pub extern "C" fn medwasm_init() -> i32 {
-                glue().init(<$ty as $crate::Detector>::MODEL, || {
+                glue().init_for::<$ty>(<$ty as $crate::Detector>::MODEL, || {
                     // SAFETY: the arena is handed out once, on the first successful init;
                     // later inits return early without calling this.
                     unsafe { &mut (*(&raw mut ARENA)).0 }

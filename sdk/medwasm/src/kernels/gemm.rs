@@ -82,12 +82,20 @@ pub fn gemm(
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 use super::gemm_simd128::gemm as gemm_fast;
 
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(all(target_arch = "arm", target_os = "none"))]
+use super::gemm_blocked::gemm as gemm_fast;
+
+#[cfg(not(any(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    all(target_arch = "arm", target_os = "none")
+)))]
 use gemm_ref as gemm_fast;
 
 /// Name of the kernel `gemm` dispatches to, for reports.
 pub const KERNEL: &str = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
     "simd128"
+} else if cfg!(all(target_arch = "arm", target_os = "none")) {
+    "blocked"
 } else {
     "scalar"
 };

@@ -1,0 +1,360 @@
+//! The microcontroller target (`--target mcu`): the detector built `no_std`, without
+//! an allocator, for `thumbv7em-none-eabihf` (Cortex-M4F/M7), as a test firmware
+//! ELF and as a static library with a C header, with a memory report of the linked
+//! image against the board's budget. Boards are data (`targets/boards/*.toml`).
+//!
+//! `docs/mcu.md` is the user-facing description.
+
+pub mod board;
+pub mod firmware;
+pub mod memory;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use self::board::{Board, DEFAULT_BOARD};
+use self::memory::MemoryReport;
+use crate::cmd::build::{BuildInfo, BuildOutput, Embedded};
+use crate::manifest::Manifest;
+use crate::npy::Array;
+use crate::project::Project;
+use crate::report::Size;
+use crate::toolchain::{self, Rustc};
+use crate::ui::Ui;
+
+/// The file next to the artifacts that records the board they were built for.
+pub const BOARD_FILE: &str = "board.toml";
+/// The memory report of the last build, as JSON.
+pub const MEMORY_FILE: &str = "memory.json";
+/// Test vectors for the firmware, read over semihosting from QEMU's working folder.
+pub const VECTORS_FILE: &str = "medwasm-vectors.bin";
+
+const HEADER_TEMPLATE: &str = include_str!("../../../targets/mcu/detector.h");
+const EXAMPLE_MAIN: &str = include_str!("../../../targets/mcu/c-example/main.c");
+const EXAMPLE_STARTUP: &str = include_str!("../../../targets/mcu/c-example/startup.c");
+const EXAMPLE_LINK: &str = include_str!("../../../targets/mcu/c-example/link.ld");
+
+/// The board for `project`: `--board` (already merged into the metadata by the
+/// command), else `board` in `[package.metadata.medwasm]`, else the default.
+pub fn board(project: &Project) -> Result<Board> {
+    let name = project.metadata.board.as_deref().unwrap_or(DEFAULT_BOARD);
+    // A relative board file is relative to the project, like every other path in
+    // its metadata.
+    if name.ends_with(".toml") && Path::new(name).is_relative() {
+        let in_project = project.root.join(name);
+        if in_project.exists() {
+            return Board::from_file(&in_project);
+        }
+    }
+    Board::resolve(name)
+}
+
+/// `target/medwasm/mcu/<board>/<package>/`: a folder per package, because one
+/// `CARGO_TARGET_DIR` may serve several detectors.
+pub fn artifact_dir(project: &Project, board: &Board) -> PathBuf {
+    project
+        .artifact_dir(toolchain::MCU.name)
+        .join(&board.name)
+        .join(&project.name)
+}
+
+/// Builds the firmware and the static library, checks the memory budget, and puts
+/// the artifacts in `target/medwasm/mcu/<board>/<package>/`.
+pub fn build(project: &Project, release: bool, ui: &Ui) -> Result<BuildOutput> {
+    let board = board(project)?;
+    let manifest = project.manifest()?;
+    let rustc = Rustc::in_dir(&project.root);
+    rustc.require_target(&toolchain::MCU)?;
+    let embedded = Embedded {
+        manifest,
+        build: BuildInfo {
+            tool: format!("cargo-medwasm {}", env!("CARGO_PKG_VERSION")),
+            target: toolchain::MCU.name.to_string(),
+            profile: if release { "release" } else { "debug" }.to_string(),
+            rustc: rustc.version()?,
+            sdk: project.sdk_version.clone(),
+        },
+    };
+
+    let compiled = firmware::build(project, &board, release, ui)?;
+    let elf = std::fs::read(&compiled.elf)
+        .with_context(|| format!("cannot read cargo's output `{}`", compiled.elf.display()))?;
+    let report = memory::analyze(&elf, &board, embedded.manifest.blob_bytes)?;
+    report.check_budget()?;
+
+    let dir = artifact_dir(project, &board);
+    let crate_name = project.crate_name();
+    let artifact = dir.join(format!("{crate_name}.elf"));
+    firmware::write_if_changed(&artifact, &elf)?;
+    let lib = std::fs::read(&compiled.staticlib).with_context(|| {
+        format!(
+            "cannot read cargo's output `{}`",
+            compiled.staticlib.display()
+        )
+    })?;
+    firmware::write_if_changed(&dir.join(format!("lib{crate_name}.a")), &lib)?;
+    firmware::write_if_changed(
+        &dir.join(format!("{crate_name}.h")),
+        header(&crate_name, &embedded.manifest).as_bytes(),
+    )?;
+    write_example(&dir.join("example"), &crate_name, &board)?;
+    let board_toml = toml::to_string(&board).context("cannot serialize the board")?;
+    firmware::write_if_changed(&dir.join(BOARD_FILE), board_toml.as_bytes())?;
+    let memory_json =
+        serde_json::to_vec_pretty(&report).context("cannot serialize the memory report")?;
+    firmware::write_if_changed(&dir.join(MEMORY_FILE), &memory_json)?;
+    let build_json =
+        serde_json::to_vec_pretty(&embedded).context("cannot serialize the build manifest")?;
+    firmware::write_if_changed(&dir.join("manifest.json"), &build_json)?;
+    match stored_vectors(project, &embedded.manifest)? {
+        Some(cases) => {
+            let runs = project
+                .metadata
+                .runs
+                .unwrap_or(crate::cmd::bench::DEFAULT_RUNS);
+            let bytes = encode_vectors(&cases, runs);
+            firmware::write_if_changed(&dir.join(VECTORS_FILE), &bytes)?;
+        }
+        None => ui.note(format!(
+            "no stored test vectors, so no `{VECTORS_FILE}` for the firmware; `cargo medwasm bench --target mcu` needs them"
+        )),
+    }
+
+    let flash = report.flash();
+    Ok(BuildOutput {
+        artifact,
+        size: Size {
+            total: flash,
+            code: flash - report.weights,
+            weights: report.weights,
+            metadata: 0,
+        },
+        embedded,
+    })
+}
+
+/// What `cargo medwasm build --target mcu` prints: the artifacts and the memory report.
+pub fn summary(output: &BuildOutput) -> Result<String> {
+    let dir = output
+        .artifact
+        .parent()
+        .context("the artifact has no folder; this is a bug in cargo-medwasm")?;
+    let report = read_memory(dir)?;
+    let board = Board::from_file(&dir.join(BOARD_FILE))?;
+    let shown = |p: &Path| {
+        std::env::current_dir()
+            .ok()
+            .and_then(|cwd| p.strip_prefix(cwd).ok().map(Path::to_path_buf))
+            .unwrap_or_else(|| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    let stem = output
+        .artifact
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("detector");
+    Ok(format!(
+        "{}  firmware (runs the test vectors in QEMU: `cargo medwasm bench --target mcu`)\n{}  static library, C header {stem}.h, example in example/\n\nmemory on `{}` ({}):\n{report}",
+        shown(&output.artifact),
+        shown(&dir.join(format!("lib{stem}.a"))),
+        board.name,
+        board.description
+    ))
+}
+
+/// The memory report written next to the artifacts by the last build.
+pub fn read_memory(dir: &Path) -> Result<MemoryReport> {
+    let path = dir.join(MEMORY_FILE);
+    let text = std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot read `{}`: build with `cargo medwasm build --target mcu` first",
+            path.display()
+        )
+    })?;
+    serde_json::from_slice(&text).with_context(|| {
+        format!(
+            "`{}` is not a memory report; build again with `cargo medwasm build --target mcu`",
+            path.display()
+        )
+    })
+}
+
+/// The C header: the ABI declarations and the model's tensor sizes.
+fn header(crate_name: &str, manifest: &Manifest) -> String {
+    let upper: String = crate_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut tensors =
+        String::from("/* The model's tensors (float elements), as the manifest lists them. */\n");
+    for (kind, list) in [("INPUT", &manifest.inputs), ("OUTPUT", &manifest.outputs)] {
+        for (i, t) in list.iter().enumerate() {
+            tensors.push_str(&format!(
+                "#define {upper}_{kind}_{i}_LEN {} /* `{}`, shape {:?} */\n",
+                t.len(),
+                t.name.replace("*/", "* /"),
+                t.shape
+            ));
+        }
+    }
+    tensors.push_str(&format!(
+        "#define {upper}_ARENA_BYTES {}\n",
+        manifest.arena_bytes
+    ));
+    HEADER_TEMPLATE
+        .replace("@GUARD@", &format!("{upper}_H"))
+        .replace("@NAME@", crate_name)
+        .replace("@LIB@", crate_name)
+        .replace("@ARENA@", &manifest.arena_bytes.to_string())
+        .replace("@BLOB@", &manifest.blob_bytes.to_string())
+        .replace("@TENSORS@", &tensors)
+}
+
+/// `example/`: the C example with its linker script for `board`.
+fn write_example(dir: &Path, crate_name: &str, board: &Board) -> Result<()> {
+    let link = EXAMPLE_LINK
+        .replace("@BOARD@", &board.name)
+        .replace("@FLASH_ORIGIN@", &format!("{:#010x}", board.flash.origin))
+        .replace("@FLASH_LENGTH@", &format!("{:#x}", board.flash.size))
+        .replace("@RAM_ORIGIN@", &format!("{:#010x}", board.ram.origin))
+        .replace("@RAM_LENGTH@", &format!("{:#x}", board.ram.size));
+    let main = EXAMPLE_MAIN.replace("\"detector.h\"", &format!("\"{crate_name}.h\""));
+    firmware::write_if_changed(&dir.join("main.c"), main.as_bytes())?;
+    firmware::write_if_changed(&dir.join("startup.c"), EXAMPLE_STARTUP.as_bytes())?;
+    firmware::write_if_changed(&dir.join("link.ld"), link.as_bytes())
+}
+
+/// The `arm-none-eabi-gcc` command line that builds `example/` against the static
+/// library in `dir` (documented in docs/mcu.md, run by the integration test).
+pub fn example_gcc_args(dir: &Path, crate_name: &str, board: &Board) -> Vec<String> {
+    let example = dir.join("example");
+    let p = |path: PathBuf| path.display().to_string();
+    vec![
+        format!("-mcpu={}", board.target_cpu),
+        "-mthumb".into(),
+        "-mfloat-abi=hard".into(),
+        format!("-mfpu={}", board.fpu),
+        "-O2".into(),
+        "-std=c11".into(),
+        "-Wall".into(),
+        "-Wextra".into(),
+        "-Werror".into(),
+        "-ffreestanding".into(),
+        "-nostartfiles".into(),
+        format!("-I{}", dir.display()),
+        "-T".into(),
+        p(example.join("link.ld")),
+        p(example.join("main.c")),
+        p(example.join("startup.c")),
+        format!("-L{}", dir.display()),
+        format!("-l{crate_name}"),
+        "-Wl,--gc-sections".into(),
+        "-Wl,-z,noexecstack".into(),
+        "-o".into(),
+        p(example.join("example.elf")),
+    ]
+}
+
+/// Inputs of every stored vector, or `None` when the project has none.
+fn stored_vectors(project: &Project, manifest: &Manifest) -> Result<Option<Vec<Vec<Vec<f32>>>>> {
+    let mut arrays = Vec::new();
+    for i in 0..manifest.inputs.len() {
+        let path = project.inputs_file(i);
+        if !path.exists() {
+            return Ok(None);
+        }
+        arrays.push(Array::read(&path)?);
+    }
+    let count = arrays.first().map_or(0, Array::samples);
+    let cases = (0..count)
+        .map(|v| {
+            arrays
+                .iter()
+                .map(|a| a.sample(v).map(<[f32]>::to_vec).unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    Ok(Some(cases))
+}
+
+/// The vectors file the firmware reads: `MWV1`, vector count, timed runs, 0 (u32
+/// little-endian each), then every vector's inputs as f32 little-endian.
+pub fn encode_vectors(cases: &[Vec<Vec<f32>>], runs: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"MWV1");
+    out.extend_from_slice(&(cases.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(runs.min(u32::MAX as usize) as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    for case in cases {
+        for input in case {
+            for x in input {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_file_layout() {
+        let bytes = encode_vectors(&[vec![vec![1.0, 2.0]], vec![vec![3.0, -0.5]]], 7);
+        assert_eq!(&bytes[..4], b"MWV1");
+        assert_eq!(bytes[4..8], 2u32.to_le_bytes());
+        assert_eq!(bytes[8..12], 7u32.to_le_bytes());
+        assert_eq!(bytes.len(), 16 + 4 * 4);
+        assert_eq!(bytes[28..32], (-0.5f32).to_le_bytes());
+    }
+
+    #[test]
+    fn header_declares_the_abi_and_tensors() {
+        let spec = |name: &str, shape: Vec<u64>| crate::manifest::TensorSpec {
+            name: name.into(),
+            shape,
+            dtype: "f32".into(),
+        };
+        let manifest = Manifest {
+            format_version: 1,
+            source: crate::manifest::Source {
+                file: "m.onnx".into(),
+                sha256: "00".into(),
+                format: "onnx".into(),
+                opset: 13,
+                producer: "t".into(),
+                input_shapes: vec![vec![1, 3]],
+            },
+            inputs: vec![spec("x", vec![1, 3])],
+            outputs: vec![spec("y", vec![1, 2])],
+            arena_bytes: 64,
+            weights_bytes: 24,
+            blob_bytes: 200,
+            blob_sha256: "00".into(),
+            nodes: 1,
+            macs: 6,
+            ops: vec![],
+            notes: vec![],
+            converter: "t".into(),
+        };
+        let h = header("my_det", &manifest);
+        assert!(h.contains("#ifndef MY_DET_H"), "{h}");
+        assert!(
+            h.contains("#define MY_DET_INPUT_0_LEN 3 /* `x`, shape [1, 3] */"),
+            "{h}"
+        );
+        assert!(h.contains("#define MY_DET_OUTPUT_0_LEN 2"), "{h}");
+        assert!(h.contains("int32_t medwasm_run(void);"), "{h}");
+        assert!(h.contains("MEDWASM_NON_FINITE = 11"), "{h}");
+        assert!(!h.contains('@'), "every placeholder is filled: {h}");
+    }
+}
