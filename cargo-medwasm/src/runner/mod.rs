@@ -6,6 +6,8 @@
 //! Adding a target (Chromium, Node, QEMU …) means implementing [`Runner`] and adding it
 //! to [`all`]; `bench` needs no other change.
 
+pub mod chromium;
+pub mod node;
 pub mod wasmtime;
 
 use std::fmt;
@@ -90,7 +92,12 @@ pub trait Runner {
 
 /// The runners of every target `bench` knows, in the order `--target all` runs them.
 pub fn all() -> Vec<Box<dyn Runner>> {
-    vec![Box::new(wasmtime::WasmtimeRunner)]
+    // The MCU (QEMU) runner goes here, after Node.js.
+    vec![
+        Box::new(wasmtime::WasmtimeRunner),
+        Box::new(chromium::ChromiumRunner),
+        Box::new(node::NodeRunner),
+    ]
 }
 
 /// What a runner observed.
