@@ -224,7 +224,7 @@ impl BenchArgs {
 }
 
 /// Reads the stored inputs and expected outputs into one [`Case`] per vector.
-fn load_cases(project: &Project, manifest: &Manifest, ui: &Ui) -> Result<Vec<Case>> {
+pub(crate) fn load_cases(project: &Project, manifest: &Manifest, ui: &Ui) -> Result<Vec<Case>> {
     let mut inputs = Vec::with_capacity(manifest.inputs.len());
     for (i, spec) in manifest.inputs.iter().enumerate() {
         let path = project.inputs_file(i);
