@@ -197,7 +197,8 @@ fn errors_note(errors: &[String]) -> String {
     }
 }
 
-/// A scratch folder for one runner, emptied first: `target/medwasm/<target>/<what>/`.
+/// A fresh scratch folder for one runner: `target/medwasm/<target>/<what>-<pid>/`.
+/// The process id keeps two benches sharing a target directory apart.
 pub fn scratch_dir(job: &Job<'_>, target: &str, what: &str) -> Result<PathBuf> {
     // The artifact sits in `target/medwasm/browser/pkg/`.
     let base = job
@@ -206,7 +207,9 @@ pub fn scratch_dir(job: &Job<'_>, target: &str, what: &str) -> Result<PathBuf> {
         .and_then(Path::parent)
         .and_then(Path::parent)
         .context("the artifact is not inside `target/medwasm/`; this is a bug in cargo-medwasm")?;
-    let dir = base.join(target).join(what);
+    let dir = base
+        .join(target)
+        .join(format!("{what}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     Ok(dir)

@@ -4,9 +4,10 @@
 //! `cargo medwasm serve` share (the HTTP server, the JS harness, tensor encoding).
 //!
 //! The loader is generated instead of using wasm-bindgen: a detector imports
-//! nothing and exports a fixed C ABI (`docs/detector-abi.md`), so a 6 KiB hand-written
-//! module drives it with no glue code to generate, no `wasm-bindgen` version that has
-//! to match the detector's, and no extra tool to install (see `docs/browser.md`).
+//! nothing and exports a fixed C ABI (`docs/detector-abi.md`), so a hand-written
+//! module of under 10 KiB drives it with no glue code to generate, no `wasm-bindgen`
+//! version that has to match the detector's, and no extra tool to install (see
+//! `docs/browser.md`).
 
 pub mod harness;
 pub mod http;
@@ -183,8 +184,14 @@ fn readme(name: &str, embedded: &Embedded) -> String {
     )
 }
 
+/// Writes through a temporary file and a rename, so that a reader (a dev server, a
+/// bundler in watch mode) never sees half a file.
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("cannot write `{}`", path.display()))
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write `{}`", path.display()))
 }
 
 /// Bytes of `data` gzipped at level 9.
