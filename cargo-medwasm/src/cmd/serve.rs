@@ -72,7 +72,7 @@ impl ServeArgs {
 
         let demo = demo_json(&project, &manifest, &format!("./pkg/{module_name}"), ui)?;
         let handler = move |request: &Request| -> Response {
-            if request.method != "GET" && request.method != "HEAD" {
+            if request.method != "GET" {
                 return Response::error(405, "only GET is served");
             }
             let path = request.path.as_str();

@@ -96,6 +96,18 @@ pub fn chromium_program() -> Option<PathBuf> {
     }
 }
 
+/// Why `chromium` (the program found, if any) cannot run, or `None` when it can.
+fn missing_chromium(chromium: Option<&Path>) -> Option<String> {
+    match chromium {
+        Some(path) if path.is_file() => None,
+        Some(path) => Some(format!(
+            "`{}` does not exist; {INSTALL_CHROMIUM}",
+            path.display()
+        )),
+        None => Some(format!("Chromium is not installed; {INSTALL_CHROMIUM}")),
+    }
+}
+
 /// What to tell a user without Chromium.
 pub const INSTALL_CHROMIUM: &str = "install it with `sudo apt-get install chromium` (or run `.ci/setup`), or point `MEDWASM_CHROMIUM` at a Chrome or Chromium binary";
 
@@ -109,14 +121,7 @@ impl Runner for ChromiumRunner {
     }
 
     fn unavailable(&self) -> Option<String> {
-        match chromium_program() {
-            Some(path) if path.is_file() => None,
-            Some(path) => Some(format!(
-                "`{}` does not exist; {INSTALL_CHROMIUM}",
-                path.display()
-            )),
-            None => Some(format!("Chromium is not installed; {INSTALL_CHROMIUM}")),
-        }
+        missing_chromium(chromium_program().as_deref())
     }
 
     fn execute(&self, job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Execution> {
@@ -228,4 +233,23 @@ fn log_tail(log: &Path) -> String {
         .filter(|l| !l.contains("dbus") && !l.trim().is_empty())
         .collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_chromium_says_how_to_install_it() {
+        let none = missing_chromium(None).unwrap();
+        assert!(none.contains("sudo apt-get install chromium"), "{none}");
+        let gone = missing_chromium(Some(Path::new("/nonexistent/chromium"))).unwrap();
+        assert!(
+            gone.contains("`/nonexistent/chromium` does not exist"),
+            "{gone}"
+        );
+        assert!(gone.contains("MEDWASM_CHROMIUM"), "{gone}");
+        let here = std::env::current_exe().unwrap();
+        assert_eq!(missing_chromium(Some(&here)), None);
+    }
 }

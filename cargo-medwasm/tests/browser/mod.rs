@@ -210,6 +210,37 @@ fn vitals_browser_package_runs_in_node_and_benches_on_every_target() {
         runtime("browser")
     );
     assert!(runtime("node").starts_with("node v"), "{}", runtime("node"));
+
+    // A NaN in a vector fails that vector with the detector's own message, in both
+    // JS engines, and the bench exits 1.
+    let path = project.join("vectors/inputs.npy");
+    let mut inputs = cargo_medwasm::npy::Array::read(&path).unwrap();
+    let last = inputs.data.len() - 1;
+    inputs.data[last] = f32::NAN;
+    inputs.write(&path).unwrap();
+    for target in ["browser", "node"] {
+        let out = super::cli(
+            &project,
+            &["bench", "--target", target, "--json", "--runs", "3"],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{target}: a conformance failure exits 1"
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let row = &report["targets"][0]["vectors"][15];
+        assert_eq!(
+            row["error"],
+            "error 11 (`NonFinite`): input 0 element 95 is NaN or infinite; clean or impute the signal before running",
+            "{target}"
+        );
+        assert_eq!(
+            report["targets"][0]["vectors"][14]["error"],
+            Value::Null,
+            "{target}"
+        );
+    }
 }
 
 #[test]
