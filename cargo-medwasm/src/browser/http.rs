@@ -322,5 +322,11 @@ mod tests {
                 .0
                 .starts_with("HTTP/1.1 404")
         );
+
+        // A busy port says what to do.
+        let port = server.addr.port();
+        let handler: Arc<Handler> = Arc::new(|_: &Request| Response::error(404, ""));
+        let err = format!("{:#}", Server::start(port, handler).unwrap_err());
+        assert!(err.contains("`--port 0`"), "{err}");
     }
 }

@@ -82,6 +82,7 @@ pub fn write_package(
     wasm: &[u8],
     embedded: &Embedded,
 ) -> Result<PackageSize> {
+    refuse_imports(wasm)?;
     let name = stem(wasm_file)?;
     let dir = wasm_file
         .parent()
@@ -116,6 +117,22 @@ pub fn write_package(
         weights: embedded.manifest.blob_bytes,
         gzip: gzip_len(js.as_bytes())? + gzip_len(wasm)?,
     })
+}
+
+/// Fails when the module imports anything: the loader gives it no imports, so a
+/// dependency that pulls in JS glue (wasm-bindgen, `getrandom` with its `js` feature …)
+/// would only fail later, in the user's browser.
+fn refuse_imports(wasm: &[u8]) -> Result<()> {
+    let module = walrus::Module::from_buffer(wasm)
+        .context("cannot parse the built module; this is a bug in cargo-medwasm")?;
+    if let Some(import) = module.imports.iter().next() {
+        anyhow::bail!(
+            "the detector imports `{}::{}`, but a medwasm detector must import nothing to load in the browser package (see `docs/detector-abi.md`); a dependency pulls in JS glue (wasm-bindgen, `getrandom` with its `js` feature, …): remove it, or keep it out of the `wasm32` build with `[target.'cfg(not(target_arch = \"wasm32\"))'.dependencies]`",
+            import.module,
+            import.name
+        );
+    }
+    Ok(())
 }
 
 /// The detector crate's version, for `package.json`; `0.0.0` when cargo cannot say.
@@ -239,6 +256,20 @@ mod tests {
         }
         assert!(decode_f32("AAA=").is_err(), "3 bytes");
         assert!(decode_f32("not base64!").is_err());
+    }
+
+    #[test]
+    fn modules_with_imports_are_refused() {
+        let mut module = walrus::Module::default();
+        let ty = module.types.add(&[], &[]);
+        module.add_import_func("__wbindgen_placeholder__", "__wbindgen_describe", ty);
+        let err = refuse_imports(&module.emit_wasm()).unwrap_err().to_string();
+        assert!(
+            err.contains("imports `__wbindgen_placeholder__::__wbindgen_describe`")
+                && err.contains("wasm-bindgen"),
+            "{err}"
+        );
+        assert!(refuse_imports(&walrus::Module::default().emit_wasm()).is_ok());
     }
 
     #[test]

@@ -159,6 +159,43 @@ fn vitals_browser_package_runs_in_node_and_benches_on_every_target() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 16");
 
+    // Over HTTP from a server that does not know `.wasm`: it still loads (without
+    // streaming) and says how to fix the server; a 404 names the URL.
+    use cargo_medwasm::browser::http::{Request, Response, Server};
+    let wasm_bytes = std::fs::read(pkg.join("vitals-web.wasm")).unwrap();
+    let server = Server::start(
+        0,
+        std::sync::Arc::new(move |r: &Request| match r.path.as_str() {
+            "/d.wasm" => Response::ok("text/plain", wasm_bytes.clone()),
+            _ => Response::error(404, "no"),
+        }),
+    )
+    .unwrap();
+    let script = format!(
+        r#"const {{ Detector }} = await import({module:?});
+const d = await Detector.create({{ wasm: "{url}d.wasm" }});
+console.log(d.run(new Float32Array(96).fill(1)).outputs.length);
+await Detector.create({{ wasm: "{url}gone.wasm" }}).catch((e) => console.log(e.message));"#,
+        url = server.url()
+    );
+    std::fs::write(tmp.path().join("mime.mjs"), script).unwrap();
+    let out = Command::new(require("node", "install Node.js 20 or newer"))
+        .arg(tmp.path().join("mime.mjs"))
+        .output()
+        .unwrap();
+    drop(server);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("was served as `text/plain` instead of `application/wasm`"),
+        "{stderr}"
+    );
+    assert!(stdout.starts_with("2\n"), "{stdout}");
+    assert!(stdout.contains("gone.wasm: HTTP 404"), "{stdout}");
+
     // One bench over every target: Wasmtime, Chromium and Node rows in one report.
     require("chromium", "install it with `apt-get install chromium`");
     let out = ok(
