@@ -101,7 +101,7 @@ pub fn all() -> Vec<Box<dyn Runner>> {
 }
 
 /// What a runner observed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Execution {
     /// The runtime and its version, e.g. `wasmtime 48.0.8 (embedded)`.
     pub runtime: String,

@@ -212,7 +212,13 @@ await Detector.create({{ wasm: "{url}gone.wasm" }}).catch((e) => console.log(e.m
     for want in ["wasmtime", "browser", "node"] {
         assert!(targets.contains(&want), "{targets:?}");
     }
-    for target in report["targets"].as_array().unwrap() {
+    // Other targets (the MCU in QEMU) may join `all` with figures of their own kind.
+    for target in report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| ["wasmtime", "browser", "node"].contains(&t["target"].as_str().unwrap()))
+    {
         let name = target["target"].as_str().unwrap();
         assert_eq!(target["passed"], true, "{name}: {target:#}");
         let vectors = target["vectors"].as_array().unwrap();
