@@ -75,14 +75,15 @@ pub fn module_file(wasm_file: &Path) -> Result<PathBuf> {
 }
 
 /// Writes the loader, its declarations, `package.json` and the README beside
-/// `wasm_file` (already written) and returns the package's size.
-pub fn write_package(
-    project: &Project,
-    wasm_file: &Path,
-    wasm: &[u8],
-    embedded: &Embedded,
-) -> Result<PackageSize> {
-    refuse_imports(wasm)?;
+/// `wasm_file` (already written) and returns the loader's size in bytes.
+pub fn write_package(project: &Project, wasm_file: &Path, embedded: &Embedded) -> Result<u64> {
+    let wasm = std::fs::read(wasm_file)
+        .with_context(|| format!("cannot read `{}`", wasm_file.display()))?;
+    if let Err(err) = refuse_imports(&wasm) {
+        // A module the loader cannot instantiate must not sit in the package.
+        let _ = std::fs::remove_file(wasm_file);
+        return Err(err);
+    }
     let name = stem(wasm_file)?;
     let dir = wasm_file
         .parent()
@@ -111,11 +112,21 @@ pub fn write_package(
     )?;
     write(&dir.join("README.md"), readme(&name, embedded).as_bytes())?;
 
+    Ok(js.len() as u64)
+}
+
+/// What the package beside `wasm_file` weighs, read back from disk.
+pub fn measure_package(wasm_file: &Path, embedded: &Embedded) -> Result<PackageSize> {
+    let read = |path: &Path| {
+        std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))
+    };
+    let js = read(&module_file(wasm_file)?)?;
+    let wasm = read(wasm_file)?;
     Ok(PackageSize {
         js: js.len() as u64,
         wasm: wasm.len() as u64,
         weights: embedded.manifest.blob_bytes,
-        gzip: gzip_len(js.as_bytes())? + gzip_len(wasm)?,
+        gzip: gzip_len(&js)? + gzip_len(&wasm)?,
     })
 }
 

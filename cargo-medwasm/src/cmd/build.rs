@@ -63,8 +63,6 @@ pub struct BuildOutput {
     pub size: crate::report::Size,
     /// What was embedded in the artifact's `medwasm.manifest` section.
     pub embedded: Embedded,
-    /// The JS package around the `.wasm`, for the browser target.
-    pub package: Option<crate::browser::PackageSize>,
 }
 
 /// The JSON in the `medwasm.manifest` custom section (see `docs/detector-abi.md`).
@@ -103,8 +101,9 @@ impl BuildArgs {
         }
         let output = build(&project, self.target, self.release, ui)?;
         println!("{}", summary(&output));
-        if let Some(package) = &output.package {
-            println!("{}", package_summary(package));
+        if self.target == BuildTarget::Browser {
+            let package = crate::browser::measure_package(&output.artifact, &output.embedded)?;
+            println!("{}", package_summary(&package));
         }
         Ok(output)
     }
@@ -171,21 +170,16 @@ pub fn build(
 
     let mut size = size_split(&wasm, embedded.manifest.blob_bytes)?;
     write_atomically(&artifact, &wasm)?;
-    let package = match target {
-        BuildTarget::Browser => {
-            let package = crate::browser::write_package(project, &artifact, &wasm, &embedded)?;
-            // The loader ships with the module, so it counts as code.
-            size.total += package.js;
-            size.code += package.js;
-            Some(package)
-        }
-        _ => None,
-    };
+    if target == BuildTarget::Browser {
+        let js = crate::browser::write_package(project, &artifact, &embedded)?;
+        // The loader ships with the module, so it counts as code.
+        size.total += js;
+        size.code += js;
+    }
     Ok(BuildOutput {
         artifact,
         size,
         embedded,
-        package,
     })
 }
 
