@@ -41,6 +41,8 @@ pub enum Command {
     Build(cmd::build::BuildArgs),
     /// Run conformance and latency checks of the built detector.
     Bench(cmd::bench::BenchArgs),
+    /// Serve the detector's demo page on localhost (browser target).
+    Serve(cmd::serve::ServeArgs),
     /// Check (and with `--fix` install) the prerequisites.
     Doctor(cmd::doctor::DoctorArgs),
     /// Print the operator support table.
@@ -59,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Import(args) => args.run(&ui),
         Command::Build(args) => args.run(&ui).map(|_| ()),
         Command::Bench(args) => args.run(&ui),
+        Command::Serve(args) => args.run(&ui),
         Command::Doctor(args) => args.run(&ui),
         Command::Ops(args) => args.run(&ui),
         Command::WasiRun(args) => return args.run(),

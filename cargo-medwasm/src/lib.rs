@@ -3,6 +3,7 @@
 //! The binary is a thin shell over this library so that tests and the conformance
 //! suite can call the converter, the vector readers and the runners directly.
 
+pub mod browser;
 pub mod cli;
 pub mod cmd;
 pub mod convert;

@@ -37,13 +37,14 @@ pub const WASMTIME: TargetSpec = TargetSpec {
     buildable: true,
 };
 
-/// Browser module loaded through wasm-bindgen (not buildable yet).
+/// ES module package for browsers and Node.js, loaded by a generated loader.
 pub const BROWSER: TargetSpec = TargetSpec {
     name: "browser",
     triple: "wasm32-unknown-unknown",
+    // Every evergreen browser and Node.js 16+ run simd128.
     rustflags: &["-C", "target-feature=+simd128"],
-    purpose: "the browser target (coming)",
-    buildable: false,
+    purpose: "`cargo medwasm build --target browser`",
+    buildable: true,
 };
 
 /// Cortex-M4F/M7 firmware and static library, run under QEMU.

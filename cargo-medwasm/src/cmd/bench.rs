@@ -27,6 +27,10 @@ pub const REPORT_SCHEMA: u32 = 1;
 pub enum BenchTarget {
     /// Embedded Wasmtime.
     Wasmtime,
+    /// Headless Chromium, through the browser package.
+    Browser,
+    /// Node.js, through the browser package.
+    Node,
     /// The firmware in QEMU (`--board`; counts instructions, not cycles).
     Mcu,
     /// Every target available on this machine.
@@ -131,14 +135,16 @@ impl BenchArgs {
 
         // `build::build` rather than `BuildArgs::run`: the latter prints its summary on
         // stdout, which belongs to the report (and must stay pure JSON under `--json`).
+        // Browser and Node run the same package: it is built once.
         let mut builds: Vec<BuildOutput> = Vec::with_capacity(selected.len());
-        for runner in &selected {
-            builds.push(build::build(
-                &project,
-                runner.build_target(),
-                !self.debug,
-                ui,
-            )?);
+        for (i, runner) in selected.iter().enumerate() {
+            let same = selected[..i]
+                .iter()
+                .position(|r| r.build_target() == runner.build_target());
+            builds.push(match same {
+                Some(j) => builds[j].clone(),
+                None => build::build(&project, runner.build_target(), !self.debug, ui)?,
+            });
         }
 
         add_tract_outputs(&project, &manifest, &mut cases, ui)?;
@@ -227,7 +233,7 @@ impl BenchArgs {
 }
 
 /// Reads the stored inputs and expected outputs into one [`Case`] per vector.
-fn load_cases(project: &Project, manifest: &Manifest, ui: &Ui) -> Result<Vec<Case>> {
+pub(crate) fn load_cases(project: &Project, manifest: &Manifest, ui: &Ui) -> Result<Vec<Case>> {
     let mut inputs = Vec::with_capacity(manifest.inputs.len());
     for (i, spec) in manifest.inputs.iter().enumerate() {
         let path = project.inputs_file(i);

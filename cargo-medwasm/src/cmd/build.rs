@@ -26,6 +26,8 @@ use crate::ui::{Step, Ui};
 pub enum BuildTarget {
     /// WASI module for Wasmtime (and any WASI runtime).
     Wasmtime,
+    /// ES module package for browsers, bundlers and Node.js (`target/medwasm/browser/pkg/`).
+    Browser,
     /// Cortex-M4F/M7 firmware and static library (`--board`; see docs/mcu.md).
     Mcu,
 }
@@ -35,6 +37,7 @@ impl BuildTarget {
     pub fn spec(self) -> &'static TargetSpec {
         match self {
             BuildTarget::Wasmtime => &toolchain::WASMTIME,
+            BuildTarget::Browser => &toolchain::BROWSER,
             BuildTarget::Mcu => &toolchain::MCU,
         }
     }
@@ -112,6 +115,10 @@ impl BuildArgs {
         } else {
             println!("{}", summary(&output));
         }
+        if self.target == BuildTarget::Browser {
+            let package = crate::browser::measure_package(&output.artifact, &output.embedded)?;
+            println!("{}", package_summary(&package));
+        }
         Ok(output)
     }
 }
@@ -152,7 +159,10 @@ pub fn build(
     let wasm = std::fs::read(&compiled)
         .with_context(|| format!("cannot read cargo's output `{}`", compiled.display()))?;
 
-    let dir = project.artifact_dir(spec.name);
+    let dir = match target {
+        BuildTarget::Browser => crate::browser::package_dir(project),
+        _ => project.artifact_dir(spec.name),
+    };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     let artifact = dir.join(format!("{}.wasm", project.name));
 
@@ -175,8 +185,14 @@ pub fn build(
     let section = serde_json::to_vec(&embedded).context("cannot serialize the build manifest")?;
     set_custom_section(&mut wasm, CUSTOM_SECTION, &section)?;
 
-    let size = size_split(&wasm, embedded.manifest.blob_bytes)?;
+    let mut size = size_split(&wasm, embedded.manifest.blob_bytes)?;
     write_atomically(&artifact, &wasm)?;
+    if target == BuildTarget::Browser {
+        let js = crate::browser::write_package(project, &artifact, &embedded)?;
+        // The loader ships with the module, so it counts as code.
+        size.total += js;
+        size.code += js;
+    }
     Ok(BuildOutput {
         artifact,
         size,
@@ -223,6 +239,17 @@ fn summary(output: &BuildOutput) -> String {
         human_size(code),
         human_size(weights),
         human_size(metadata)
+    )
+}
+
+/// `package: JS 6.1 KiB + wasm 52.0 KiB; without weights 30.2 KiB (budget 150 KB), gzip 21.3 KiB`.
+fn package_summary(package: &crate::browser::PackageSize) -> String {
+    format!(
+        "package: JS {} + wasm {}; without weights {} (budget 150 KB), gzip {} (weights included)",
+        human_size(package.js),
+        human_size(package.wasm),
+        human_size(package.without_weights()),
+        human_size(package.gzip)
     )
 }
 

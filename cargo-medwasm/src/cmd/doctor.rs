@@ -277,7 +277,7 @@ const NODE_MIN_MAJOR: u64 = 20;
 
 fn check_node(probe: Probe) -> Check {
     let name = format!("node >= {NODE_MIN_MAJOR}");
-    const PURPOSE: &str = "runs the browser target's tests (coming)";
+    const PURPOSE: &str = "runs `cargo medwasm bench --target node`";
     const INSTALL: &str = "install Node.js 20 or newer from https://nodejs.org";
     match probe {
         Probe::Ran(version) => match toolchain::parse_version(&version) {
@@ -288,16 +288,10 @@ fn check_node(probe: Probe) -> Check {
     }
 }
 
-/// Names Chromium goes by across distributions and Google's own package.
-const CHROMIUM_NAMES: &[&str] = &[
-    "chromium",
-    "chromium-browser",
-    "google-chrome",
-    "google-chrome-stable",
-];
+use crate::runner::chromium::CHROMIUM_NAMES;
 
 fn check_chromium() -> Check {
-    const PURPOSE: &str = "runs the browser target headless (coming)";
+    const PURPOSE: &str = "runs `cargo medwasm bench --target browser` headless";
     let Some(path) = CHROMIUM_NAMES.iter().find_map(|n| toolchain::which(n)) else {
         return Check::missing("chromium", false, PURPOSE, "apt-get install chromium");
     };
@@ -432,7 +426,7 @@ mod tests {
                                                         -> rustup target add wasm32-wasip1
         missing           target thumbv7em-none-eabihf  for `cargo medwasm build --target mcu`
                                                         -> rustup target add thumbv7em-none-eabihf
-        optional-missing  node >= 20                    runs the browser target's tests (coming); found v18.19.0
+        optional-missing  node >= 20                    runs `cargo medwasm bench --target node`; found v18.19.0
                                                         -> install Node.js 20 or newer from https://nodejs.org
         optional-missing  wasmedge                      a second WASI runtime, used by `bench` when on PATH
                                                         -> no package; optional, see https://wasmedge.org to install it

@@ -6,4 +6,5 @@ pub mod doctor;
 pub mod import;
 pub mod new;
 pub mod ops;
+pub mod serve;
 pub mod wasi_run;

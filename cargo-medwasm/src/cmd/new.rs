@@ -788,6 +788,8 @@ mod tests {
                 "vectors/expected.1.npy",
                 "vectors/expected.npy",
                 "vectors/inputs.npy",
+                "web/demo.js",
+                "web/index.html",
             ]
         );
         let repo_templates =
@@ -867,7 +869,9 @@ mod tests {
                 "Cargo.toml",
                 "README.md",
                 "src/lib.rs",
-                "vectors/.gitkeep"
+                "vectors/.gitkeep",
+                "web/demo.js",
+                "web/index.html",
             ]
         );
         assert_eq!(read(&dir.path().join("vectors/.gitkeep")), "");

@@ -6,6 +6,8 @@
 //! Adding a target (Chromium, Node, QEMU …) means implementing [`Runner`] and adding it
 //! to [`all`]; `bench` needs no other change.
 
+pub mod chromium;
+pub mod node;
 pub mod qemu;
 pub mod wasmtime;
 
@@ -93,12 +95,14 @@ pub trait Runner {
 pub fn all() -> Vec<Box<dyn Runner>> {
     vec![
         Box::new(wasmtime::WasmtimeRunner),
+        Box::new(chromium::ChromiumRunner),
+        Box::new(node::NodeRunner),
         Box::new(qemu::QemuRunner),
     ]
 }
 
 /// What a runner observed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Execution {
     /// The runtime and its version, e.g. `wasmtime 48.0.8 (embedded)`.
     pub runtime: String,
