@@ -1,7 +1,9 @@
 //! Embeds the project templates of `cargo medwasm new` into the binary.
 //!
 //! Every folder of `../templates/` except `scripts/` (the training scripts that
-//! produce the templates' models) is a template. The generated
+//! produce the templates' models) and `common/` is a template. Files under
+//! `common/` belong to every template (a template's own file of the same path
+//! wins), so shared files such as the demo page's script exist once. The generated
 //! `$OUT_DIR/templates.rs` holds one `(name, files)` entry per template, where
 //! `files` lists `(relative path with '/', include_bytes!(absolute path))`, so the
 //! CLI carries its templates and works from any directory.
@@ -10,7 +12,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Folders of `templates/` that are not templates.
-const NOT_TEMPLATES: &[&str] = &["scripts"];
+const NOT_TEMPLATES: &[&str] = &["scripts", COMMON];
+/// The folder whose files every template gets.
+const COMMON: &str = "common";
 
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
@@ -39,6 +43,13 @@ fn main() {
     for (name, dir) in &names {
         let mut files = Vec::new();
         walk(dir, dir, &mut files);
+        let common = templates.join(COMMON);
+        if common.is_dir() {
+            let mut shared = Vec::new();
+            walk(&common, &common, &mut shared);
+            shared.retain(|(rel, _)| !files.iter().any(|(own, _)| own == rel));
+            files.extend(shared);
+        }
         files.sort();
         writeln!(out, "    ({name:?}, &[").unwrap_or_else(|_| unreachable!());
         for (rel, abs) in &files {
