@@ -274,7 +274,6 @@ fn cargo_build(project: &Project, spec: &TargetSpec, release: bool, ui: &Ui) -> 
         cmd.arg("--release");
     }
     cmd.arg("--manifest-path").arg(&project.manifest_path);
-    cmd.args(["--message-format", "json-diagnostic-rendered-ansi"]);
     if !spec.rustflags.is_empty() {
         // Note that a set `RUSTFLAGS` makes cargo ignore `rustflags` from
         // `.cargo/config.toml`; the flags the user exported are kept.
@@ -285,14 +284,46 @@ fn cargo_build(project: &Project, spec: &TargetSpec, release: bool, ui: &Ui) -> 
         );
         cmd.env(var, value);
     }
+    let mut wasm = None;
+    let what = format!("{} for {} ({})", project.name, spec.name, spec.triple);
+    let (line, status) = run_cargo_build(cmd, what, ui, |artifact| {
+        if Path::new(&artifact.manifest_path) == project.manifest_path
+            && let Some(file) = artifact
+                .filenames
+                .iter()
+                .find(|f| f.extension() == Some("wasm"))
+        {
+            wasm = Some(PathBuf::from(file));
+        }
+    })?;
+    if !status.success() {
+        bail!("`{line}` failed ({status}); cargo's messages are above");
+    }
+    wasm.with_context(|| {
+        format!(
+            "cargo built `{}` but reported no `.wasm` for it; check that `[lib] crate-type` in {} includes \"cdylib\"",
+            project.name,
+            project.manifest_path.display()
+        )
+    })
+}
+
+/// Runs a `cargo build` command with JSON messages: shows its diagnostics as cargo
+/// would (colour only on a terminal), forwards its other output under a spinner
+/// saying it is compiling `what`, and hands every artifact cargo reports to
+/// `artifact`. Returns the command line (for messages) and cargo's exit status.
+pub(crate) fn run_cargo_build(
+    mut cmd: Command,
+    what: String,
+    ui: &Ui,
+    mut artifact: impl FnMut(&cargo_metadata::Artifact),
+) -> Result<(String, std::process::ExitStatus)> {
+    cmd.args(["--message-format", "json-diagnostic-rendered-ansi"]);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let line = toolchain::command_line(&cmd);
 
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let step = ui.spinner(
-        "Compiling",
-        format!("{} for {} ({})", project.name, spec.name, spec.triple),
-    );
+    let step = ui.spinner("Compiling", what);
     ui.detail(format_args!("running `{line}`"));
     let started = Instant::now();
     let mut child = cmd
@@ -302,13 +333,21 @@ fn cargo_build(project: &Project, spec: &TargetSpec, release: bool, ui: &Ui) -> 
         bail!("`{line}` started without its output pipes; this is a bug in cargo-medwasm");
     };
 
-    let mut wasm = None;
     let read: Result<()> = std::thread::scope(|scope| {
         scope.spawn(|| forward_cargo_stderr(stderr, &step, ui.verbose()));
         for message in cargo_metadata::Message::parse_stream(BufReader::new(stdout)) {
             let message = message.with_context(|| format!("cannot read the output of `{line}`"))?;
             match message {
                 cargo_metadata::Message::CompilerMessage(msg) => {
+                    // A detector's `cdylib` crate type is for wasm; rustc drops it for
+                    // a bare-metal target, which is what we want there.
+                    if msg
+                        .message
+                        .message
+                        .contains("dropping unsupported crate type `cdylib`")
+                    {
+                        continue;
+                    }
                     if let Some(rendered) = &msg.message.rendered {
                         let rendered = if color {
                             rendered.clone()
@@ -318,17 +357,7 @@ fn cargo_build(project: &Project, spec: &TargetSpec, release: bool, ui: &Ui) -> 
                         step.println(format!("{}\n", rendered.trim_end()));
                     }
                 }
-                cargo_metadata::Message::CompilerArtifact(artifact)
-                    if Path::new(&artifact.manifest_path) == project.manifest_path =>
-                {
-                    if let Some(file) = artifact
-                        .filenames
-                        .iter()
-                        .find(|f| f.extension() == Some("wasm"))
-                    {
-                        wasm = Some(PathBuf::from(file));
-                    }
-                }
+                cargo_metadata::Message::CompilerArtifact(a) => artifact(&a),
                 cargo_metadata::Message::TextLine(text) => step.println(text),
                 _ => {}
             }
@@ -341,16 +370,7 @@ fn cargo_build(project: &Project, spec: &TargetSpec, release: bool, ui: &Ui) -> 
     read?;
     drop(step);
     ui.detail(format_args!("cargo took {:.1?}", started.elapsed()));
-    if !status.success() {
-        bail!("`{line}` failed ({status}); cargo's messages are above");
-    }
-    wasm.with_context(|| {
-        format!(
-            "cargo built `{}` but reported no `.wasm` for it; check that `[lib] crate-type` in {} includes \"cdylib\"",
-            project.name,
-            project.manifest_path.display()
-        )
-    })
+    Ok((line, status))
 }
 
 /// Passes cargo's own stderr through, hiding its status lines unless `-v`.

@@ -2,15 +2,13 @@
 //! test firmware (`firmware/`, cortex-m-rt + semihosting) and a static library for
 //! C (`clib/`), both depending on the detector by path and built in one cargo run.
 
-use std::io::{BufReader, IsTerminal as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
 use super::board::Board;
-use crate::cmd::build::{forward_cargo_stderr, rustflags_env, strip_ansi};
+use crate::cmd::build::{run_cargo_build, rustflags_env};
 use crate::project::Project;
 use crate::toolchain;
 use crate::ui::Ui;
@@ -190,7 +188,6 @@ fn cargo(dir: &Path, project: &Project, board: &Board, release: bool, ui: &Ui) -
     // Its own target folder: a shared `CARGO_TARGET_DIR` would mix boards built for
     // different CPUs and rebuild each time.
     cmd.arg("--target-dir").arg(dir.join("target"));
-    cmd.args(["--message-format", "json-diagnostic-rendered-ansi"]);
     let cpu = format!("target-cpu={}", board.target_cpu);
     let (var, value) = rustflags_env(
         std::env::var("CARGO_ENCODED_RUSTFLAGS").ok().as_deref(),
@@ -198,76 +195,26 @@ fn cargo(dir: &Path, project: &Project, board: &Board, release: bool, ui: &Ui) -
         &["-C", &cpu],
     );
     cmd.env(var, value);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let line = toolchain::command_line(&cmd);
-
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let step = ui.spinner(
-        "Compiling",
-        format!(
-            "{} for {} ({TRIPLE}, {})",
-            project.name, board.name, board.core
-        ),
-    );
-    ui.detail(format_args!("running `{line}`"));
-    let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot run `{line}`"))?;
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        bail!("`{line}` started without its output pipes; this is a bug in cargo-medwasm");
-    };
     let mut elf = None;
     let mut staticlib = None;
-    let read: Result<()> = std::thread::scope(|scope| {
-        scope.spawn(|| forward_cargo_stderr(stderr, &step, ui.verbose()));
-        for message in cargo_metadata::Message::parse_stream(BufReader::new(stdout)) {
-            let message = message.with_context(|| format!("cannot read the output of `{line}`"))?;
-            match message {
-                cargo_metadata::Message::CompilerMessage(msg) => {
-                    // The detector's `cdylib` crate type is for wasm; rustc drops it for
-                    // a bare-metal target, which is what we want.
-                    if msg
-                        .message
-                        .message
-                        .contains("dropping unsupported crate type `cdylib`")
-                    {
-                        continue;
-                    }
-                    if let Some(rendered) = &msg.message.rendered {
-                        let rendered = if color {
-                            rendered.clone()
-                        } else {
-                            strip_ansi(rendered)
-                        };
-                        step.println(format!("{}\n", rendered.trim_end()));
-                    }
-                }
-                cargo_metadata::Message::CompilerArtifact(artifact) => {
-                    if artifact.target.name == FIRMWARE_PACKAGE
-                        && let Some(exe) = &artifact.executable
-                    {
-                        elf = Some(PathBuf::from(exe));
-                    }
-                    if let Some(a) = artifact
-                        .filenames
-                        .iter()
-                        .find(|f| f.extension() == Some("a"))
-                    {
-                        staticlib = Some(PathBuf::from(a));
-                    }
-                }
-                _ => {}
-            }
+    let what = format!(
+        "{} for {} ({TRIPLE}, {})",
+        project.name, board.name, board.core
+    );
+    let (line, status) = run_cargo_build(cmd, what, ui, |artifact| {
+        if artifact.target.name == FIRMWARE_PACKAGE
+            && let Some(exe) = &artifact.executable
+        {
+            elf = Some(PathBuf::from(exe));
         }
-        Ok(())
-    });
-    let status = child
-        .wait()
-        .with_context(|| format!("cannot wait for `{line}`"))?;
-    read?;
-    drop(step);
-    ui.detail(format_args!("cargo took {:.1?}", started.elapsed()));
+        if let Some(a) = artifact
+            .filenames
+            .iter()
+            .find(|f| f.extension() == Some("a"))
+        {
+            staticlib = Some(PathBuf::from(a));
+        }
+    })?;
     if !status.success() {
         bail!(
             "`{line}` failed ({status}); cargo's messages are above (the firmware and C library crates it builds are generated in `{}`)",
