@@ -510,7 +510,7 @@ fn micros(us: f64) -> String {
 }
 
 /// Bytes, in KiB above 1 KiB; the JSON report has the exact figures.
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     if n < 1024 {
         format!("{n} B")
     } else if n < 1024 * 1024 {

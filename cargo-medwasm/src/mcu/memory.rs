@@ -8,6 +8,7 @@ use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SectionFlags, S
 use serde::{Deserialize, Serialize};
 
 use super::board::Board;
+use crate::report::bytes;
 
 /// Where the bytes of one firmware image go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,17 +151,6 @@ impl fmt::Display for MemoryReport {
             writeln!(f, "    {name:<10} {:>10}  {what}", bytes(n))?;
         }
         Ok(())
-    }
-}
-
-/// `61,400 B` below 10 KiB is hard to read; KiB with one decimal and the exact count.
-fn bytes(n: u64) -> String {
-    if n < 1024 {
-        format!("{n} B")
-    } else if n < 1024 * 1024 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{:.2} MiB", n as f64 / (1024.0 * 1024.0))
     }
 }
 
