@@ -162,7 +162,6 @@ fn checklist(rustc: &Rustc) -> Vec<Check> {
     checks.push(check_chromium());
     checks.push(check_qemu(probe("qemu-system-arm", &["--version"])));
     checks.push(check_arm_gcc(probe("arm-none-eabi-gcc", &["--version"])));
-    checks.push(check_wasmedge(probe("wasmedge", &["--version"])));
     checks
 }
 
@@ -327,19 +326,6 @@ fn check_arm_gcc(probe: Probe) -> Check {
     }
 }
 
-fn check_wasmedge(probe: Probe) -> Check {
-    const NAME: &str = "wasmedge";
-    match probe {
-        Probe::Ran(version) => Check::ok(NAME, version),
-        Probe::NotFound | Probe::Failed(_) => Check::missing(
-            NAME,
-            false,
-            "a second WASI runtime, used by `bench` when on PATH",
-            "no package; optional, see https://wasmedge.org to install it",
-        ),
-    }
-}
-
 /// Adds the missing rustup targets and says what it leaves to the user.
 fn fix(checks: &[Check], dir: &Path, ui: &Ui) -> Result<()> {
     let targets: Vec<&str> = checks.iter().filter_map(|c| c.rustup_target).collect();
@@ -417,7 +403,6 @@ mod tests {
             check_target(&toolchain::WASMTIME, false),
             check_target(&toolchain::MCU, false),
             check_node(Probe::Ran("v18.19.0".into())),
-            check_wasmedge(Probe::NotFound),
         ];
         insta::assert_snapshot!(render(&checks), @r"
         ok                cargo                         cargo 1.95.0 (f2d3ce0bd 2026-03-21)
@@ -428,8 +413,6 @@ mod tests {
                                                         -> rustup target add thumbv7em-none-eabihf
         optional-missing  node >= 20                    runs `cargo medwasm bench --target node`; found v18.19.0
                                                         -> install Node.js 20 or newer from https://nodejs.org
-        optional-missing  wasmedge                      a second WASI runtime, used by `bench` when on PATH
-                                                        -> no package; optional, see https://wasmedge.org to install it
         ");
     }
 
@@ -469,7 +452,6 @@ mod tests {
             check_node(Probe::NotFound),
             check_qemu(Probe::Failed("exit status: 1".into())),
             check_arm_gcc(Probe::NotFound),
-            check_wasmedge(Probe::NotFound),
             check_rustup(Probe::NotFound),
         ];
         for check in checks {
