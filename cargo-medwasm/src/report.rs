@@ -197,13 +197,14 @@ pub struct Latency {
     pub cold_start_us: Option<f64>,
     /// The same with a warm compilation cache.
     pub cold_start_cached_us: Option<f64>,
-    /// Warm inference: median. 0 on targets that count instructions instead of
-    /// timing (`mcu`: see `instructions`).
-    pub median_us: f64,
+    /// Warm inference: median. `None` (JSON `null`) where nothing was timed: on
+    /// targets that count instructions instead (`mcu`: see `instructions`), or when
+    /// no vector ran without an error.
+    pub median_us: Option<f64>,
     /// Warm inference: 95th percentile.
-    pub p95_us: f64,
+    pub p95_us: Option<f64>,
     /// Warm inference: 99th percentile.
-    pub p99_us: f64,
+    pub p99_us: Option<f64>,
     /// Number of warm runs.
     pub runs: usize,
     /// Deterministic count (QEMU instructions, not cycles) where the target has one.
@@ -381,9 +382,9 @@ impl fmt::Display for TargetReport {
             writeln!(
                 f,
                 "  warm        median {}, p95 {}, p99 {} ({} runs)",
-                micros(l.median_us),
-                micros(l.p95_us),
-                micros(l.p99_us),
+                optional_micros(l.median_us),
+                optional_micros(l.p95_us),
+                optional_micros(l.p99_us),
                 l.runs
             )?;
         }
@@ -561,7 +562,7 @@ mod tests {
             })
         };
         BenchReport {
-            schema: 1,
+            schema: crate::cmd::bench::REPORT_SCHEMA,
             detector: "vitals-anomaly".into(),
             model: "model.onnx".into(),
             model_sha256: "3f2a9c0d1e2b4a5968778695a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5".into(),
@@ -613,9 +614,9 @@ mod tests {
                 latency: Latency {
                     cold_start_us: Some(12_410.0),
                     cold_start_cached_us: Some(1_204.5),
-                    median_us: 45.2,
-                    p95_us: 50.1,
-                    p99_us: 1_060.0,
+                    median_us: Some(45.2),
+                    p95_us: Some(50.1),
+                    p99_us: Some(1_060.0),
                     runs: 200,
                     instructions: None,
                 },
@@ -669,7 +670,7 @@ mod tests {
         let json = serde_json::to_string_pretty(&report).expect("a report serializes");
         insta::assert_snapshot!(json, @r#"
         {
-          "schema": 1,
+          "schema": 2,
           "detector": "vitals-anomaly",
           "model": "model.onnx",
           "model_sha256": "3f2a9c0d1e2b4a5968778695a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5",
@@ -841,6 +842,10 @@ mod tests {
         let json = serde_json::to_value(&report).expect("a report serializes");
         assert_eq!(json["targets"][0]["device"]["instructions"], 103_690);
         assert_eq!(json["targets"][0]["latency"]["instructions"], 103_690);
+        // Nothing was timed there: no wall-clock figure, rather than a 0 that reads
+        // as "instant" to a script.
+        assert!(json["targets"][0]["latency"]["median_us"].is_null());
+        assert!(json["targets"][0]["latency"]["p99_us"].is_null());
         let wasm = serde_json::to_value(sample_report()).expect("a report serializes");
         assert!(wasm["targets"][0].get("device").is_none());
     }

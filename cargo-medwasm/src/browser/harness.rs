@@ -181,9 +181,9 @@ impl HarnessResult {
             latency: Latency {
                 cold_start_us: median(&self.cold),
                 cold_start_cached_us: median(&self.cold_cached),
-                median_us,
-                p95_us,
-                p99_us,
+                median_us: Some(median_us),
+                p95_us: Some(p95_us),
+                p99_us: Some(p99_us),
                 runs: samples.len(),
                 instructions: None,
             },
