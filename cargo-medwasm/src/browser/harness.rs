@@ -167,6 +167,8 @@ impl HarnessResult {
         let median =
             |v: &[f64]| -> Option<f64> { (!v.is_empty()).then(|| percentiles(&mut ms_to_us(v)).0) };
         let mut samples = ms_to_us(&self.samples);
+        // Nothing timed (every vector failed): no figure rather than 0 µs.
+        let timed = !samples.is_empty();
         let (median_us, p95_us, p99_us) = percentiles(&mut samples);
         let mut runtime = self.runtime;
         if self.batch > 1 {
@@ -181,9 +183,9 @@ impl HarnessResult {
             latency: Latency {
                 cold_start_us: median(&self.cold),
                 cold_start_cached_us: median(&self.cold_cached),
-                median_us: Some(median_us),
-                p95_us: Some(p95_us),
-                p99_us: Some(p99_us),
+                median_us: timed.then_some(median_us),
+                p95_us: timed.then_some(p95_us),
+                p99_us: timed.then_some(p99_us),
                 runs: samples.len(),
                 instructions: None,
             },
@@ -201,9 +203,27 @@ fn errors_note(errors: &[String]) -> String {
     }
 }
 
+/// A scratch folder, removed with its contents when dropped: on success and on every
+/// error path alike. Drop the processes that use it first.
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A fresh scratch folder for one runner: `target/medwasm/<target>/<what>-<pid>/`.
 /// The process id keeps two benches sharing a target directory apart.
-pub fn scratch_dir(job: &Job<'_>, target: &str, what: &str) -> Result<PathBuf> {
+pub fn scratch_dir(job: &Job<'_>, target: &str, what: &str) -> Result<Scratch> {
     // The artifact sits in `target/medwasm/browser/pkg/`.
     let base = job
         .artifact
@@ -216,7 +236,7 @@ pub fn scratch_dir(job: &Job<'_>, target: &str, what: &str) -> Result<PathBuf> {
         .join(format!("{what}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    Ok(dir)
+    Ok(Scratch(dir))
 }
 
 /// A child process in its own process group, stopped (group and all) on drop.
@@ -234,6 +254,23 @@ impl Supervised {
         {
             use std::os::unix::process::CommandExt as _;
             cmd.process_group(0);
+        }
+        // Its own process group keeps the terminal's Ctrl-C from reaching the child,
+        // and a Ctrl-C or a kill of cargo-medwasm skips `Drop`: have the kernel stop
+        // the child when we go, so no headless browser outlives the bench.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: the closure runs in the forked child before exec and only calls
+            // prctl, which is async-signal-safe and touches no memory of ours.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         cmd.stdin(Stdio::null());
         let line = toolchain::command_line(cmd);

@@ -151,19 +151,31 @@ impl Drop for Server {
 fn handle(stream: TcpStream, handler: &Handler) -> Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let port = stream.local_addr()?.port();
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut head = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        if line == "\r\n" || line == "\n" {
-            break;
-        }
-        head.push(line);
-        if head.iter().map(String::len).sum::<usize>() > MAX_HEAD {
-            return respond(stream, &Response::error(431, "request head too large"));
+    {
+        // At most MAX_HEAD bytes of head, however the client sends them: a line
+        // without an end cannot grow past the limit.
+        let mut limited = (&mut reader).take(MAX_HEAD as u64);
+        loop {
+            let mut line = String::new();
+            if limited.read_line(&mut line)? == 0 {
+                if limited.limit() == 0 {
+                    return respond(stream, &Response::error(431, "request head too large"));
+                }
+                return Ok(());
+            }
+            if !line.ends_with('\n') {
+                if limited.limit() == 0 {
+                    return respond(stream, &Response::error(431, "request head too large"));
+                }
+                return Ok(()); // the client hung up mid-line
+            }
+            if line == "\r\n" || line == "\n" {
+                break;
+            }
+            head.push(line);
         }
     }
     let Some(first) = head.first() else {
@@ -178,15 +190,38 @@ fn handle(stream: TcpStream, handler: &Handler) -> Result<()> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let length: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    // Only pages loaded from this server by its own name: a page elsewhere that
+    // points a DNS name at 127.0.0.1 (DNS rebinding) sends its own name and is
+    // refused, so it cannot read the project's sample vectors.
+    let host_ok = headers.get("host").is_some_and(|host| {
+        host == &format!("127.0.0.1:{port}") || host == &format!("localhost:{port}")
+    });
+    if !host_ok {
+        return respond(
+            stream,
+            &Response::error(
+                403,
+                format!("open http://127.0.0.1:{port}/ or http://localhost:{port}/"),
+            ),
+        );
+    }
+    if headers.contains_key("transfer-encoding") {
+        return respond(stream, &Response::error(411, "send a Content-Length"));
+    }
+    let length: usize = match headers.get("content-length").map(|v| v.parse()) {
+        None => 0,
+        Some(Ok(length)) => length,
+        Some(Err(_)) => return respond(stream, &Response::error(400, "bad Content-Length")),
+    };
     if length > MAX_BODY {
         return respond(stream, &Response::error(413, "request body too large"));
     }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
+    // Grows with what arrives, not with what the client announced.
+    let mut body = Vec::new();
+    (&mut reader).take(length as u64).read_to_end(&mut body)?;
+    if body.len() != length {
+        return Ok(()); // the client hung up before its body was complete
+    }
     let response = handler(&Request { method, path, body });
     respond(stream, &response)
 }
@@ -194,8 +229,11 @@ fn handle(stream: TcpStream, handler: &Handler) -> Result<()> {
 fn respond(mut stream: TcpStream, response: &Response) -> Result<()> {
     let reason = match response.status {
         200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        411 => "Length Required",
         413 => "Payload Too Large",
         431 => "Request Header Fields Too Large",
         _ => "Error",
@@ -322,6 +360,27 @@ mod tests {
                 .0
                 .starts_with("HTTP/1.1 404")
         );
+
+        // Another host name (DNS rebinding) is refused; so is an endless head line.
+        let addr = server.url();
+        let addr = addr.trim_start_matches("http://").trim_end_matches('/');
+        let raw = |request: &[u8]| {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream.write_all(request).unwrap();
+            let mut all = Vec::new();
+            let _ = stream.read_to_end(&mut all);
+            String::from_utf8_lossy(&all).into_owned()
+        };
+        let evil = raw(b"GET /d.wasm HTTP/1.1\r\nHost: evil.example:80\r\n\r\n");
+        assert!(evil.starts_with("HTTP/1.1 403"), "{evil}");
+        let long = raw(&[b'a'; MAX_HEAD + 10]);
+        assert!(long.starts_with("HTTP/1.1 431"), "{long}");
+        let port = server.addr.port();
+        let bad_length = raw(format!(
+            "POST /x HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Length: lots\r\n\r\n"
+        )
+        .as_bytes());
+        assert!(bad_length.starts_with("HTTP/1.1 400"), "{bad_length}");
 
         // A busy port says what to do.
         let port = server.addr.port();

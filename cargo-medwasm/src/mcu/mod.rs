@@ -11,7 +11,7 @@ pub mod memory;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 
 use self::board::{Board, DEFAULT_BOARD};
 use self::memory::MemoryReport;
@@ -273,15 +273,35 @@ fn stored_vectors(project: &Project, manifest: &Manifest) -> Result<Option<Vec<V
         }
         arrays.push(Array::read(&path)?);
     }
+    // The firmware reads the vectors back to back, so a short or missing sample would
+    // shift every input after it: refuse the file set instead.
     let count = arrays.first().map_or(0, Array::samples);
-    let cases = (0..count)
-        .map(|v| {
-            arrays
-                .iter()
-                .map(|a| a.sample(v).map(<[f32]>::to_vec).unwrap_or_default())
-                .collect()
-        })
-        .collect();
+    let mut cases = Vec::with_capacity(count);
+    for v in 0..count {
+        let mut case = Vec::with_capacity(arrays.len());
+        for (i, (array, spec)) in arrays.iter().zip(&manifest.inputs).enumerate() {
+            let want: u64 = spec.shape.iter().product();
+            let path = project.inputs_file(i);
+            let Some(sample) = array.sample(v) else {
+                bail!(
+                    "`{}` holds {} vectors but input 0 has {count}; store the same number of vectors for every input",
+                    path.display(),
+                    array.samples()
+                );
+            };
+            if sample.len() as u64 != want {
+                bail!(
+                    "vector {v} of `{}` has {} elements but input `{}` takes {want} ({:?}); store the vectors as [N, ...shape]",
+                    path.display(),
+                    sample.len(),
+                    spec.name,
+                    spec.shape
+                );
+            }
+            case.push(sample.to_vec());
+        }
+        cases.push(case);
+    }
     Ok(Some(cases))
 }
 

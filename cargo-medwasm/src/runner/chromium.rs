@@ -169,7 +169,10 @@ impl Runner for ChromiumRunner {
         };
         let server = Server::start(0, Arc::new(handler))?;
 
-        let profile = scratch_dir(job, "browser", "chromium-profile")?;
+        // Declared before the browser, so dropped after it: Chromium is stopped before
+        // its profile folder is removed, on every path out of here.
+        let scratch = scratch_dir(job, "browser", "chromium-profile")?;
+        let profile = scratch.path();
         let log = profile.join("chromium.log");
         let log_file = std::fs::File::create(&log)
             .with_context(|| format!("cannot create `{}`", log.display()))?;
@@ -219,9 +222,7 @@ impl Runner for ChromiumRunner {
         progress(Progress::Step);
         let result: HarnessResult = serde_json::from_slice(&body)
             .context("the bench page posted something that is not a bench result")?;
-        let execution = result.into_execution(job, "Chromium")?;
-        let _ = std::fs::remove_dir_all(&profile);
-        Ok(execution)
+        result.into_execution(job, "Chromium")
     }
 }
 

@@ -74,7 +74,8 @@ impl Runner for NodeRunner {
 
     fn execute(&self, job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Execution> {
         let node = node_program().context("`node` is not on PATH; install Node.js 20 or newer")?;
-        let dir = scratch_dir(job, "node", "bench")?;
+        let scratch = scratch_dir(job, "node", "bench")?;
+        let dir = scratch.path();
         let module = module_file(job.artifact)?;
         if !module.is_file() {
             bail!(
@@ -127,9 +128,7 @@ impl Runner for NodeRunner {
                 stderr.trim()
             )
         })?;
-        let execution = result.into_execution(job, "Node.js")?;
-        let _ = std::fs::remove_dir_all(&dir);
-        Ok(execution)
+        result.into_execution(job, "Node.js")
     }
 }
 

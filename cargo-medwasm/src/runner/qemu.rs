@@ -114,7 +114,9 @@ impl Runner for QemuRunner {
         let ns_per_tick = 1e9 / board.clock_hz as f64;
         let (expected, ticks) = run.calibration;
         let measured = ticks as f64 * ns_per_tick;
-        if (measured / expected as f64 - 1.0).abs() > 0.01 {
+        // Written so that a zero or garbage calibration (NaN ratio) fails too.
+        let ratio = measured / expected as f64;
+        if expected == 0 || !ratio.is_finite() || (ratio - 1.0).abs() > 0.01 {
             bail!(
                 "QEMU's SysTick is not counting instructions: a loop of {expected} instructions took {ticks} ticks ({measured:.0} instructions at {} Hz); check `clock-hz` in the board file and that `{QEMU}` accepts `-icount shift=0`",
                 board.clock_hz
@@ -133,7 +135,7 @@ impl Runner for QemuRunner {
         let (latency, instructions) = match run.timing {
             // Runs of one vector execute the same instructions; the ticks may differ by
             // one from where the runs fall against the tick boundaries, no more.
-            Some(t) if t.max > t.min + 1 => bail!(
+            Some(t) if t.max > t.min.saturating_add(1) => bail!(
                 "the same vector took between {} and {} SysTick ticks over {} runs, so the count is not deterministic; `{QEMU}` must run with `-icount shift=0`",
                 t.min,
                 t.max,
@@ -225,11 +227,15 @@ pub fn run_with_timeout(cmd: &mut Command, line: &str) -> Result<String> {
     });
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = child
-            .try_wait()
-            .with_context(|| format!("cannot wait for `{line}`"))?
-        {
-            break Some(status);
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) => {}
+            Err(e) => {
+                // Do not leave QEMU running behind the error.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e).with_context(|| format!("cannot wait for `{line}`"));
+            }
         }
         if started.elapsed() > TIMEOUT {
             let _ = child.kill();

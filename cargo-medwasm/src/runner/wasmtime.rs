@@ -105,6 +105,8 @@ impl Runner for WasmtimeRunner {
             len: job.runs as u64,
         });
         let mut samples = detector.time_runs(inputs, job.runs, progress)?;
+        // `--runs 0` times nothing: no figure rather than 0 µs.
+        let timed = !samples.is_empty();
         let (median, p95, p99) = percentiles(&mut samples);
         Ok(Execution {
             runtime: runtime(),
@@ -112,9 +114,9 @@ impl Runner for WasmtimeRunner {
             latency: Latency {
                 cold_start_us: Some(cold),
                 cold_start_cached_us: Some(cold_cached),
-                median_us: Some(median),
-                p95_us: Some(p95),
-                p99_us: Some(p99),
+                median_us: timed.then_some(median),
+                p95_us: timed.then_some(p95),
+                p99_us: timed.then_some(p99),
                 runs: samples.len(),
                 instructions: None,
             },

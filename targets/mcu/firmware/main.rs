@@ -217,6 +217,12 @@ fn paint_stack() -> usize {
 /// Bytes between `top` and the lowest word that is no longer painted.
 fn stack_used(top: usize) -> usize {
     let bottom = (&raw mut __sheap) as usize;
+    // The stack grows down towards the end of `.bss`. If even the lowest painted word
+    // was written, the stack may have run on into the statics (the arena, the glue's
+    // state) and every figure of this run is suspect: stop rather than report it.
+    if bottom < top && unsafe { (bottom as *const u32).read_volatile() } != PAINT {
+        fail("the stack reached the end of .bss and may have overwritten the detector's statics; the board has too little free RAM for this model");
+    }
     let mut p = bottom;
     while p < top && unsafe { (p as *const u32).read_volatile() } == PAINT {
         p += 4;
