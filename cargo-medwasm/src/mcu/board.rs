@@ -136,6 +136,20 @@ impl Board {
                 );
             }
         }
+        let (flash, ram) = (self.flash, self.ram);
+        // The checks above keep these sums far from overflowing a u64.
+        if flash.origin < ram.origin + ram.size && ram.origin < flash.origin + flash.size {
+            bail!(
+                "board `{}` in `{origin}`: `[flash]` and `[ram]` overlap; give each its own address range",
+                self.name
+            );
+        }
+        if ram.origin + ram.size >= 1 << 32 {
+            bail!(
+                "board `{}` in `{origin}`: `[ram]` must end below 4 GiB (the stack starts at its end, a 32-bit address)",
+                self.name
+            );
+        }
         if self.clock_hz == 0 {
             bail!(
                 "board `{}` in `{origin}`: `clock-hz` must not be 0",
@@ -205,6 +219,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`[flash]`"), "{err}");
+
+        let overlap = good.replace("origin = 0x2000_0000", "origin = 0x0010_0000");
+        let err = Board::parse(&overlap, "x.toml").unwrap_err().to_string();
+        assert!(err.contains("overlap"), "{err}");
+
+        let top = good.replace("origin = 0x2000_0000", "origin = 0xFFC0_0000");
+        let err = Board::parse(&top, "x.toml").unwrap_err().to_string();
+        assert!(err.contains("below 4 GiB"), "{err}");
 
         let err = Board::resolve("/nonexistent/board.toml")
             .unwrap_err()
