@@ -273,15 +273,24 @@ fn stored_vectors(project: &Project, manifest: &Manifest) -> Result<Option<Vec<V
         }
         arrays.push(Array::read(&path)?);
     }
-    // The firmware reads the vectors back to back, so a short or missing sample would
-    // shift every input after it: refuse the file set instead.
+    let paths: Vec<PathBuf> = (0..arrays.len()).map(|i| project.inputs_file(i)).collect();
+    collect_cases(&arrays, &paths, manifest).map(Some)
+}
+
+/// One case per stored vector: input `i` of case `v` is sample `v` of `arrays[i]`
+/// (read from `paths[i]`). The firmware reads the vectors back to back, so a short or
+/// missing sample would shift every input after it: such a file set is refused.
+fn collect_cases(
+    arrays: &[Array],
+    paths: &[PathBuf],
+    manifest: &Manifest,
+) -> Result<Vec<Vec<Vec<f32>>>> {
     let count = arrays.first().map_or(0, Array::samples);
     let mut cases = Vec::with_capacity(count);
     for v in 0..count {
         let mut case = Vec::with_capacity(arrays.len());
-        for (i, (array, spec)) in arrays.iter().zip(&manifest.inputs).enumerate() {
+        for ((array, spec), path) in arrays.iter().zip(&manifest.inputs).zip(paths) {
             let want: u64 = spec.shape.iter().product();
-            let path = project.inputs_file(i);
             let Some(sample) = array.sample(v) else {
                 bail!(
                     "`{}` holds {} vectors but input 0 has {count}; store the same number of vectors for every input",
@@ -302,7 +311,7 @@ fn stored_vectors(project: &Project, manifest: &Manifest) -> Result<Option<Vec<V
         }
         cases.push(case);
     }
-    Ok(Some(cases))
+    Ok(cases)
 }
 
 /// The vectors file the firmware reads: `MWV1`, vector count, timed runs, 0 (u32
@@ -337,14 +346,13 @@ mod tests {
         assert_eq!(bytes[28..32], (-0.5f32).to_le_bytes());
     }
 
-    #[test]
-    fn header_declares_the_abi_and_tensors() {
+    fn sample_manifest() -> Manifest {
         let spec = |name: &str, shape: Vec<u64>| crate::manifest::TensorSpec {
             name: name.into(),
             shape,
             dtype: "f32".into(),
         };
-        let manifest = Manifest {
+        Manifest {
             format_version: 1,
             source: crate::manifest::Source {
                 file: "m.onnx".into(),
@@ -365,7 +373,54 @@ mod tests {
             ops: vec![],
             notes: vec![],
             converter: "t".into(),
+        }
+    }
+
+    #[test]
+    fn vector_files_must_agree_with_each_other_and_the_manifest() {
+        let spec = |name: &str, shape: Vec<u64>| crate::manifest::TensorSpec {
+            name: name.into(),
+            shape,
+            dtype: "f32".into(),
         };
+        let mut manifest = sample_manifest();
+        manifest.inputs = vec![spec("a", vec![1, 2]), spec("b", vec![1, 1])];
+        let paths = [PathBuf::from("inputs.npy"), PathBuf::from("inputs.1.npy")];
+        let array = |shape: Vec<usize>| Array {
+            data: (0..shape.iter().product::<usize>())
+                .map(|x| x as f32)
+                .collect(),
+            shape,
+        };
+
+        let cases =
+            collect_cases(&[array(vec![2, 2]), array(vec![2, 1])], &paths, &manifest).unwrap();
+        assert_eq!(
+            cases,
+            vec![
+                vec![vec![0.0, 1.0], vec![0.0]],
+                vec![vec![2.0, 3.0], vec![1.0]]
+            ]
+        );
+
+        let fewer = collect_cases(&[array(vec![2, 2]), array(vec![1, 1])], &paths, &manifest);
+        let err = fewer.unwrap_err().to_string();
+        assert!(
+            err.contains("inputs.1.npy") && err.contains("holds 1 vectors"),
+            "{err}"
+        );
+
+        let wrong = collect_cases(&[array(vec![2, 3]), array(vec![2, 1])], &paths, &manifest);
+        let err = wrong.unwrap_err().to_string();
+        assert!(
+            err.contains("has 3 elements") && err.contains("takes 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn header_declares_the_abi_and_tensors() {
+        let manifest = sample_manifest();
         let h = header("my_det", &manifest);
         assert!(h.contains("#ifndef MY_DET_H"), "{h}");
         assert!(
