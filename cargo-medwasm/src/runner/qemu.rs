@@ -309,6 +309,9 @@ fn parse(stdout: &str, manifest: &Manifest) -> Result<Run> {
     let mut timing = None;
     let mut init_ticks = None;
     let mut done = false;
+    // Both must be seen: without them the outputs could belong to another detector.
+    let mut abi_seen = false;
+    let mut io_seen = false;
     let message = |lines: &mut std::iter::Peekable<std::str::Lines<'_>>| -> String {
         match lines.peek().and_then(|l| l.strip_prefix("message ")) {
             Some(m) => {
@@ -327,6 +330,7 @@ fn parse(stdout: &str, manifest: &Manifest) -> Result<Run> {
             "medwasm-firmware" => {}
             "abi" => {
                 let abi: i32 = num(&rest, 0, line)?;
+                abi_seen = true;
                 if abi != ABI_VERSION {
                     bail!(
                         "the firmware's detector speaks ABI version {abi}, this cargo-medwasm {ABI_VERSION}: build it with the matching `medwasm` SDK"
@@ -344,7 +348,10 @@ fn parse(stdout: &str, manifest: &Manifest) -> Result<Run> {
                     bail!("`medwasm_init` failed on the board: {err}");
                 }
             }
-            "io" => check_io(&rest, manifest, line)?,
+            "io" => {
+                check_io(&rest, manifest, line)?;
+                io_seen = true;
+            }
             "vector" => {
                 let index: usize = num(&rest, 0, line)?;
                 if index != outcomes.len() {
@@ -406,6 +413,12 @@ fn parse(stdout: &str, manifest: &Manifest) -> Result<Run> {
         bail!(
             "the firmware stopped before reporting `done`; its output ends with:\n{}",
             tail(stdout)
+        );
+    }
+    if !abi_seen || !io_seen {
+        bail!(
+            "the firmware reported no `{}` line, so its outputs cannot be matched to this detector; build again with `cargo medwasm build --target mcu`",
+            if abi_seen { "io" } else { "abi" }
         );
     }
     Ok(Run {
@@ -511,5 +524,9 @@ mod tests {
         assert!(err("abi 1\ninit 0 9\nstack 4\n").contains("before reporting `done`"));
         assert!(err("fatal cannot open medwasm-vectors.bin\n").contains("cannot open"));
         assert!(err("vector 0 ok 3f800000 0 0\noutput 1 00\n").contains("expected output 0"));
+        // Complete but for the line that ties the outputs to this detector.
+        let rest = "init 0 9\nstack 4\ncalibration 200000 5000 0\ndone\n";
+        assert!(err(&format!("abi 1\n{rest}")).contains("no `io` line"));
+        assert!(err(&format!("io 1 2 2 2 1\n{rest}")).contains("no `abi` line"));
     }
 }
