@@ -101,3 +101,43 @@ impl Manifest {
         })
     }
 }
+
+#[cfg(test)]
+impl Manifest {
+    /// A manifest for unit tests: f32 tensors with these names and shapes, one node,
+    /// placeholders elsewhere; tests set what else they need with `..`.
+    pub(crate) fn for_tests(inputs: &[(&str, &[u64])], outputs: &[(&str, &[u64])]) -> Manifest {
+        let specs = |tensors: &[(&str, &[u64])]| -> Vec<TensorSpec> {
+            tensors
+                .iter()
+                .map(|(name, shape)| TensorSpec {
+                    name: (*name).into(),
+                    shape: shape.to_vec(),
+                    dtype: "f32".into(),
+                })
+                .collect()
+        };
+        Manifest {
+            format_version: 1,
+            source: Source {
+                file: "model.onnx".into(),
+                sha256: "00".into(),
+                format: "onnx".into(),
+                opset: 13,
+                producer: "test".into(),
+                input_shapes: inputs.iter().map(|(_, shape)| shape.to_vec()).collect(),
+            },
+            inputs: specs(inputs),
+            outputs: specs(outputs),
+            arena_bytes: 64,
+            weights_bytes: 0,
+            blob_bytes: 0,
+            blob_sha256: "00".into(),
+            nodes: 1,
+            macs: 0,
+            ops: vec![],
+            notes: vec![],
+            converter: "test".into(),
+        }
+    }
+}

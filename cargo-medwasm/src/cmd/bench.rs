@@ -420,7 +420,6 @@ fn relative(project: &Project, path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Source;
     use crate::project::Metadata;
 
     fn project(root: &Path) -> Project {
@@ -437,33 +436,7 @@ mod tests {
     }
 
     fn manifest() -> Manifest {
-        let spec = |name: &str, shape: Vec<u64>| TensorSpec {
-            name: name.into(),
-            shape,
-            dtype: "f32".into(),
-        };
-        Manifest {
-            format_version: 1,
-            source: Source {
-                file: "model.onnx".into(),
-                sha256: "00".into(),
-                format: "onnx".into(),
-                opset: 13,
-                producer: "test".into(),
-                input_shapes: vec![vec![1, 4], vec![1, 2]],
-            },
-            inputs: vec![spec("x", vec![1, 4]), spec("h", vec![1, 2])],
-            outputs: vec![spec("y", vec![1, 3])],
-            arena_bytes: 0,
-            weights_bytes: 0,
-            blob_bytes: 0,
-            blob_sha256: "00".into(),
-            nodes: 0,
-            macs: 0,
-            ops: vec![],
-            notes: vec![],
-            converter: "test".into(),
-        }
+        Manifest::for_tests(&[("x", &[1, 4]), ("h", &[1, 2])], &[("y", &[1, 3])])
     }
 
     fn write(path: PathBuf, shape: Vec<usize>) {

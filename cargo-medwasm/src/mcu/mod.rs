@@ -347,32 +347,11 @@ mod tests {
     }
 
     fn sample_manifest() -> Manifest {
-        let spec = |name: &str, shape: Vec<u64>| crate::manifest::TensorSpec {
-            name: name.into(),
-            shape,
-            dtype: "f32".into(),
-        };
         Manifest {
-            format_version: 1,
-            source: crate::manifest::Source {
-                file: "m.onnx".into(),
-                sha256: "00".into(),
-                format: "onnx".into(),
-                opset: 13,
-                producer: "t".into(),
-                input_shapes: vec![vec![1, 3]],
-            },
-            inputs: vec![spec("x", vec![1, 3])],
-            outputs: vec![spec("y", vec![1, 2])],
-            arena_bytes: 64,
             weights_bytes: 24,
             blob_bytes: 200,
-            blob_sha256: "00".into(),
-            nodes: 1,
             macs: 6,
-            ops: vec![],
-            notes: vec![],
-            converter: "t".into(),
+            ..Manifest::for_tests(&[("x", &[1, 3])], &[("y", &[1, 2])])
         }
     }
 

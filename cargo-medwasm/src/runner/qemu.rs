@@ -462,35 +462,11 @@ fn hex(words: &[&str], i: usize, line: &str) -> Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Source, TensorSpec};
 
     fn manifest() -> Manifest {
-        let spec = |name: &str, shape: Vec<u64>| TensorSpec {
-            name: name.into(),
-            shape,
-            dtype: "f32".into(),
-        };
         Manifest {
-            format_version: 1,
-            source: Source {
-                file: "m.onnx".into(),
-                sha256: "00".into(),
-                format: "onnx".into(),
-                opset: 13,
-                producer: "t".into(),
-                input_shapes: vec![vec![1, 2]],
-            },
-            inputs: vec![spec("x", vec![1, 2])],
-            outputs: vec![spec("y", vec![2]), spec("s", vec![1])],
-            arena_bytes: 64,
-            weights_bytes: 0,
-            blob_bytes: 0,
-            blob_sha256: "00".into(),
-            nodes: 1,
             macs: 4,
-            ops: vec![],
-            notes: vec![],
-            converter: "t".into(),
+            ..Manifest::for_tests(&[("x", &[1, 2])], &[("y", &[2]), ("s", &[1])])
         }
     }
 

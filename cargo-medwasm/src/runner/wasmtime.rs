@@ -510,7 +510,6 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::manifest::Source;
     use crate::report::{Size, Tolerance};
     use crate::runner::{Case, conformance};
 
@@ -692,32 +691,11 @@ mod tests {
     }
 
     fn manifest() -> Manifest {
-        let spec = |name: &str| TensorSpec {
-            name: name.into(),
-            shape: vec![1, N as u64],
-            dtype: "f32".into(),
-        };
+        let shape = [1, N as u64];
         Manifest {
-            format_version: 1,
-            source: Source {
-                file: "double.onnx".into(),
-                sha256: "00".into(),
-                format: "onnx".into(),
-                opset: 17,
-                producer: "test".into(),
-                input_shapes: vec![vec![1, N as u64]],
-            },
-            inputs: vec![spec("x")],
-            outputs: vec![spec("y")],
             arena_bytes: 32,
-            weights_bytes: 0,
-            blob_bytes: 0,
-            blob_sha256: "00".into(),
-            nodes: 1,
-            macs: 0,
             ops: vec![("Mul".into(), 1)],
-            notes: vec![],
-            converter: "test".into(),
+            ..Manifest::for_tests(&[("x", &shape)], &[("y", &shape)])
         }
     }
 
