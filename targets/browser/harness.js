@@ -74,7 +74,8 @@ export async function runSuite(mod, wasmBytes, job) {
     const inputs = c.inputs.map(decodeF32);
     try {
       const r = detector.run(...inputs);
-      outcomes.push({ ok: { outputs: r.outputs.map(encodeF32), score: r.score, label: r.label, alert: r.alert } });
+      // The score travels as f32 bits too: JSON has no NaN or ±Infinity.
+      outcomes.push({ ok: { outputs: r.outputs.map(encodeF32), score: encodeF32([r.score]), label: r.label, alert: r.alert } });
       timed ??= inputs;
     } catch (err) {
       if (err instanceof MedwasmError) {

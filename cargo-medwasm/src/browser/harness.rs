@@ -95,8 +95,8 @@ pub enum JsOutcome {
     Ok {
         /// Base64 of each output.
         outputs: Vec<String>,
-        /// `null` when the score was NaN.
-        score: Option<f32>,
+        /// Base64 of the score as one f32 (JSON has no NaN or ±Infinity).
+        score: String,
         /// Label.
         label: i32,
         /// Alert.
@@ -151,7 +151,13 @@ impl HarnessResult {
                             .map(|o| decode_f32(o))
                             .collect::<Result<_>>()?,
                         finding: Finding {
-                            score: score.unwrap_or(f32::NAN),
+                            score: match decode_f32(&score)?.as_slice() {
+                                [score] => *score,
+                                other => bail!(
+                                    "{where_} sent a score of {} values; this is a bug in cargo-medwasm",
+                                    other.len()
+                                ),
+                            },
                             label,
                             alert,
                         },
