@@ -48,6 +48,21 @@ fn shared_models() -> PathBuf {
     dir
 }
 
+/// One target's rows for the vitals-anomaly template's 16 vectors: the first 8 are
+/// normal windows, the last 8 anomalies, and every one agrees with tract and with
+/// the stored outputs.
+fn assert_template_vectors(target: &Value) {
+    let name = target["target"].as_str().unwrap_or("?");
+    let vectors = target["vectors"].as_array().unwrap();
+    assert_eq!(vectors.len(), 16, "{name}");
+    for v in vectors {
+        let i = v["index"].as_u64().unwrap();
+        assert_eq!(v["finding"]["alert"], i >= 8, "{name} vector {i}: {v}");
+        assert_eq!(v["vs_tract"]["pass"], true, "{name} vector {i}: {v}");
+        assert_eq!(v["vs_expected"]["pass"], true, "{name} vector {i}: {v}");
+    }
+}
+
 fn bench_json(project: &Path, runs: &str) -> Value {
     let out = ok(
         project,
@@ -95,15 +110,7 @@ fn vitals_template_new_build_bench() {
     let target = &report["targets"][0];
     assert_eq!(target["target"], "wasmtime");
     assert_eq!(target["passed"], true, "{report:#}");
-    let vectors = target["vectors"].as_array().unwrap();
-    assert_eq!(vectors.len(), 16);
-    // The template's first 8 vectors are normal windows, the last 8 anomalies.
-    for v in vectors {
-        let i = v["index"].as_u64().unwrap();
-        assert_eq!(v["finding"]["alert"], i >= 8, "vector {i}: {v}");
-        assert_eq!(v["vs_tract"]["pass"], true);
-        assert_eq!(v["vs_expected"]["pass"], true);
-    }
+    assert_template_vectors(target);
     let size = &target["size"];
     let code = size["code"].as_u64().unwrap();
     assert!(
@@ -353,14 +360,7 @@ fn mcu_template_builds_conforms_in_qemu_and_links_from_c() {
         let report = bench_mcu(&project, board, "5");
         let target = &report["targets"][0];
         assert_eq!(target["passed"], true, "{report:#}");
-        let vectors = target["vectors"].as_array().unwrap();
-        assert_eq!(vectors.len(), 16);
-        for v in vectors {
-            let i = v["index"].as_u64().unwrap();
-            assert_eq!(v["finding"]["alert"], i >= 8, "vector {i}: {v}");
-            assert_eq!(v["vs_tract"]["pass"], true);
-            assert_eq!(v["vs_expected"]["pass"], true);
-        }
+        assert_template_vectors(target);
         assert_device_figures(target, board);
     }
     let table = ok(&project, &["bench", "--target", "mcu", "--runs", "2"]);
