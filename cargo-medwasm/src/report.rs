@@ -211,6 +211,19 @@ pub struct Latency {
     pub instructions: Option<u64>,
 }
 
+impl Latency {
+    /// Sets the warm figures from the timed runs (µs each): their count and
+    /// percentiles, which stay `None` when nothing was timed.
+    pub fn with_warm(mut self, samples: &mut [f64]) -> Latency {
+        let warm = percentiles(samples);
+        self.median_us = warm.map(|w| w.0);
+        self.p95_us = warm.map(|w| w.1);
+        self.p99_us = warm.map(|w| w.2);
+        self.runs = samples.len();
+        self
+    }
+}
+
 /// Artifact size split.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Size {
@@ -234,16 +247,16 @@ pub struct Memory {
 }
 
 /// Summarizes sorted-or-not latency samples in microseconds.
-pub fn percentiles(samples: &mut [f64]) -> (f64, f64, f64) {
+pub fn percentiles(samples: &mut [f64]) -> Option<(f64, f64, f64)> {
     if samples.is_empty() {
-        return (0.0, 0.0, 0.0);
+        return None;
     }
     samples.sort_by(|a, b| a.total_cmp(b));
     let at = |q: f64| {
         let idx = ((samples.len() as f64 - 1.0) * q).round() as usize;
         samples[idx.min(samples.len() - 1)]
     };
-    (at(0.5), at(0.95), at(0.99))
+    Some((at(0.5), at(0.95), at(0.99)))
 }
 
 /// The machine the bench ran on, for reproducible figures: CPU model, cores, OS and
@@ -549,8 +562,8 @@ mod tests {
     #[test]
     fn percentiles_of_known_samples() {
         let mut s: Vec<f64> = (1..=100).map(f64::from).collect();
-        let (m, p95, p99) = percentiles(&mut s);
-        assert_eq!((m, p95, p99), (51.0, 95.0, 99.0));
+        assert_eq!(percentiles(&mut s), Some((51.0, 95.0, 99.0)));
+        assert_eq!(percentiles(&mut []), None);
     }
 
     fn sample_report() -> BenchReport {

@@ -170,12 +170,8 @@ impl HarnessResult {
             })
             .collect::<Result<Vec<_>>>()?;
         let ms_to_us = |v: &[f64]| -> Vec<f64> { v.iter().map(|ms| ms * 1000.0).collect() };
-        let median =
-            |v: &[f64]| -> Option<f64> { (!v.is_empty()).then(|| percentiles(&mut ms_to_us(v)).0) };
+        let median = |v: &[f64]| -> Option<f64> { percentiles(&mut ms_to_us(v)).map(|p| p.0) };
         let mut samples = ms_to_us(&self.samples);
-        // Nothing timed (every vector failed): no figure rather than 0 µs.
-        let timed = !samples.is_empty();
-        let (median_us, p95_us, p99_us) = percentiles(&mut samples);
         let mut runtime = self.runtime;
         if self.batch > 1 {
             runtime.push_str(&format!(", timed in batches of {}", self.batch));
@@ -189,12 +185,9 @@ impl HarnessResult {
             latency: Latency {
                 cold_start_us: median(&self.cold),
                 cold_start_cached_us: median(&self.cold_cached),
-                median_us: timed.then_some(median_us),
-                p95_us: timed.then_some(p95_us),
-                p99_us: timed.then_some(p99_us),
-                runs: samples.len(),
-                instructions: None,
-            },
+                ..Latency::default()
+            }
+            .with_warm(&mut samples),
             wasm_pages: Some(self.memory_bytes / 65536),
             ..Execution::default()
         })

@@ -105,21 +105,15 @@ impl Runner for WasmtimeRunner {
             len: job.runs as u64,
         });
         let mut samples = detector.time_runs(inputs, job.runs, progress)?;
-        // `--runs 0` times nothing: no figure rather than 0 µs.
-        let timed = !samples.is_empty();
-        let (median, p95, p99) = percentiles(&mut samples);
         Ok(Execution {
             runtime: runtime(),
             outcomes,
             latency: Latency {
                 cold_start_us: Some(cold),
                 cold_start_cached_us: Some(cold_cached),
-                median_us: timed.then_some(median),
-                p95_us: timed.then_some(p95),
-                p99_us: timed.then_some(p99),
-                runs: samples.len(),
-                instructions: None,
-            },
+                ..Latency::default()
+            }
+            .with_warm(&mut samples),
             wasm_pages: Some(detector.pages()),
             device: None,
         })
@@ -180,7 +174,9 @@ fn median_of(
         samples.push(time()?);
         progress(Progress::Step);
     }
-    Ok(percentiles(&mut samples).0)
+    percentiles(&mut samples)
+        .map(|p| p.0)
+        .context("no start-up was timed; this is a bug in cargo-medwasm")
 }
 
 fn micros(d: Duration) -> f64 {

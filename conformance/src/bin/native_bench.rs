@@ -71,7 +71,7 @@ fn main() -> Result<()> {
         TractReference::new(&model, shapes)?.run(&sample)?;
         colds.push(start.elapsed().as_secs_f64() * 1e6);
     }
-    let (cold_start_us, _, _) = percentiles(&mut colds);
+    let (cold_start_us, _, _) = percentiles(&mut colds).context("no start-up was timed")?;
 
     let reference = TractReference::new(&model, shapes)?;
 
@@ -87,7 +87,7 @@ fn main() -> Result<()> {
         reference.run(&sample)?;
         samples.push(start.elapsed().as_secs_f64() * 1e6);
     }
-    let (median_us, p95_us, p99_us) = percentiles(&mut samples);
+    let (median_us, p95_us, p99_us) = percentiles(&mut samples).context("no run was timed")?;
     let timing = Timing {
         median_us,
         p95_us,
