@@ -160,17 +160,13 @@ fn handle(stream: TcpStream, handler: &Handler) -> Result<()> {
         let mut limited = (&mut reader).take(MAX_HEAD as u64);
         loop {
             let mut line = String::new();
-            if limited.read_line(&mut line)? == 0 {
-                if limited.limit() == 0 {
-                    return respond(stream, &Response::error(431, "request head too large"));
-                }
-                return Ok(());
-            }
+            limited.read_line(&mut line)?;
+            // No line end: the limit was reached, or the client hung up.
             if !line.ends_with('\n') {
                 if limited.limit() == 0 {
                     return respond(stream, &Response::error(431, "request head too large"));
                 }
-                return Ok(()); // the client hung up mid-line
+                return Ok(());
             }
             if line == "\r\n" || line == "\n" {
                 break;
