@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::args::Verbosity;
+use crate::bench::ConformanceFailed;
 use crate::cmd;
 use crate::ui::{self, Ui};
 
@@ -19,12 +21,9 @@ pub enum CargoCli {
 /// Global options and the command to run.
 #[derive(Debug, clap::Args)]
 pub struct Cli {
-    /// Print less: results only, no progress.
-    #[arg(short, long, global = true)]
-    pub quiet: bool,
-    /// Print more: child process command lines and timings.
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
+    /// How much to print.
+    #[command(flatten)]
+    pub verbosity: Verbosity,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -55,11 +54,11 @@ pub enum Command {
 /// Parses `std::env::args`, runs the command, prints any error, returns the exit code.
 pub fn main() -> ExitCode {
     let CargoCli::Medwasm(cli) = CargoCli::parse();
-    let ui = Ui::new(cli.quiet, cli.verbose);
+    let ui = Ui::new(cli.verbosity.quiet, cli.verbosity.verbose);
     let result = match cli.command {
         Command::New(args) => args.run(&ui),
         Command::Import(args) => args.run(&ui),
-        Command::Build(args) => args.run(&ui).map(|_| ()),
+        Command::Build(args) => args.run(&ui),
         Command::Bench(args) => args.run(&ui),
         Command::Serve(args) => args.run(&ui),
         Command::Doctor(args) => args.run(&ui),
@@ -71,10 +70,7 @@ pub fn main() -> ExitCode {
         Err(err) => {
             ui::print_error(&err);
             // A conformance failure is reported in the table already; it only sets the code.
-            if err
-                .downcast_ref::<cmd::bench::ConformanceFailed>()
-                .is_some()
-            {
+            if err.downcast_ref::<ConformanceFailed>().is_some() {
                 ExitCode::from(1)
             } else {
                 ExitCode::from(2)

@@ -1,5 +1,6 @@
-//! Minimal reader and writer for NumPy `.npy` files holding little-endian f32 arrays,
-//! the format test vectors are stored in (the same one `../shared/models` uses).
+//! NumPy `.npy` files, the format test vectors are stored in (the same one
+//! `../shared/models` uses): read with `npyz` (float and integer dtypes), written as
+//! little-endian f32 exactly as `np.save` lays them out.
 
 use std::path::Path;
 
@@ -63,84 +64,124 @@ impl Array {
         })
     }
 
-    /// Parses the bytes of a `.npy` file.
+    /// Parses the bytes of a `.npy` file (read by `npyz`): float32/64 and 8- to
+    /// 64-bit integers, little-endian, C order. Integers must fit an f32 exactly
+    /// (|x| ≤ 2^24), which every int8/uint8 and int16 value does.
     pub fn parse(bytes: &[u8]) -> Result<Array, String> {
-        if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-            return Err("missing the `\\x93NUMPY` magic".into());
-        }
-        let major = bytes[6];
-        let (header_len, start) = match major {
-            1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
-            2 | 3 => {
-                if bytes.len() < 12 {
-                    return Err("truncated header".into());
-                }
-                (
-                    u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-                    12,
-                )
-            }
-            v => return Err(format!("format version {v} is not supported")),
-        };
-        let end = start
-            .checked_add(header_len)
-            .filter(|&e| e <= bytes.len())
-            .ok_or("truncated header")?;
-        let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| "header is not text")?;
-        let descr = dict_value(header, "descr").ok_or("header has no `descr`")?;
-        let fortran = dict_value(header, "fortran_order").ok_or("header has no `fortran_order`")?;
-        let shape_text = dict_value(header, "shape").ok_or("header has no `shape`")?;
-        if fortran.trim() != "False" {
+        let mut data = bytes;
+        let header = npyz::NpyHeader::from_reader(&mut data).map_err(|e| e.to_string())?;
+        if header.order() == npyz::Order::Fortran {
             return Err(
                 "Fortran-order arrays are not supported; save with np.ascontiguousarray".into(),
             );
         }
-        let shape = parse_shape(shape_text)?;
+        let shape = header
+            .shape()
+            .iter()
+            .map(|&d| usize::try_from(d).map_err(|_| "shape overflows".to_string()))
+            .collect::<Result<Vec<usize>, String>>()?;
         let count = shape
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
             .ok_or("shape overflows")?;
-        let body = &bytes[end..];
-        let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
-        let data: Vec<f32> = match descr {
-            "<f4" | "|f4" => {
-                if body.len() != count * 4 {
-                    return Err(format!(
-                        "shape {shape:?} needs {} data bytes but the file has {}",
-                        count * 4,
-                        body.len()
-                    ));
-                }
-                body.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect()
+        let npyz::DType::Plain(ty) = header.dtype() else {
+            return Err("structured arrays are not supported; store a plain numeric array".into());
+        };
+        let descr = ty.to_string();
+        let supported = ty.endianness() != npyz::Endianness::Big
+            && matches!(
+                (ty.type_char(), ty.size_field()),
+                (npyz::TypeChar::Float, 4 | 8)
+                    | (npyz::TypeChar::Int | npyz::TypeChar::Uint, 1 | 2 | 4 | 8)
+            );
+        if !supported {
+            return Err(format!(
+                "dtype `{descr}` is not supported; store vectors as little-endian float32 (`<f4`), or as 8- to 64-bit integers"
+            ));
+        }
+        let need = count
+            .checked_mul(ty.size_field() as usize)
+            .ok_or("shape overflows")?;
+        if data.len() != need {
+            return Err(format!(
+                "shape {shape:?} needs {need} data bytes but the file has {}",
+                data.len()
+            ));
+        }
+        let file = npyz::NpyFile::with_header(header, data);
+        let io = |e: std::io::Error| e.to_string();
+        let exact = |v: i128| -> Result<f32, String> {
+            if v.unsigned_abs() > 1 << 24 {
+                Err(format!(
+                    "the integer {v} does not fit a float32 exactly (|x| > 2^24); store such vectors as `<f4`"
+                ))
+            } else {
+                Ok(v as f32)
             }
-            "<f8" => {
-                if body.len() != count * 8 {
-                    return Err(format!(
-                        "shape {shape:?} needs {} data bytes but the file has {}",
-                        count * 8,
-                        body.len()
-                    ));
-                }
-                body.chunks_exact(8)
-                    .map(|c| {
-                        let mut b = [0u8; 8];
-                        b.copy_from_slice(c);
-                        f64::from_le_bytes(b) as f32
-                    })
-                    .collect()
-            }
-            other => {
-                return Err(format!(
-                    "dtype `{other}` is not supported; store vectors as little-endian float32 (`<f4`)"
-                ));
-            }
+        };
+        let data: Vec<f32> = match (ty.type_char(), ty.size_field()) {
+            (npyz::TypeChar::Float, 4) => file.into_vec::<f32>().map_err(io)?,
+            (npyz::TypeChar::Float, _) => file
+                .into_vec::<f64>()
+                .map_err(io)?
+                .into_iter()
+                .map(|v| v as f32)
+                .collect(),
+            (npyz::TypeChar::Int, 1) => file
+                .into_vec::<i8>()
+                .map_err(io)?
+                .into_iter()
+                .map(f32::from)
+                .collect(),
+            (npyz::TypeChar::Uint, 1) => file
+                .into_vec::<u8>()
+                .map_err(io)?
+                .into_iter()
+                .map(f32::from)
+                .collect(),
+            (npyz::TypeChar::Int, 2) => file
+                .into_vec::<i16>()
+                .map_err(io)?
+                .into_iter()
+                .map(f32::from)
+                .collect(),
+            (npyz::TypeChar::Uint, 2) => file
+                .into_vec::<u16>()
+                .map_err(io)?
+                .into_iter()
+                .map(f32::from)
+                .collect(),
+            (npyz::TypeChar::Int, 4) => file
+                .into_vec::<i32>()
+                .map_err(io)?
+                .into_iter()
+                .map(|v| exact(v.into()))
+                .collect::<Result<_, _>>()?,
+            (npyz::TypeChar::Uint, 4) => file
+                .into_vec::<u32>()
+                .map_err(io)?
+                .into_iter()
+                .map(|v| exact(v.into()))
+                .collect::<Result<_, _>>()?,
+            (npyz::TypeChar::Int, _) => file
+                .into_vec::<i64>()
+                .map_err(io)?
+                .into_iter()
+                .map(|v| exact(v.into()))
+                .collect::<Result<_, _>>()?,
+            _ => file
+                .into_vec::<u64>()
+                .map_err(io)?
+                .into_iter()
+                .map(|v| exact(v.into()))
+                .collect::<Result<_, _>>()?,
         };
         Ok(Array { shape, data })
     }
 
-    /// Serializes as a version 1 `.npy` file of dtype `<f4`.
+    /// Serializes as a version 1 `.npy` file of dtype `<f4`, laid out as `np.save`
+    /// does: the header padded so that the data starts 64-byte aligned (npyz's writer
+    /// aligns to 16, so files would differ from NumPy's byte for byte).
     pub fn to_bytes(&self) -> Vec<u8> {
         let shape = match self.shape.len() {
             1 => format!("({},)", self.shape[0]),
@@ -172,42 +213,6 @@ impl Array {
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         std::fs::write(path, self.to_bytes())
     }
-}
-
-/// Finds the text of `'key': value` in a NumPy header dict.
-fn dict_value<'h>(header: &'h str, key: &str) -> Option<&'h str> {
-    let pat_single = format!("'{key}':");
-    let pat_double = format!("\"{key}\":");
-    let at = header
-        .find(&pat_single)
-        .map(|i| i + pat_single.len())
-        .or_else(|| header.find(&pat_double).map(|i| i + pat_double.len()))?;
-    let rest = header[at..].trim_start();
-    if rest.starts_with('(') {
-        let close = rest.find(')')?;
-        Some(&rest[..=close])
-    } else {
-        let end = rest.find([',', '}']).unwrap_or(rest.len());
-        Some(&rest[..end])
-    }
-}
-
-fn parse_shape(text: &str) -> Result<Vec<usize>, String> {
-    let inner = text
-        .trim()
-        .strip_prefix('(')
-        .and_then(|t| t.strip_suffix(')'))
-        .ok_or_else(|| format!("shape `{text}` is not a tuple"))?;
-    inner
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.trim_end_matches('L')
-                .parse::<usize>()
-                .map_err(|_| format!("shape `{text}` has a non-integer dimension"))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -245,13 +250,37 @@ mod tests {
         );
         assert!(Array::parse(&bytes[..5]).is_err());
         // Swap the dtype in place: the header is ASCII, the magic and data are not.
-        let mut ints = bytes.clone();
-        let at = ints
+        let mut bools = bytes.clone();
+        let at = bools
             .windows(3)
             .position(|w| w == b"<f4")
             .expect("header names its dtype");
-        ints[at + 1] = b'i';
-        let err = Array::parse(&ints).unwrap_err();
-        assert!(err.contains("`<i4` is not supported"), "{err}");
+        bools[at..at + 3].copy_from_slice(b"|b1");
+        let err = Array::parse(&bools).unwrap_err();
+        assert!(err.contains("`|b1` is not supported"), "{err}");
+    }
+
+    #[test]
+    fn reads_integer_vectors() {
+        // `np.save(f, np.array([[-128, 0, 127]], dtype=np.int8))`, header as NumPy writes it.
+        let mut header = "{'descr': '|i1', 'fortran_order': False, 'shape': (1, 3), }".to_string();
+        header.push_str(&" ".repeat((64 - (10 + header.len() + 1) % 64) % 64));
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0x80, 0, 0x7f]);
+        let a = Array::parse(&bytes).unwrap();
+        assert_eq!(a.shape, [1, 3]);
+        assert_eq!(a.data, [-128.0, 0.0, 127.0]);
+
+        let mut wide = bytes.clone();
+        let at = wide.windows(3).position(|w| w == b"|i1").unwrap();
+        wide[at..at + 3].copy_from_slice(b"<i4");
+        wide.truncate(wide.len() - 3);
+        wide.extend_from_slice(&(1i32 << 25).to_le_bytes());
+        wide.extend_from_slice(&[0; 8]);
+        let err = Array::parse(&wide).unwrap_err();
+        assert!(err.contains("does not fit a float32 exactly"), "{err}");
     }
 }

@@ -14,6 +14,8 @@ use crate::manifest::{BLOB_FILE, MANIFEST_FILE, Manifest};
 pub const DEFAULT_ABS_TOL: f32 = 1e-4;
 /// Default relative tolerance for conformance checks.
 pub const DEFAULT_REL_TOL: f32 = 1e-3;
+/// Warm runs when neither `--runs` nor `[package.metadata.medwasm] runs` is given.
+pub const DEFAULT_RUNS: usize = 200;
 
 /// `[package.metadata.medwasm]` as written in a detector's Cargo.toml.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -169,6 +171,18 @@ impl Project {
         self.target_dir.join("medwasm").join(target)
     }
 
+    /// Warm runs for latency figures: `given` (from `--runs`), else `runs` in the
+    /// metadata, else [`DEFAULT_RUNS`]. Zero measures nothing and is refused.
+    pub fn runs(&self, given: Option<usize>) -> Result<usize> {
+        match given.or(self.metadata.runs) {
+            Some(0) => bail!(
+                "0 warm runs measure nothing: pass `--runs 1` or more, or set `runs` in `[package.metadata.medwasm]` to at least 1"
+            ),
+            Some(runs) => Ok(runs),
+            None => Ok(DEFAULT_RUNS),
+        }
+    }
+
     /// Absolute tolerance to use.
     pub fn abs_tolerance(&self) -> f32 {
         self.metadata.abs_tolerance.unwrap_or(DEFAULT_ABS_TOL)
@@ -190,7 +204,8 @@ impl Project {
     }
 }
 
-fn indexed(stem: &str, i: usize) -> String {
+/// `stem.npy` for index 0, `stem.<i>.npy` after: how vector files are numbered.
+pub fn indexed(stem: &str, i: usize) -> String {
     if i == 0 {
         format!("{stem}.npy")
     } else {

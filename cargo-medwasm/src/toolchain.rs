@@ -8,10 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
-/// What cargo-medwasm needs to know about one of its targets.
-///
-/// One table instead of triples and flags spread over `build`, `doctor` and `bench`:
-/// a new target is a new row here plus its runner.
+/// The Rust facts of one target: each target module (`targets/*`) defines its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TargetSpec {
     /// The `--target` value users type and the folder under `target/medwasm/`.
@@ -26,40 +23,6 @@ pub struct TargetSpec {
     /// triple of a buildable target as an error and the others as optional.
     pub buildable: bool,
 }
-
-/// WASI module run by the embedded Wasmtime (and any WASI runtime).
-pub const WASMTIME: TargetSpec = TargetSpec {
-    name: "wasmtime",
-    triple: "wasm32-wasip1",
-    // The f32 kernels have simd128 versions; every engine we target supports it.
-    rustflags: &["-C", "target-feature=+simd128"],
-    purpose: "`cargo medwasm build --target wasmtime`",
-    buildable: true,
-};
-
-/// ES module package for browsers and Node.js, loaded by a generated loader.
-pub const BROWSER: TargetSpec = TargetSpec {
-    name: "browser",
-    triple: "wasm32-unknown-unknown",
-    // Every evergreen browser and Node.js 16+ run simd128.
-    rustflags: &["-C", "target-feature=+simd128"],
-    purpose: "`cargo medwasm build --target browser`",
-    buildable: true,
-};
-
-/// Cortex-M4F/M7 firmware and static library, run under QEMU.
-pub const MCU: TargetSpec = TargetSpec {
-    name: "mcu",
-    triple: "thumbv7em-none-eabihf",
-    // The CPU comes from the board file and the linker script from the generated
-    // firmware crate (`src/mcu/firmware.rs`).
-    rustflags: &[],
-    purpose: "`cargo medwasm build --target mcu`",
-    buildable: true,
-};
-
-/// Every target, in the order `doctor` lists them.
-pub const TARGETS: [TargetSpec; 3] = [WASMTIME, BROWSER, MCU];
 
 /// Version of the Wasmtime linked into this binary (checked against Cargo.lock in a test).
 pub const EMBEDDED_WASMTIME: &str = "48.0.8";
@@ -211,26 +174,6 @@ pub fn shell_quote(word: &OsStr) -> String {
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
     }
-}
-
-/// Finds `name` on `PATH` (an executable file, as a shell would run it).
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| is_executable(candidate))
-}
-
-#[cfg(unix)]
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
-    path.is_file() || path.with_extension("exe").is_file()
 }
 
 #[cfg(test)]

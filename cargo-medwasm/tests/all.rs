@@ -36,16 +36,59 @@ fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn shared_models() -> PathBuf {
+/// Whether this run must run every test: CI sets `CI=true` (and `.ci/test` does), and
+/// then a missing tool or model fails the test that needs it instead of skipping it.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Says why a test does not run here, or fails it under CI.
+fn skip(why: &str) {
+    assert!(
+        !in_ci(),
+        "{why}; CI runs every test, so this one fails (`.ci/setup` installs what the tests need)"
+    );
+    eprintln!("skipped: {why}");
+}
+
+/// The program an end-to-end test needs, or `None` (after saying so) when it is not
+/// installed on this machine.
+fn tool(program: &str, install: &str) -> Option<PathBuf> {
+    match which::which(program) {
+        Ok(path) => Some(path),
+        Err(_) => {
+            skip(&format!("`{program}` is not on PATH; {install}"));
+            None
+        }
+    }
+}
+
+/// `need!(option)`: the value, or return from the test (skipped) when it is `None`.
+macro_rules! need {
+    ($e:expr) => {
+        match $e {
+            Some(v) => v,
+            None => return,
+        }
+    };
+}
+pub(crate) use need;
+
+/// The team's reference models (`../shared/models` or `MEDWASM_SHARED_MODELS`), or
+/// `None` (after saying so) when they are not on this machine.
+fn shared_models() -> Option<PathBuf> {
     let dir = std::env::var_os("MEDWASM_SHARED_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/models"));
-    assert!(
-        dir.join("ad01_fp32/model.onnx").exists(),
-        "the shared reference models are not at `{}`: put the team's `shared/models` there or set MEDWASM_SHARED_MODELS",
-        dir.display()
-    );
-    dir
+    if dir.join("ad01_fp32/model.onnx").exists() {
+        Some(dir)
+    } else {
+        skip(&format!(
+            "the shared reference models are not at `{}`: put the team's `shared/models` there or set MEDWASM_SHARED_MODELS",
+            dir.display()
+        ));
+        None
+    }
 }
 
 /// One target's rows for the vitals-anomaly template's 16 vectors: the first 8 are
@@ -126,10 +169,72 @@ fn vitals_template_new_build_bench() {
         table.contains("PASS") && table.contains("cold start"),
         "{table}"
     );
+
+    // `--artifact` benches a given file as it is: a copy, so nothing can rebuild it.
+    let built_wasm = PathBuf::from(target["artifact"].as_str().unwrap());
+    let shipped = tmp.path().join("shipped.wasm");
+    std::fs::copy(&built_wasm, &shipped).unwrap();
+    let out = ok(
+        &project,
+        &[
+            "bench",
+            "--target",
+            "wasmtime",
+            "--artifact",
+            shipped.to_str().unwrap(),
+            "--json",
+            "--runs",
+            "5",
+        ],
+    );
+    let given: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(given["targets"][0]["passed"], true, "{given:#}");
+    assert_eq!(
+        given["targets"][0]["artifact"].as_str(),
+        shipped.to_str(),
+        "{given:#}"
+    );
+    // Refused for another target, and when it holds another detector.
+    let refused = |args: &[&str], why: &str| {
+        let out = cli(&project, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(why), "{err}");
+    };
+    let shipped_arg = shipped.to_str().unwrap();
+    refused(
+        &["bench", "--target", "browser", "--artifact", shipped_arg],
+        "was built for target `wasmtime`, not `browser`",
+    );
+    refused(
+        &["bench", "--target", "mcu", "--artifact", shipped_arg],
+        "is not an ELF file",
+    );
+    refused(
+        &["bench", "--target", "all", "--artifact", shipped_arg],
+        "`--artifact` benches one file on one target",
+    );
+    let mut wasm = std::fs::read(&shipped).unwrap();
+    let record = cargo_medwasm::artifact::read_embedded(&wasm)
+        .unwrap()
+        .unwrap();
+    let mut other = record.clone();
+    other.build.package = Some("another-detector".into());
+    cargo_medwasm::wasm::set_custom_section(
+        &mut wasm,
+        "medwasm.manifest",
+        &serde_json::to_vec(&other).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(&shipped, &wasm).unwrap();
+    refused(
+        &["bench", "--target", "wasmtime", "--artifact", shipped_arg],
+        "is the detector `another-detector`, not `vitals-it`",
+    );
 }
 
-fn import_shared(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let models = shared_models().join(name);
+fn import_shared(name: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    let models = shared_models()?.join(name);
     let tmp = tempfile::tempdir().unwrap();
     let project_name = format!("{}-it", name.replace('_', "-"));
     ok(tmp.path(), &["new", &project_name, "--template", "blank"]);
@@ -146,11 +251,11 @@ fn import_shared(name: &str) -> (tempfile::TempDir, PathBuf) {
         ],
     );
     assert!(out.contains("MACs"), "{out}");
-    (tmp, project)
+    Some((tmp, project))
 }
 
 fn bench_shared(name: &str) {
-    let (_tmp, project) = import_shared(name);
+    let (_tmp, project) = need!(import_shared(name));
     let manifest: Value = serde_json::from_str(
         &std::fs::read_to_string(project.join("model/manifest.json")).unwrap(),
     )
@@ -218,7 +323,7 @@ fn unsupported_model_is_refused_with_every_problem_and_nothing_written() {
 
 #[test]
 fn nan_test_vector_fails_conformance_with_the_detectors_message() {
-    let (_tmp, project) = import_shared("ad01_fp32");
+    let (_tmp, project) = need!(import_shared("ad01_fp32"));
     // Poison one element of the last vector: the detector must refuse it by name.
     let path = project.join("vectors/inputs.npy");
     let mut a = cargo_medwasm::npy::Array::read(&path).unwrap();
@@ -324,6 +429,14 @@ fn assert_device_figures(target: &Value, board: &str) {
 
 #[test]
 fn mcu_template_builds_conforms_in_qemu_and_links_from_c() {
+    need!(tool(
+        "qemu-system-arm",
+        "install it with `apt-get install qemu-system-arm`"
+    ));
+    let gcc = need!(tool(
+        "arm-none-eabi-gcc",
+        "install it with `apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi`"
+    ));
     let tmp = tempfile::tempdir().unwrap();
     ok(
         tmp.path(),
@@ -371,26 +484,19 @@ fn mcu_template_builds_conforms_in_qemu_and_links_from_c() {
 
     // The C example links against the static library and runs in QEMU; its finding
     // matches the SDK running the same model natively.
-    let Some(gcc) = ["arm-none-eabi-gcc"]
-        .into_iter()
-        .find(|g| Command::new(g).arg("--version").output().is_ok())
-    else {
-        panic!(
-            "arm-none-eabi-gcc is not installed: run `.ci/setup` (apt-get install gcc-arm-none-eabi)"
-        );
-    };
-    let board = cargo_medwasm::mcu::board::Board::resolve("qemu-mps2-an386").unwrap();
-    let args = cargo_medwasm::mcu::example_gcc_args(&dir, "vitals_mcu", &board);
-    let out = Command::new(gcc).args(&args).output().unwrap();
+    let board = cargo_medwasm::targets::mcu::board::Board::resolve("qemu-mps2-an386").unwrap();
+    let args = cargo_medwasm::targets::mcu::example_gcc_args(&dir, "vitals_mcu", &board);
+    let out = Command::new(&gcc).args(&args).output().unwrap();
     assert!(
         out.status.success(),
-        "{gcc} {}\n{}",
+        "{} {}\n{}",
+        gcc.display(),
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
     let elf = dir.join("example/example.elf");
-    let mut qemu = cargo_medwasm::runner::qemu::qemu_command("mps2-an386", &elf, &dir);
-    let printed = cargo_medwasm::runner::qemu::run_with_timeout(&mut qemu, "qemu example").unwrap();
+    let mut qemu = cargo_medwasm::targets::mcu::qemu_command("mps2-an386", &elf, &dir);
+    let printed = cargo_medwasm::targets::mcu::run_with_timeout(&mut qemu, "qemu example").unwrap();
     let score_bits = printed
         .split_whitespace()
         .skip_while(|w| *w != "score")
@@ -451,7 +557,11 @@ fn mcu_template_builds_conforms_in_qemu_and_links_from_c() {
 
 #[test]
 fn ad01_fp32_conforms_in_qemu_on_the_m4() {
-    let (_tmp, project) = import_shared("ad01_fp32");
+    need!(tool(
+        "qemu-system-arm",
+        "install it with `apt-get install qemu-system-arm`"
+    ));
+    let (_tmp, project) = need!(import_shared("ad01_fp32"));
     let report = bench_mcu(&project, "qemu-mps2-an386", "2");
     let target = &report["targets"][0];
     assert_eq!(target["passed"], true, "{report:#}");

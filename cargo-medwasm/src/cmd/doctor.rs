@@ -10,7 +10,9 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::toolchain::{self, Rustc, TargetSpec};
+use crate::prereq::{Check, Probe, Status, probe};
+use crate::targets;
+use crate::toolchain::{self, Rustc};
 use crate::ui::Ui;
 
 /// Check (and install) prerequisites.
@@ -59,98 +61,29 @@ impl DoctorArgs {
     }
 }
 
-/// Whether a prerequisite is there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
-    /// Installed (and recent enough).
-    Ok,
-    /// Required and missing (or too old).
-    Missing,
-    /// Optional and missing.
-    OptionalMissing,
-}
-
-impl Status {
-    fn label(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Missing => "missing",
-            Status::OptionalMissing => "optional-missing",
-        }
-    }
-}
-
-/// One line of the checklist.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Check {
-    /// What is checked.
-    name: String,
-    /// Found or not.
-    status: Status,
-    /// The version found, or what the item is for.
-    detail: String,
-    /// How to install it, when missing.
-    fix: Option<String>,
-    /// The rustup target `--fix` can add, for a missing target.
-    rustup_target: Option<&'static str>,
-}
-
-impl Check {
-    fn ok(name: impl Into<String>, detail: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            status: Status::Ok,
-            detail: detail.into(),
-            fix: None,
-            rustup_target: None,
-        }
-    }
-
-    fn missing(
-        name: impl Into<String>,
-        required: bool,
-        detail: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Check {
-        Check {
-            name: name.into(),
-            status: if required {
-                Status::Missing
-            } else {
-                Status::OptionalMissing
-            },
-            detail: detail.into(),
-            fix: Some(fix.into()),
-            rustup_target: None,
-        }
-    }
-}
-
-/// Runs every probe.
+/// Runs every probe: the toolchain, then each target's own checks (a Rust target
+/// two targets share is listed once), then the reference runtimes.
 fn checklist(rustc: &Rustc) -> Vec<Check> {
     let mut checks = vec![
         check_cargo(probe(toolchain::cargo_program(), &["-V"])),
         check_rustc(rustc.version()),
         check_rustup(probe("rustup", &["--version"])),
+        Check::ok(
+            "wasm-opt",
+            format!(
+                "Binaryen version_{}, embedded",
+                toolchain::EMBEDDED_BINARYEN
+            ),
+        ),
     ];
     let sysroot = rustc.sysroot().ok();
-    for spec in &toolchain::TARGETS {
-        let installed = sysroot
-            .as_deref()
-            .is_some_and(|s| toolchain::target_installed(s, spec.triple));
-        checks.push(check_target(spec, installed));
+    for target in targets::all() {
+        for check in target.checks(sysroot.as_deref()) {
+            if !checks.iter().any(|c| c.name == check.name) {
+                checks.push(check);
+            }
+        }
     }
-    checks.push(Check::ok(
-        "wasm-opt",
-        format!(
-            "Binaryen version_{}, embedded",
-            toolchain::EMBEDDED_BINARYEN
-        ),
-    ));
-    checks.push(Check::ok(
-        "wasmtime",
-        format!("{}, embedded", toolchain::EMBEDDED_WASMTIME),
-    ));
     checks.push(check_onnxruntime(probe(
         "python3",
         &[
@@ -158,39 +91,7 @@ fn checklist(rustc: &Rustc) -> Vec<Check> {
             "import onnxruntime, numpy; print('onnxruntime', onnxruntime.__version__, 'numpy', numpy.__version__)",
         ],
     )));
-    checks.push(check_node(probe("node", &["--version"])));
-    checks.push(check_chromium());
-    checks.push(check_qemu(probe("qemu-system-arm", &["--version"])));
-    checks.push(check_arm_gcc(probe("arm-none-eabi-gcc", &["--version"])));
     checks
-}
-
-/// What running a probe command gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Probe {
-    /// The program is not on `PATH`.
-    NotFound,
-    /// It ran and failed; its stderr (or status).
-    Failed(String),
-    /// It ran; the first non-empty line of its stdout.
-    Ran(String),
-}
-
-fn probe(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Probe {
-    match Command::new(program).args(args).output() {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Probe::NotFound,
-        Err(e) => Probe::Failed(e.to_string()),
-        Ok(out) if !out.status.success() => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-            Probe::Failed(last.map_or_else(|| out.status.to_string(), |l| l.trim().to_string()))
-        }
-        Ok(out) => {
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let first = stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-            Probe::Ran(first.trim().to_string())
-        }
-    }
 }
 
 const RUSTUP_URL: &str = "https://rustup.rs";
@@ -235,23 +136,6 @@ fn check_rustup(probe: Probe) -> Check {
     }
 }
 
-fn check_target(spec: &TargetSpec, installed: bool) -> Check {
-    let name = format!("target {}", spec.triple);
-    let detail = format!("for {}", spec.purpose);
-    if installed {
-        return Check::ok(name, detail);
-    }
-    Check {
-        rustup_target: Some(spec.triple),
-        ..Check::missing(
-            name,
-            spec.buildable,
-            detail,
-            format!("rustup target add {}", spec.triple),
-        )
-    }
-}
-
 fn check_onnxruntime(probe: Probe) -> Check {
     const NAME: &str = "python3 + onnxruntime";
     const PURPOSE: &str = "generates golden test vectors";
@@ -272,60 +156,6 @@ fn check_onnxruntime(probe: Probe) -> Check {
     }
 }
 
-const NODE_MIN_MAJOR: u64 = 20;
-
-fn check_node(probe: Probe) -> Check {
-    let name = format!("node >= {NODE_MIN_MAJOR}");
-    const PURPOSE: &str = "runs `cargo medwasm bench --target node`";
-    const INSTALL: &str = "install Node.js 20 or newer from https://nodejs.org";
-    match probe {
-        Probe::Ran(version) => match toolchain::parse_version(&version) {
-            Some((major, _, _)) if major >= NODE_MIN_MAJOR => Check::ok(name, version),
-            _ => Check::missing(name, false, format!("{PURPOSE}; found {version}"), INSTALL),
-        },
-        Probe::NotFound | Probe::Failed(_) => Check::missing(name, false, PURPOSE, INSTALL),
-    }
-}
-
-use crate::runner::chromium::CHROMIUM_NAMES;
-
-fn check_chromium() -> Check {
-    const PURPOSE: &str = "runs `cargo medwasm bench --target browser` headless";
-    let Some(path) = CHROMIUM_NAMES.iter().find_map(|n| toolchain::which(n)) else {
-        return Check::missing("chromium", false, PURPOSE, "apt-get install chromium");
-    };
-    match probe(&path, &["--version"]) {
-        Probe::Ran(version) => Check::ok("chromium", version),
-        _ => Check::ok("chromium", path.display().to_string()),
-    }
-}
-
-fn check_qemu(probe: Probe) -> Check {
-    const NAME: &str = "qemu-system-arm";
-    match probe {
-        Probe::Ran(version) => Check::ok(NAME, version),
-        Probe::NotFound | Probe::Failed(_) => Check::missing(
-            NAME,
-            false,
-            "runs `cargo medwasm bench --target mcu`",
-            "apt-get install qemu-system-arm",
-        ),
-    }
-}
-
-fn check_arm_gcc(probe: Probe) -> Check {
-    const NAME: &str = "arm-none-eabi-gcc";
-    match probe {
-        Probe::Ran(version) => Check::ok(NAME, version),
-        Probe::NotFound | Probe::Failed(_) => Check::missing(
-            NAME,
-            false,
-            "builds the C example of `--target mcu` against its static library",
-            "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi",
-        ),
-    }
-}
-
 /// Adds the missing rustup targets and says what it leaves to the user.
 fn fix(checks: &[Check], dir: &Path, ui: &Ui) -> Result<()> {
     let targets: Vec<&str> = checks.iter().filter_map(|c| c.rustup_target).collect();
@@ -334,7 +164,7 @@ fn fix(checks: &[Check], dir: &Path, ui: &Ui) -> Result<()> {
         .filter(|c| c.status != Status::Ok && c.rustup_target.is_none())
         .collect();
     if !targets.is_empty() {
-        if toolchain::which("rustup").is_none() {
+        if which::which("rustup").is_err() {
             ui.warn(format_args!(
                 "cannot add the targets {} without rustup; install rustup (see {RUSTUP_URL}) or your distribution's Rust standard library packages for them",
                 targets.join(", ")
@@ -394,14 +224,17 @@ fn render(checks: &[Check]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prereq::rust_target_check;
+    use crate::targets::mcu::{check_arm_gcc, check_qemu};
+    use crate::targets::node::check_node;
 
     #[test]
     fn checklist_reads_well() {
         let checks = vec![
             check_cargo(Probe::Ran("cargo 1.95.0 (f2d3ce0bd 2026-03-21)".into())),
             check_rustc(Ok("rustc 1.95.0 (59807616e 2026-04-14)".into())),
-            check_target(&toolchain::WASMTIME, false),
-            check_target(&toolchain::MCU, false),
+            rust_target_check(&targets::wasmtime::SPEC, false),
+            rust_target_check(&targets::mcu::SPEC, false),
             check_node(Probe::Ran("v18.19.0".into())),
         ];
         insta::assert_snapshot!(render(&checks), @r"
@@ -429,8 +262,8 @@ mod tests {
 
     #[test]
     fn only_buildable_targets_are_required() {
-        for spec in &toolchain::TARGETS {
-            let check = check_target(spec, false);
+        for spec in targets::all().iter().map(|t| t.spec()) {
+            let check = rust_target_check(spec, false);
             assert_eq!(
                 check.status == Status::Missing,
                 spec.buildable,
@@ -438,7 +271,7 @@ mod tests {
                 spec.triple
             );
             assert_eq!(check.rustup_target, Some(spec.triple));
-            assert_eq!(check_target(spec, true).status, Status::Ok);
+            assert_eq!(rust_target_check(spec, true).status, Status::Ok);
         }
     }
 

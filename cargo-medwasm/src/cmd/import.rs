@@ -1,20 +1,14 @@
-//! `cargo medwasm import`: convert a model, embed it, record its manifest.
-//!
-//! Writes `model/model.mwm`, `model/manifest.json`, `src/model.rs` and, when the
-//! project has none, test vectors. Before writing anything it runs the converted
-//! model natively with the SDK and compares it with tract on the original model, so
-//! a conversion that changes the numbers never lands in a project.
+//! `cargo medwasm import`: convert a model, embed it, record its manifest (see
+//! [`crate::importer`]).
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::Result;
 
-use crate::convert::{self, ConvertOptions};
-use crate::manifest::{BLOB_FILE, MANIFEST_FILE, Manifest};
-use crate::npy::Array;
-use crate::project::Project;
-use crate::report::{Deviation, Tolerance};
+use crate::args::ProjectArgs;
+use crate::importer::{ImportOptions, import_model};
+use crate::manifest::Manifest;
+use crate::report::bytes;
 use crate::ui::Ui;
 
 /// Convert and embed a model.
@@ -31,37 +25,15 @@ pub struct ImportArgs {
     /// Expected outputs for `--inputs` to store as `vectors/expected.npy`.
     #[arg(long, requires = "inputs")]
     pub expected: Option<PathBuf>,
-    /// Path to the detector's Cargo.toml.
-    #[arg(long)]
-    pub manifest_path: Option<PathBuf>,
+    /// The detector project.
+    #[command(flatten)]
+    pub project: ProjectArgs,
 }
-
-/// Options of [`import_model`].
-#[derive(Debug, Clone, Default)]
-pub struct ImportOptions {
-    /// `--input-shape` values as typed.
-    pub input_shapes: Vec<String>,
-    /// Inputs to store as vectors.
-    pub inputs: Option<PathBuf>,
-    /// Expected outputs to store.
-    pub expected: Option<PathBuf>,
-}
-
-/// Tolerance of the import-time self-check against tract.
-const SELF_CHECK: Tolerance = Tolerance {
-    abs: 1e-3,
-    rel: 1e-3,
-};
-/// Vectors generated when a project has none.
-const GENERATED_VECTORS: usize = 8;
 
 impl ImportArgs {
     /// Runs the import.
     pub fn run(self, ui: &Ui) -> Result<()> {
-        let project = Project::locate(self.manifest_path.as_deref())?;
-        for w in &project.warnings {
-            ui.warn(w);
-        }
+        let project = self.project.locate(ui)?;
         let opts = ImportOptions {
             input_shapes: self.input_shapes,
             inputs: self.inputs,
@@ -74,7 +46,6 @@ impl ImportArgs {
 }
 
 fn print_summary(m: &Manifest) {
-    let kib = |b: u64| b as f64 / 1024.0;
     println!(
         "imported {} (sha256 {}…)",
         m.source.file,
@@ -87,361 +58,11 @@ fn print_summary(m: &Manifest) {
         println!("  output  {:<24} {:?} {}", t.name, t.shape, t.dtype);
     }
     println!(
-        "  {} nodes, {} MACs, weights {:.1} KiB, blob {:.1} KiB, peak arena {} bytes",
+        "  {} nodes, {} MACs, weights {}, blob {}, peak arena {} bytes",
         m.nodes,
         m.macs,
-        kib(m.weights_bytes),
-        kib(m.blob_bytes),
+        bytes(m.weights_bytes),
+        bytes(m.blob_bytes),
         m.arena_bytes
     );
-}
-
-/// Parses `name=1,2,3`.
-fn parse_shape(s: &str) -> Result<(String, Vec<usize>)> {
-    let (name, dims) = s
-        .rsplit_once('=')
-        .with_context(|| format!("`--input-shape {s}` must look like `name=1,640`"))?;
-    let dims = dims
-        .split(',')
-        .map(|d| d.trim().parse::<usize>().ok().filter(|&v| v > 0))
-        .collect::<Option<Vec<_>>>()
-        .with_context(|| {
-            format!("`--input-shape {s}`: dimensions must be positive integers separated by commas")
-        })?;
-    Ok((name.to_string(), dims))
-}
-
-/// Converts `model` and embeds it in the detector project at `root`.
-pub fn import_model(root: &Path, model: &Path, opts: &ImportOptions, ui: &Ui) -> Result<Manifest> {
-    let mut shapes = HashMap::new();
-    for s in &opts.input_shapes {
-        let (name, dims) = parse_shape(s)?;
-        shapes.insert(name, dims);
-    }
-    if model.extension().and_then(|e| e.to_str()) == Some("tflite") {
-        bail!(
-            "`{}` is a TFLite model; TFLite import comes in a later release. Convert it to ONNX first: `pip install tf2onnx && python -m tf2onnx.convert --tflite {} --output model.onnx --opset 13`",
-            model.display(),
-            model.display()
-        );
-    }
-    ui.status("Converting", model.display());
-    let converted = convert::convert_onnx(
-        model,
-        &ConvertOptions {
-            input_shapes: shapes,
-        },
-    )?;
-    let manifest = converted.manifest;
-    for note in &manifest.notes {
-        ui.note(note);
-    }
-
-    let model_dir = root.join("model");
-    let vectors_dir = root.join("vectors");
-    std::fs::create_dir_all(&model_dir)
-        .with_context(|| format!("cannot create `{}`", model_dir.display()))?;
-    std::fs::create_dir_all(&vectors_dir)
-        .with_context(|| format!("cannot create `{}`", vectors_dir.display()))?;
-    // The original model is kept beside the blob: bench runs tract on it as the reference.
-    let kept = model_dir.join(&manifest.source.file);
-    let same = std::fs::canonicalize(model).ok() == std::fs::canonicalize(&kept).ok();
-
-    let reference = crate::reference::TractReference::new(model, &manifest.source.input_shapes)
-        .with_context(|| format!("tract cannot run `{}` as the reference", model.display()))?;
-    let vectors = prepare_vectors(root, &manifest, opts, &reference, ui)?;
-
-    // Self-check: the SDK, natively, against tract on the first vector.
-    let sample: Vec<Vec<f32>> = vectors
-        .inputs
-        .iter()
-        .map(|a| a.sample(0).unwrap_or(&[]).to_vec())
-        .collect();
-    let want = reference.run(&sample)?;
-    let got = run_native(&converted.blob, &sample)?;
-    let mut dev: Option<Deviation> = None;
-    for (g, w) in got.iter().zip(&want) {
-        let d = Deviation::compare(g, w, SELF_CHECK);
-        dev = Some(dev.map_or(d, |x| x.merge(d)));
-    }
-    match dev {
-        Some(d) if d.pass => ui.status(
-            "Verified",
-            format!(
-                "against tract: max abs error {:.2e}, max rel error {:.2e}",
-                d.max_abs, d.max_rel
-            ),
-        ),
-        Some(d) => bail!(
-            "the converted model disagrees with tract on `{}` (max abs error {:.3e}, max rel error {:.3e}); nothing was written. This is a converter bug: please report it with the model attached",
-            model.display(),
-            d.max_abs,
-            d.max_rel
-        ),
-        None => bail!("the converted model produced no outputs; this is a converter bug"),
-    }
-
-    // Everything checked: write.
-    if !same {
-        std::fs::copy(model, &kept)
-            .with_context(|| format!("cannot copy the model to `{}`", kept.display()))?;
-    }
-    write(&model_dir.join(BLOB_FILE), &converted.blob)?;
-    write(
-        &model_dir.join(MANIFEST_FILE),
-        (serde_json::to_string_pretty(&manifest)? + "\n").as_bytes(),
-    )?;
-    write(
-        &root.join("src").join("model.rs"),
-        model_rs(&manifest, op_set(&converted.blob)?).as_bytes(),
-    )?;
-    for (i, a) in vectors.write_inputs.iter() {
-        write(&vectors_dir.join(indexed("inputs", *i)), &a.to_bytes())?;
-    }
-    for (i, a) in vectors.write_expected.iter() {
-        write(&vectors_dir.join(indexed("expected", *i)), &a.to_bytes())?;
-    }
-    ui.status(
-        "Wrote",
-        format!(
-            "{}/{{{BLOB_FILE}, {MANIFEST_FILE}}}, src/model.rs",
-            model_dir.display()
-        ),
-    );
-    Ok(manifest)
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create `{}`", dir.display()))?;
-    }
-    std::fs::write(path, bytes).with_context(|| format!("cannot write `{}`", path.display()))
-}
-
-fn indexed(stem: &str, i: usize) -> String {
-    if i == 0 {
-        format!("{stem}.npy")
-    } else {
-        format!("{stem}.{i}.npy")
-    }
-}
-
-struct Vectors {
-    /// One array per model input, `[N, ...]`.
-    inputs: Vec<Array>,
-    write_inputs: Vec<(usize, Array)>,
-    write_expected: Vec<(usize, Array)>,
-}
-
-/// Picks the vectors: `--inputs/--expected`, else the project's own, else seeded
-/// random inputs with tract's outputs as the expected ones.
-fn prepare_vectors(
-    root: &Path,
-    m: &Manifest,
-    opts: &ImportOptions,
-    reference: &crate::reference::TractReference,
-    ui: &Ui,
-) -> Result<Vectors> {
-    let check = |a: &Array, len: usize, what: &Path| -> Result<()> {
-        let per = if a.samples() == 0 {
-            0
-        } else {
-            a.data.len() / a.samples()
-        };
-        if per != len || a.samples() == 0 {
-            bail!(
-                "`{}` has shape {:?}: expected [N, ...] with {} elements per sample",
-                what.display(),
-                a.shape,
-                len
-            );
-        }
-        Ok(())
-    };
-    if let Some(path) = &opts.inputs {
-        if m.inputs.len() != 1 {
-            bail!(
-                "`--inputs` works for single-input models; put `vectors/inputs.npy`, `vectors/inputs.1.npy` … in the project instead"
-            );
-        }
-        let a = Array::read(path)?;
-        check(&a, m.inputs[0].len(), path)?;
-        let mut write_expected = vec![];
-        if let Some(e) = &opts.expected {
-            let ex = Array::read(e)?;
-            check(&ex, m.outputs[0].len(), e)?;
-            if ex.samples() != a.samples() {
-                bail!(
-                    "`{}` has {} samples but `{}` has {}",
-                    e.display(),
-                    ex.samples(),
-                    path.display(),
-                    a.samples()
-                );
-            }
-            write_expected.push((0, ex));
-        }
-        return Ok(Vectors {
-            inputs: vec![a.clone()],
-            write_inputs: vec![(0, a)],
-            write_expected,
-        });
-    }
-    let existing: Vec<PathBuf> = (0..m.inputs.len())
-        .map(|i| root.join("vectors").join(indexed("inputs", i)))
-        .collect();
-    if existing.iter().all(|p| p.exists()) {
-        let mut inputs = vec![];
-        for (p, t) in existing.iter().zip(&m.inputs) {
-            let a = Array::read(p)?;
-            check(&a, t.len(), p)?;
-            inputs.push(a);
-        }
-        return Ok(Vectors {
-            inputs,
-            write_inputs: vec![],
-            write_expected: vec![],
-        });
-    }
-    ui.note(format!(
-        "no test vectors given: generating {GENERATED_VECTORS} seeded random inputs in [-1, 1) with tract's outputs as the expected ones; pass `--inputs x.npy --expected y.npy` to store real ones"
-    ));
-    let mut rng = SplitMix(0x6d65_6477_6173_6d31);
-    let inputs: Vec<Array> = m
-        .inputs
-        .iter()
-        .map(|t| {
-            let mut shape = vec![GENERATED_VECTORS];
-            shape.extend(t.shape.iter().map(|&d| d as usize));
-            let data = (0..GENERATED_VECTORS * t.len())
-                .map(|_| rng.next_f32() * 2.0 - 1.0)
-                .collect();
-            Array { shape, data }
-        })
-        .collect();
-    let mut outs: Vec<Vec<f32>> = vec![vec![]; m.outputs.len()];
-    for s in 0..GENERATED_VECTORS {
-        let sample: Vec<Vec<f32>> = inputs
-            .iter()
-            .map(|a| a.sample(s).unwrap_or(&[]).to_vec())
-            .collect();
-        for (o, v) in reference.run(&sample)?.into_iter().enumerate() {
-            if let Some(acc) = outs.get_mut(o) {
-                acc.extend(v);
-            }
-        }
-    }
-    let write_expected = outs
-        .into_iter()
-        .zip(&m.outputs)
-        .enumerate()
-        .map(|(i, (data, t))| {
-            let mut shape = vec![GENERATED_VECTORS];
-            shape.extend(t.shape.iter().map(|&d| d as usize));
-            (i, Array { shape, data })
-        })
-        .collect();
-    let write_inputs = inputs.iter().cloned().enumerate().collect();
-    Ok(Vectors {
-        inputs,
-        write_inputs,
-        write_expected,
-    })
-}
-
-/// Runs a blob with the SDK natively (scalar kernels).
-pub fn run_native(blob: &[u8], inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
-    let aligned = medwasm::AlignedBuf::from_bytes(blob);
-    let model = medwasm::Model::load(aligned.as_slice())?;
-    let mut arena = medwasm::AlignedBuf::zeroed(model.arena_bytes());
-    let mut rt = medwasm::Runtime::new(model, arena.as_mut_slice())?;
-    for (i, data) in inputs.iter().enumerate() {
-        rt.set_input(i, data)?;
-    }
-    rt.run()?;
-    (0..model.output_count())
-        .map(|i| Ok(rt.output(i)?.to_vec()))
-        .collect()
-}
-
-/// The operators `blob` uses, as `(op_bit mask, names)` for the generated `OPS`.
-fn op_set(blob: &[u8]) -> Result<(u32, Vec<String>)> {
-    let aligned = medwasm::AlignedBuf::from_bytes(blob);
-    let model = medwasm::Model::load(aligned.as_slice())?;
-    let mut mask = 0;
-    for n in 0..model.node_count() {
-        mask |= medwasm::ops::op_bit(model.node(n)?.op);
-    }
-    let names = (1..16u16)
-        .filter_map(medwasm::format::OpCode::from_u16)
-        .filter(|&op| mask & medwasm::ops::op_bit(op) != 0)
-        .map(|op| format!("{op:?}"))
-        .collect();
-    Ok((mask, names))
-}
-
-/// The generated `src/model.rs`.
-fn model_rs(m: &Manifest, (ops, op_names): (u32, Vec<String>)) -> String {
-    let mut s = format!(
-        "//! Generated by `cargo medwasm import` from `{}` (sha256 {}).\n\
-         //! Do not edit: run `cargo medwasm import` again instead.\n\n\
-         /// The compact model blob (`model/{BLOB_FILE}`, {} bytes, sha256 {}).\n\
-         pub const BLOB: &[u8] = medwasm::include_model!(\"../model/{BLOB_FILE}\");\n\n\
-         /// Peak arena bytes of the static memory plan.\n\
-         pub const ARENA_BYTES: usize = {};\n\n\
-         /// The operators the model uses ({}): only their kernels are linked.\n\
-         #[allow(dead_code)]\n\
-         pub const OPS: u32 = {ops:#x};\n",
-        m.source.file,
-        m.source.sha256,
-        m.blob_bytes,
-        m.blob_sha256,
-        m.arena_bytes,
-        op_names.join(", ")
-    );
-    for (kind, list) in [("INPUT", &m.inputs), ("OUTPUT", &m.outputs)] {
-        for (i, t) in list.iter().enumerate() {
-            s.push_str(&format!(
-                "\n/// {} {i}: `{}`, shape {:?}, {}.\n#[allow(dead_code)]\npub const {kind}_{i}_LEN: usize = {};\n",
-                kind.to_lowercase(),
-                t.name,
-                t.shape,
-                t.dtype,
-                t.len()
-            ));
-        }
-    }
-    s
-}
-
-/// A small deterministic generator (SplitMix64) so generated vectors are the same
-/// on every machine.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_f32(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn input_shape_syntax() {
-        assert_eq!(
-            parse_shape("x=1,10,3").unwrap(),
-            ("x".to_string(), vec![1, 10, 3])
-        );
-        assert!(parse_shape("x").is_err());
-        assert!(parse_shape("x=1,0").is_err());
-        assert!(parse_shape("x=1,a").is_err());
-    }
 }

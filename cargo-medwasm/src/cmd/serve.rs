@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
-use crate::browser::encode_f32;
-use crate::browser::http::{Request, Response, Server, mime_type};
-use crate::cmd::bench::load_cases;
-use crate::cmd::build::{self, BuildTarget};
-use crate::cmd::new::Template;
+use crate::args::ProjectArgs;
+use crate::http::{Request, Response, Server, mime_type};
 use crate::project::Project;
+use crate::targets::browser::harness::encode_f32;
+use crate::targets::browser::{Browser, package};
+use crate::targets::target::Target as _;
+use crate::templates::{File, Template};
 use crate::ui::Ui;
+use crate::vectors::load_cases;
 
 /// Port `serve` listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8421;
@@ -29,9 +31,9 @@ pub struct ServeArgs {
     /// Serve the debug build instead of the release build.
     #[arg(long)]
     pub debug: bool,
-    /// Path to the detector's Cargo.toml.
-    #[arg(long)]
-    pub manifest_path: Option<PathBuf>,
+    /// The detector project.
+    #[command(flatten)]
+    pub project: ProjectArgs,
 }
 
 /// Where the demo page's own files come from.
@@ -39,24 +41,21 @@ enum Web {
     /// The project's `web/` folder.
     Folder(PathBuf),
     /// The copy embedded in cargo-medwasm, for projects made before demo pages.
-    Embedded(&'static [crate::cmd::new::File]),
+    Embedded(&'static [File]),
 }
 
 impl ServeArgs {
     /// Builds, serves until interrupted, and prints the URL on stdout.
     pub fn run(self, ui: &Ui) -> Result<()> {
-        let project = Project::locate(self.manifest_path.as_deref())?;
-        for warning in &project.warnings {
-            ui.warn(warning);
-        }
+        let project = self.project.locate(ui)?;
         let manifest = project.manifest()?;
-        let built = build::build(&project, BuildTarget::Browser, !self.debug, ui)?;
+        let built = Browser.build(&project, !self.debug, ui)?;
         let pkg = built
             .artifact
             .parent()
             .context("the package has no folder; this is a bug in cargo-medwasm")?
             .to_path_buf();
-        let module = crate::browser::module_file(&built.artifact)?;
+        let module = package::module_file(&built.artifact)?;
         let module_name = module
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -220,7 +220,7 @@ mod tests {
         ])
         .unwrap();
         let crate::cli::CargoCli::Medwasm(cli) = cli;
-        assert!(!cli.quiet && !cli.verbose);
+        assert!(!cli.verbosity.quiet && !cli.verbosity.verbose);
         match cli.command {
             crate::cli::Command::WasiRun(args) => {
                 assert_eq!(args.command, ["t.wasm", "--quiet", "-v", "--help"]);

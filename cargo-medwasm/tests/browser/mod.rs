@@ -11,21 +11,23 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::{import_shared, ok};
+use super::{import_shared, need, ok, tool};
 
 /// The Chromium flags of the bench runner, so both drive the same browser the same way.
 fn chromium_flags() -> Vec<String> {
-    cargo_medwasm::runner::chromium::CHROMIUM_FLAGS
+    cargo_medwasm::targets::browser::CHROMIUM_FLAGS
         .iter()
         .filter(|f| !f.starts_with("--enable-logging"))
         .map(|f| f.to_string())
         .collect()
 }
 
-fn require(program: &str, install: &str) -> PathBuf {
-    cargo_medwasm::toolchain::which(program)
-        .unwrap_or_else(|| panic!("`{program}` is not on PATH; {install} (`.ci/setup` does)"))
-}
+const NODE: (&str, &str) = ("node", "install Node.js 20 or newer");
+const CHROMIUM: (&str, &str) = ("chromium", "install it with `apt-get install chromium`");
+const CHROMEDRIVER: (&str, &str) = (
+    "chromedriver",
+    "install it with `apt-get install chromium-driver`",
+);
 
 /// A child process killed (by its own handle) when the test ends, pass or fail.
 struct Killed(Child);
@@ -99,6 +101,8 @@ console.log(`ok ${vectors.inputs.length}`);
 
 #[test]
 fn vitals_browser_package_runs_in_node_and_benches_on_every_target() {
+    let node = need!(tool(NODE.0, NODE.1));
+    need!(tool(CHROMIUM.0, CHROMIUM.1));
     let tmp = tempfile::tempdir().unwrap();
     let project = new_vitals(tmp.path(), "vitals-web");
     let built = ok(&project, &["build", "--target", "browser", "--release"]);
@@ -137,15 +141,14 @@ fn vitals_browser_package_runs_in_node_and_benches_on_every_target() {
     );
 
     // Node.js imports the package like any ES module and matches the reference vectors.
-    let node = require("node", "install Node.js 20 or newer");
     std::fs::write(tmp.path().join("import.mjs"), NODE_IMPORT_TEST).unwrap();
     std::fs::write(
         tmp.path().join("vectors.json"),
         vectors_json(&project).to_string(),
     )
     .unwrap();
-    let module = cargo_medwasm::runner::node::file_url(&pkg.join("vitals-web.js")).unwrap();
-    let out = Command::new(node)
+    let module = cargo_medwasm::targets::node::file_url(&pkg.join("vitals-web.js")).unwrap();
+    let out = Command::new(&node)
         .arg(tmp.path().join("import.mjs"))
         .arg(&module)
         .arg(tmp.path().join("vectors.json"))
@@ -161,7 +164,7 @@ fn vitals_browser_package_runs_in_node_and_benches_on_every_target() {
 
     // Over HTTP from a server that does not know `.wasm`: it still loads (without
     // streaming) and says how to fix the server; a 404 names the URL.
-    use cargo_medwasm::browser::http::{Request, Response, Server};
+    use cargo_medwasm::http::{Request, Response, Server};
     let wasm_bytes = std::fs::read(pkg.join("vitals-web.wasm")).unwrap();
     let server = Server::start(
         0,
@@ -179,7 +182,7 @@ await Detector.create({{ wasm: "{url}gone.wasm" }}).catch((e) => console.log(e.m
         url = server.url()
     );
     std::fs::write(tmp.path().join("mime.mjs"), script).unwrap();
-    let out = Command::new(require("node", "install Node.js 20 or newer"))
+    let out = Command::new(&node)
         .arg(tmp.path().join("mime.mjs"))
         .output()
         .unwrap();
@@ -197,7 +200,6 @@ await Detector.create({{ wasm: "{url}gone.wasm" }}).catch((e) => console.log(e.m
     assert!(stdout.contains("gone.wasm: HTTP 404"), "{stdout}");
 
     // One bench over every target: Wasmtime, Chromium and Node rows in one report.
-    require("chromium", "install it with `apt-get install chromium`");
     let out = ok(
         &project,
         &["bench", "--target", "all", "--json", "--runs", "50"],
@@ -283,8 +285,8 @@ await Detector.create({{ wasm: "{url}gone.wasm" }}).catch((e) => console.log(e.m
 
 #[test]
 fn ic_resnet8_fp32_conforms_in_chromium() {
-    require("chromium", "install it with `apt-get install chromium`");
-    let (_tmp, project) = import_shared("ic_resnet8_fp32");
+    need!(tool(CHROMIUM.0, CHROMIUM.1));
+    let (_tmp, project) = need!(import_shared("ic_resnet8_fp32"));
     let out = ok(
         &project,
         &["bench", "--target", "browser", "--json", "--runs", "5"],
@@ -303,11 +305,8 @@ fn ic_resnet8_fp32_conforms_in_chromium() {
 
 #[test]
 fn demo_page_runs_in_chromium_when_clicked() {
-    let chromium = require("chromium", "install it with `apt-get install chromium`");
-    let chromedriver = require(
-        "chromedriver",
-        "install it with `apt-get install chromium-driver`",
-    );
+    let chromium = need!(tool(CHROMIUM.0, CHROMIUM.1));
+    let chromedriver = need!(tool(CHROMEDRIVER.0, CHROMEDRIVER.1));
     let tmp = tempfile::tempdir().unwrap();
     let project = new_vitals(tmp.path(), "vitals-demo-page");
 

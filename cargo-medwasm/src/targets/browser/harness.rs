@@ -2,18 +2,17 @@
 //! `targets/browser/harness.js`, the results it hands back, and turning them into an
 //! [`Execution`] so that browser and Node rows join the same report as Wasmtime.
 
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::{decode_f32, encode_f32};
+use crate::protocol::{DetectorError, Execution, Inference, Job, Outcome};
 use crate::report::{Finding, Latency, percentiles};
-use crate::runner::{DetectorError, Execution, Inference, Job, Outcome};
-use crate::toolchain;
+
+/// The conformance and latency suite both JS runners execute.
+pub const HARNESS_JS: &str = include_str!("../../../../targets/browser/harness.js");
 
 /// How long a JS runner may take for the whole suite before it is stopped.
 pub const TIMEOUT: Duration = Duration::from_secs(300);
@@ -202,166 +201,43 @@ fn errors_note(errors: &[String]) -> String {
     }
 }
 
-/// A scratch folder, removed with its contents when dropped: on success and on every
-/// error path alike. Drop the processes that use it first.
-#[derive(Debug)]
-pub struct Scratch(PathBuf);
-
-impl Scratch {
-    /// The folder.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
+/// Base64 of `values` as little-endian f32: how tensors travel to and from the JS
+/// harness (JSON has no NaN or Infinity).
+pub fn encode_f32(values: &[f32]) -> String {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+/// The inverse of [`encode_f32`].
+pub fn decode_f32(text: &str) -> Result<Vec<f32>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .context("a tensor from the JS harness is not valid base64")?;
+    if bytes.len() % 4 != 0 {
+        anyhow::bail!(
+            "a tensor from the JS harness has {} bytes, not a multiple of 4",
+            bytes.len()
+        );
     }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
-/// A fresh scratch folder for one runner: `target/medwasm/<target>/<what>-<pid>/`.
-/// The process id keeps two benches sharing a target directory apart.
-pub fn scratch_dir(job: &Job<'_>, target: &str, what: &str) -> Result<Scratch> {
-    // The artifact sits in `target/medwasm/browser/pkg/`.
-    let base = job
-        .artifact
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::parent)
-        .context("the artifact is not inside `target/medwasm/`; this is a bug in cargo-medwasm")?;
-    let dir = base
-        .join(target)
-        .join(format!("{what}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    Ok(Scratch(dir))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A child process in its own process group, stopped (group and all) on drop.
-#[derive(Debug)]
-pub struct Supervised {
-    child: Child,
-    line: String,
-    done: bool,
-}
-
-impl Supervised {
-    /// Spawns `cmd` with stdin closed, in a new process group on Unix.
-    pub fn spawn(cmd: &mut Command) -> Result<Supervised> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt as _;
-            cmd.process_group(0);
+    #[test]
+    fn tensors_round_trip_with_non_finite_values() {
+        let values = [1.5, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 3e-39];
+        let back = decode_f32(&encode_f32(&values)).unwrap();
+        assert_eq!(back.len(), values.len());
+        for (a, b) in values.iter().zip(&back) {
+            assert_eq!(a.to_bits(), b.to_bits());
         }
-        // Its own process group keeps the terminal's Ctrl-C from reaching the child,
-        // and a Ctrl-C or a kill of cargo-medwasm skips `Drop`: have the kernel stop
-        // the child when we go, so no headless browser outlives the bench.
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt as _;
-            // SAFETY: the closure runs in the forked child before exec and only calls
-            // prctl, which is async-signal-safe and touches no memory of ours.
-            unsafe {
-                cmd.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        cmd.stdin(Stdio::null());
-        let line = toolchain::command_line(cmd);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot run `{line}`"))?;
-        Ok(Supervised {
-            child,
-            line,
-            done: false,
-        })
-    }
-
-    /// The command line, for error messages.
-    pub fn line(&self) -> &str {
-        &self.line
-    }
-
-    /// The exit status, if it has exited.
-    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
-        let status = self
-            .child
-            .try_wait()
-            .with_context(|| format!("cannot wait for `{}`", self.line))?;
-        if status.is_some() {
-            self.done = true;
-        }
-        Ok(status)
-    }
-
-    /// Waits for the exit with its stdout, or fails after `timeout`.
-    pub fn wait_output(mut self, timeout: Duration) -> Result<(ExitStatus, Vec<u8>, Vec<u8>)> {
-        let mut stdout = self.child.stdout.take();
-        let mut stderr = self.child.stderr.take();
-        let out = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(s) = stdout.as_mut() {
-                let _ = s.read_to_end(&mut buf);
-            }
-            buf
-        });
-        let err = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(s) = stderr.as_mut() {
-                let _ = s.read_to_end(&mut buf);
-            }
-            buf
-        });
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.try_wait()? {
-                break status;
-            }
-            if started.elapsed() > timeout {
-                let line = self.line.clone();
-                drop(self);
-                bail!(
-                    "`{line}` did not finish within {} s and was stopped; with a slow model, lower `--runs`",
-                    timeout.as_secs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let stdout = out.join().unwrap_or_default();
-        let stderr = err.join().unwrap_or_default();
-        Ok((status, stdout, stderr))
-    }
-}
-
-impl Drop for Supervised {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        // The whole group: Chromium starts helper processes of its own.
-        #[cfg(unix)]
-        {
-            let group = format!("-{}", self.child.id());
-            let _ = Command::new("kill")
-                .args(["-TERM", "--", &group])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if matches!(self.child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        assert!(decode_f32("AAA=").is_err(), "3 bytes");
+        assert!(decode_f32("not base64!").is_err());
     }
 }

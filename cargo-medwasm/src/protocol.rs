@@ -1,22 +1,12 @@
-//! Target runners for `cargo medwasm bench`: each drives a built detector through the
-//! detector ABI (`docs/detector-abi.md`) on one target and hands back raw outputs and
-//! timings; the comparison against the references is shared, so every target fills the
-//! same [`TargetReport`].
-//!
-//! Adding a target (Chromium, Node, QEMU …) means implementing [`Runner`] and adding it
-//! to [`all`]; `bench` needs no other change.
-
-pub mod chromium;
-pub mod node;
-pub mod qemu;
-pub mod wasmtime;
+//! The bench protocol every target speaks: the job a target's runner gets (test
+//! vectors, warm runs), what it hands back (raw outputs, detector errors, timings),
+//! and the one comparison against the references that turns it into the target's
+//! [`TargetReport`]. Runners drive a detector through the detector ABI
+//! (`docs/detector-abi.md`); nothing here knows any target.
 
 use std::fmt;
 use std::path::Path;
 
-use anyhow::Result;
-
-use crate::cmd::build::BuildTarget;
 use crate::manifest::Manifest;
 use crate::report::{
     Deviation, Finding, Latency, Memory, Size, TargetReport, Tolerance, VectorResult,
@@ -67,38 +57,6 @@ pub enum Progress {
     },
     /// One step of the current phase is done.
     Step,
-}
-
-/// A target that can run a detector artifact.
-pub trait Runner {
-    /// Target name as used on the command line and in the report: `wasmtime` …
-    fn target(&self) -> &'static str;
-
-    /// Which `cargo medwasm build` target produces the artifact this runner loads.
-    fn build_target(&self) -> BuildTarget;
-
-    /// Why this runner cannot run on this machine (missing browser, QEMU …), or `None`
-    /// when it can. `--target all` skips the unavailable ones with this as a note.
-    fn unavailable(&self) -> Option<String> {
-        None
-    }
-
-    /// Runs every case once and measures latency.
-    ///
-    /// An error the detector returns (or a trap) for one case goes into that case's
-    /// [`Outcome`]; `Err` is for failures that leave nothing to report (the artifact
-    /// does not load, does not speak the ABI, disagrees with the manifest …).
-    fn execute(&self, job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Execution>;
-}
-
-/// The runners of every target `bench` knows, in the order `--target all` runs them.
-pub fn all() -> Vec<Box<dyn Runner>> {
-    vec![
-        Box::new(wasmtime::WasmtimeRunner),
-        Box::new(chromium::ChromiumRunner),
-        Box::new(node::NodeRunner),
-        Box::new(qemu::QemuRunner),
-    ]
 }
 
 /// What a runner observed.
@@ -188,7 +146,7 @@ pub const ABI_VERSION: i32 = 1;
 /// A case passes when the detector produced outputs and they agree with every
 /// reference the case has; the target passes when every case does.
 pub fn conformance(
-    runner: &dyn Runner,
+    target: &str,
     job: &Job<'_>,
     execution: Execution,
     size: Size,
@@ -205,7 +163,7 @@ pub fn conformance(
     let complete = execution.outcomes.len() == job.cases.len();
     let passed = complete && !vectors.is_empty() && vectors.iter().all(VectorResult::passed);
     TargetReport {
-        target: runner.target().to_string(),
+        target: target.to_string(),
         runtime: execution.runtime,
         artifact: job.artifact.display().to_string(),
         vectors,

@@ -14,11 +14,11 @@ pub const DEFAULT_BOARD: &str = "qemu-mps2-an386";
 const BUILT_IN: &[(&str, &str)] = &[
     (
         "qemu-mps2-an386",
-        include_str!("../../../targets/boards/qemu-mps2-an386.toml"),
+        include_str!("../../../../targets/boards/qemu-mps2-an386.toml"),
     ),
     (
         "qemu-mps2-an500",
-        include_str!("../../../targets/boards/qemu-mps2-an500.toml"),
+        include_str!("../../../../targets/boards/qemu-mps2-an500.toml"),
     ),
 ];
 

@@ -5,35 +5,124 @@
 //!
 //! `docs/mcu.md` is the user-facing description.
 
+mod artifacts;
 pub mod board;
-pub mod firmware;
+mod firmware;
 pub mod memory;
+mod qemu;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
+use self::artifacts::{
+    BOARD_FILE, MANIFEST_FILE, MEMORY_FILE, VECTORS_FILE, encode_vectors, read_memory,
+};
 use self::board::{Board, DEFAULT_BOARD};
-use self::memory::MemoryReport;
-use crate::cmd::build::{BuildInfo, BuildOutput, Embedded};
+use crate::artifact::{BuildOutput, Embedded, shown};
+use crate::files::write_if_changed;
 use crate::manifest::Manifest;
 use crate::npy::Array;
+use crate::prereq::{self, Check, Probe, probe};
 use crate::project::Project;
+use crate::protocol::{Execution, Job, Progress};
 use crate::report::Size;
-use crate::toolchain::{self, Rustc};
+use crate::targets::target::Target;
+use crate::toolchain::{Rustc, TargetSpec};
 use crate::ui::Ui;
 
-/// The file next to the artifacts that records the board they were built for.
-pub const BOARD_FILE: &str = "board.toml";
-/// The memory report of the last build, as JSON.
-pub const MEMORY_FILE: &str = "memory.json";
-/// Test vectors for the firmware, read over semihosting from QEMU's working folder.
-pub const VECTORS_FILE: &str = "medwasm-vectors.bin";
+pub use self::firmware::TRIPLE;
+pub use self::qemu::{QEMU, qemu_command, run_with_timeout};
 
-const HEADER_TEMPLATE: &str = include_str!("../../../targets/mcu/detector.h");
-const EXAMPLE_MAIN: &str = include_str!("../../../targets/mcu/c-example/main.c");
-const EXAMPLE_STARTUP: &str = include_str!("../../../targets/mcu/c-example/startup.c");
-const EXAMPLE_LINK: &str = include_str!("../../../targets/mcu/c-example/link.ld");
+/// The target's Rust facts.
+pub const SPEC: TargetSpec = TargetSpec {
+    name: "mcu",
+    triple: TRIPLE,
+    // The CPU comes from the board file and the linker script from the generated
+    // firmware crate (`firmware.rs`).
+    rustflags: &[],
+    purpose: "`cargo medwasm build --target mcu`",
+    buildable: true,
+};
+
+/// Cortex-M4F/M7 firmware and static library, run under QEMU.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mcu;
+
+impl Target for Mcu {
+    fn name(&self) -> &'static str {
+        SPEC.name
+    }
+
+    fn about(&self) -> &'static str {
+        "Cortex-M4F/M7 firmware and static library with a C header (`--board`; see docs/mcu.md); benched in QEMU, counting instructions"
+    }
+
+    fn spec(&self) -> &'static TargetSpec {
+        &SPEC
+    }
+
+    fn build(&self, project: &Project, release: bool, ui: &Ui) -> Result<BuildOutput> {
+        build(project, release, ui)
+    }
+
+    fn summary(&self, built: &BuildOutput) -> Result<String> {
+        summary(built)
+    }
+
+    fn open(&self, project: &Project, path: &Path) -> Result<BuildOutput> {
+        open(project, path)
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        qemu::unavailable()
+    }
+
+    fn execute(&self, job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Execution> {
+        qemu::execute(job, progress)
+    }
+
+    fn checks(&self, sysroot: Option<&Path>) -> Vec<Check> {
+        vec![
+            prereq::rust_target(&SPEC, sysroot),
+            check_qemu(probe(QEMU, &["--version"])),
+            check_arm_gcc(probe("arm-none-eabi-gcc", &["--version"])),
+        ]
+    }
+}
+
+/// The doctor's check of a `qemu-system-arm --version` probe.
+pub fn check_qemu(probe: Probe) -> Check {
+    const NAME: &str = QEMU;
+    match probe {
+        Probe::Ran(version) => Check::ok(NAME, version),
+        Probe::NotFound | Probe::Failed(_) => Check::missing(
+            NAME,
+            false,
+            "runs `cargo medwasm bench --target mcu`",
+            "apt-get install qemu-system-arm",
+        ),
+    }
+}
+
+/// The doctor's check of an `arm-none-eabi-gcc --version` probe.
+pub fn check_arm_gcc(probe: Probe) -> Check {
+    const NAME: &str = "arm-none-eabi-gcc";
+    match probe {
+        Probe::Ran(version) => Check::ok(NAME, version),
+        Probe::NotFound | Probe::Failed(_) => Check::missing(
+            NAME,
+            false,
+            "builds the C example of `--target mcu` against its static library",
+            "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi",
+        ),
+    }
+}
+
+const HEADER_TEMPLATE: &str = include_str!("../../../../targets/mcu/detector.h");
+const EXAMPLE_MAIN: &str = include_str!("../../../../targets/mcu/c-example/main.c");
+const EXAMPLE_STARTUP: &str = include_str!("../../../../targets/mcu/c-example/startup.c");
+const EXAMPLE_LINK: &str = include_str!("../../../../targets/mcu/c-example/link.ld");
 
 /// The board for `project`: `--board` (already merged into the metadata by the
 /// command), else `board` in `[package.metadata.medwasm]`, else the default.
@@ -54,7 +143,7 @@ pub fn board(project: &Project) -> Result<Board> {
 /// `CARGO_TARGET_DIR` may serve several detectors.
 pub fn artifact_dir(project: &Project, board: &Board) -> PathBuf {
     project
-        .artifact_dir(toolchain::MCU.name)
+        .artifact_dir(SPEC.name)
         .join(&board.name)
         .join(&project.name)
 }
@@ -63,73 +152,105 @@ pub fn artifact_dir(project: &Project, board: &Board) -> PathBuf {
 /// the artifacts in `target/medwasm/mcu/<board>/<package>/`.
 pub fn build(project: &Project, release: bool, ui: &Ui) -> Result<BuildOutput> {
     let board = board(project)?;
-    let manifest = project.manifest()?;
-    let rustc = Rustc::in_dir(&project.root);
-    rustc.require_target(&toolchain::MCU)?;
-    let embedded = Embedded {
-        manifest,
-        build: BuildInfo {
-            tool: format!("cargo-medwasm {}", env!("CARGO_PKG_VERSION")),
-            target: toolchain::MCU.name.to_string(),
-            profile: if release { "release" } else { "debug" }.to_string(),
-            rustc: rustc.version()?,
-            sdk: project.sdk_version.clone(),
-        },
-    };
+    Rustc::in_dir(&project.root).require_target(&SPEC)?;
+    let embedded = Embedded::for_build(project, SPEC.name, release)?;
 
-    let compiled = firmware::build(project, &board, release, ui)?;
+    let dir = artifact_dir(project, &board);
+    let compiled = firmware::build(&dir.join("build"), project, &board, release, ui)?;
     let elf = std::fs::read(&compiled.elf)
         .with_context(|| format!("cannot read cargo's output `{}`", compiled.elf.display()))?;
     let report = memory::analyze(&elf, &board, embedded.manifest.blob_bytes)?;
     report.check_budget()?;
 
-    let dir = artifact_dir(project, &board);
     let crate_name = project.crate_name();
     let artifact = dir.join(format!("{crate_name}.elf"));
-    firmware::write_if_changed(&artifact, &elf)?;
+    write_if_changed(&artifact, &elf)?;
     let lib = std::fs::read(&compiled.staticlib).with_context(|| {
         format!(
             "cannot read cargo's output `{}`",
             compiled.staticlib.display()
         )
     })?;
-    firmware::write_if_changed(&dir.join(format!("lib{crate_name}.a")), &lib)?;
-    firmware::write_if_changed(
+    write_if_changed(&dir.join(format!("lib{crate_name}.a")), &lib)?;
+    write_if_changed(
         &dir.join(format!("{crate_name}.h")),
         header(&crate_name, &embedded.manifest).as_bytes(),
     )?;
     write_example(&dir.join("example"), &crate_name, &board)?;
     let board_toml = toml::to_string(&board).context("cannot serialize the board")?;
-    firmware::write_if_changed(&dir.join(BOARD_FILE), board_toml.as_bytes())?;
+    write_if_changed(&dir.join(BOARD_FILE), board_toml.as_bytes())?;
     let memory_json =
         serde_json::to_vec_pretty(&report).context("cannot serialize the memory report")?;
-    firmware::write_if_changed(&dir.join(MEMORY_FILE), &memory_json)?;
+    write_if_changed(&dir.join(MEMORY_FILE), &memory_json)?;
     let build_json =
         serde_json::to_vec_pretty(&embedded).context("cannot serialize the build manifest")?;
-    firmware::write_if_changed(&dir.join("manifest.json"), &build_json)?;
+    write_if_changed(&dir.join(MANIFEST_FILE), &build_json)?;
     match stored_vectors(project, &embedded.manifest)? {
         Some(cases) => {
-            let runs = project
-                .metadata
-                .runs
-                .unwrap_or(crate::cmd::bench::DEFAULT_RUNS);
+            let runs = project.runs(None)?;
             let bytes = encode_vectors(&cases, runs);
-            firmware::write_if_changed(&dir.join(VECTORS_FILE), &bytes)?;
+            write_if_changed(&dir.join(VECTORS_FILE), &bytes)?;
         }
         None => ui.note(format!(
             "no stored test vectors, so no `{VECTORS_FILE}` for the firmware; `cargo medwasm bench --target mcu` needs them"
         )),
     }
 
-    let flash = report.flash();
     Ok(BuildOutput {
         artifact,
-        size: Size {
-            total: flash,
-            code: flash - report.weights,
-            weights: report.weights,
-            metadata: 0,
-        },
+        size: flash_size(&report),
+        embedded,
+    })
+}
+
+/// The artifact's size: what the image puts in flash, split into code and weights.
+fn flash_size(report: &memory::MemoryReport) -> Size {
+    let flash = report.flash();
+    Size {
+        total: flash,
+        code: flash - report.weights,
+        weights: report.weights,
+        metadata: 0,
+    }
+}
+
+/// A firmware ELF built earlier, in the folder `build` wrote it to: its build record
+/// (`manifest.json`), board and memory report are read from beside it.
+pub fn open(project: &Project, path: &Path) -> Result<BuildOutput> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let is_elf = std::fs::File::open(path)
+        .and_then(|mut f| {
+            let mut magic = [0u8; 4];
+            std::io::Read::read_exact(&mut f, &mut magic).map(|()| magic)
+        })
+        .is_ok_and(|magic| magic == *b"\x7fELF");
+    if !is_elf {
+        bail!(
+            "`{}` is not an ELF file; pass the firmware ELF of `cargo medwasm build --target mcu` (`target/medwasm/mcu/<board>/<package>/<crate>.elf`)",
+            path.display()
+        );
+    }
+    let record = dir.join(MANIFEST_FILE);
+    let text = std::fs::read(&record).with_context(|| {
+        format!(
+            "`{}` has no build record `{MANIFEST_FILE}` beside it; bench the folder `cargo medwasm build --target mcu` wrote, as it is",
+            path.display()
+        )
+    })?;
+    let embedded: Embedded = serde_json::from_slice(&text).with_context(|| {
+        format!(
+            "`{}` is not a build record; rebuild with `cargo medwasm build --target mcu`",
+            record.display()
+        )
+    })?;
+    embedded.check_matches(path, project, SPEC.name)?;
+    let report = read_memory(dir)?;
+    Ok(BuildOutput {
+        artifact: path.to_path_buf(),
+        size: flash_size(&report),
         embedded,
     })
 }
@@ -142,14 +263,6 @@ pub fn summary(output: &BuildOutput) -> Result<String> {
         .context("the artifact has no folder; this is a bug in cargo-medwasm")?;
     let report = read_memory(dir)?;
     let board = Board::from_file(&dir.join(BOARD_FILE))?;
-    let shown = |p: &Path| {
-        std::env::current_dir()
-            .ok()
-            .and_then(|cwd| p.strip_prefix(cwd).ok().map(Path::to_path_buf))
-            .unwrap_or_else(|| p.to_path_buf())
-            .display()
-            .to_string()
-    };
     let stem = output
         .artifact
         .file_stem()
@@ -162,23 +275,6 @@ pub fn summary(output: &BuildOutput) -> Result<String> {
         board.name,
         board.description
     ))
-}
-
-/// The memory report written next to the artifacts by the last build.
-pub fn read_memory(dir: &Path) -> Result<MemoryReport> {
-    let path = dir.join(MEMORY_FILE);
-    let text = std::fs::read(&path).with_context(|| {
-        format!(
-            "cannot read `{}`: build with `cargo medwasm build --target mcu` first",
-            path.display()
-        )
-    })?;
-    serde_json::from_slice(&text).with_context(|| {
-        format!(
-            "`{}` is not a memory report; build again with `cargo medwasm build --target mcu`",
-            path.display()
-        )
-    })
 }
 
 /// The C header: the ABI declarations and the model's tensor sizes.
@@ -227,9 +323,9 @@ fn write_example(dir: &Path, crate_name: &str, board: &Board) -> Result<()> {
         .replace("@RAM_ORIGIN@", &format!("{:#010x}", board.ram.origin))
         .replace("@RAM_LENGTH@", &format!("{:#x}", board.ram.size));
     let main = EXAMPLE_MAIN.replace("\"detector.h\"", &format!("\"{crate_name}.h\""));
-    firmware::write_if_changed(&dir.join("main.c"), main.as_bytes())?;
-    firmware::write_if_changed(&dir.join("startup.c"), EXAMPLE_STARTUP.as_bytes())?;
-    firmware::write_if_changed(&dir.join("link.ld"), link.as_bytes())
+    write_if_changed(&dir.join("main.c"), main.as_bytes())?;
+    write_if_changed(&dir.join("startup.c"), EXAMPLE_STARTUP.as_bytes())?;
+    write_if_changed(&dir.join("link.ld"), link.as_bytes())
 }
 
 /// The `arm-none-eabi-gcc` command line that builds `example/` against the static
@@ -314,37 +410,9 @@ fn collect_cases(
     Ok(cases)
 }
 
-/// The vectors file the firmware reads: `MWV1`, vector count, timed runs, 0 (u32
-/// little-endian each), then every vector's inputs as f32 little-endian.
-pub fn encode_vectors(cases: &[Vec<Vec<f32>>], runs: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(b"MWV1");
-    out.extend_from_slice(&(cases.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(runs.min(u32::MAX as usize) as u32).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    for case in cases {
-        for input in case {
-            for x in input {
-                out.extend_from_slice(&x.to_le_bytes());
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vectors_file_layout() {
-        let bytes = encode_vectors(&[vec![vec![1.0, 2.0]], vec![vec![3.0, -0.5]]], 7);
-        assert_eq!(&bytes[..4], b"MWV1");
-        assert_eq!(bytes[4..8], 2u32.to_le_bytes());
-        assert_eq!(bytes[8..12], 7u32.to_le_bytes());
-        assert_eq!(bytes.len(), 16 + 4 * 4);
-        assert_eq!(bytes[28..32], (-0.5f32).to_le_bytes());
-    }
 
     fn sample_manifest() -> Manifest {
         Manifest {

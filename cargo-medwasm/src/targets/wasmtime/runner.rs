@@ -7,14 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use wasmtime::{Config, Engine, Instance, Memory, Module, Store, Trap, TypedFunc};
 
-use super::{ABI_VERSION, DetectorError, Execution, Inference, Job, Outcome, Progress, Runner};
-use crate::cmd::build::BuildTarget;
 use crate::manifest::{Manifest, TensorSpec};
+use crate::protocol::{ABI_VERSION, DetectorError, Execution, Inference, Job, Outcome, Progress};
 use crate::report::{Finding, Latency, percentiles};
-
-/// Version of the Wasmtime crate linked in, for the report. The crate exports no
-/// version constant; a unit test keeps this in step with `Cargo.lock`.
-pub const WASMTIME_VERSION: &str = "48.0.8";
+use crate::toolchain::EMBEDDED_WASMTIME;
 
 /// Cold starts measured per variant; the median is reported.
 const COLD_STARTS: usize = 3;
@@ -27,101 +23,88 @@ const WARMUP_RUNS: usize = 10;
 /// `medwasm_error_len`, not a message.
 const MAX_ERROR_LEN: usize = 64 * 1024;
 
-/// Runs detectors in the Wasmtime embedded in cargo-medwasm.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WasmtimeRunner;
+/// Runs `job` in the Wasmtime embedded in cargo-medwasm.
+pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Execution> {
+    let wasm = std::fs::read(job.artifact).with_context(|| {
+        format!(
+            "cannot read the artifact `{}`: build it with `cargo medwasm build --target wasmtime`",
+            job.artifact.display()
+        )
+    })?;
+    let engine = engine()?;
+    let module = Module::new(&engine, &wasm)
+        .map_err(wasm_error)
+        .with_context(|| format!("wasmtime cannot compile `{}`", job.artifact.display()))?;
 
-impl Runner for WasmtimeRunner {
-    fn target(&self) -> &'static str {
-        "wasmtime"
-    }
-
-    fn build_target(&self) -> BuildTarget {
-        BuildTarget::Wasmtime
-    }
-
-    fn execute(&self, job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Execution> {
-        let wasm = std::fs::read(job.artifact).with_context(|| {
-            format!(
-                "cannot read the artifact `{}`: build it with `cargo medwasm build --target wasmtime`",
-                job.artifact.display()
-            )
-        })?;
-        let engine = engine()?;
-        let module = Module::new(&engine, &wasm)
-            .map_err(wasm_error)
-            .with_context(|| format!("wasmtime cannot compile `{}`", job.artifact.display()))?;
-
-        progress(Progress::Phase {
-            verb: "Checking",
-            len: job.cases.len() as u64,
-        });
-        let mut detector = Detector::instantiate(&engine, &module, job.manifest)?;
-        let mut outcomes = Vec::with_capacity(job.cases.len());
-        for case in job.cases {
-            let outcome = detector.infer(&case.inputs)?;
-            if matches!(outcome, Err(DetectorError::Trap(_))) {
-                // After a trap the instance holds whatever the detector had half
-                // written; the next vector gets a fresh one so one trap fails one row.
-                detector = Detector::instantiate(&engine, &module, job.manifest)?;
-            }
-            outcomes.push(outcome);
-            progress(Progress::Step);
+    progress(Progress::Phase {
+        verb: "Checking",
+        len: job.cases.len() as u64,
+    });
+    let mut detector = Detector::instantiate(&engine, &module, job.manifest)?;
+    let mut outcomes = Vec::with_capacity(job.cases.len());
+    for case in job.cases {
+        let outcome = detector.infer(&case.inputs)?;
+        if matches!(outcome, Err(DetectorError::Trap(_))) {
+            // After a trap the instance holds whatever the detector had half
+            // written; the next vector gets a fresh one so one trap fails one row.
+            detector = Detector::instantiate(&engine, &module, job.manifest)?;
         }
+        outcomes.push(outcome);
+        progress(Progress::Step);
+    }
 
-        // Latency is measured on the first vector the detector accepts (vector 0
-        // unless it is an error case): timing an error path says nothing useful.
-        let Some(timed) = outcomes.iter().position(Result::is_ok) else {
-            return Ok(Execution {
-                runtime: runtime(),
-                outcomes,
-                latency: Latency::default(),
-                wasm_pages: Some(detector.pages()),
-                device: None,
-            });
-        };
-        let inputs = &job.cases[timed].inputs;
-
-        progress(Progress::Phase {
-            verb: "Cold start",
-            len: 2 * COLD_STARTS as u64,
-        });
-        let cold = median_of(COLD_STARTS, progress, || {
-            cold_start(ModuleSource::Wasm(&wasm), job.manifest, inputs)
-        })?;
-        // A compilation cache stores what `Module::serialize` returns and hands it to
-        // `Module::deserialize` on the next start; that is exactly what is timed here,
-        // without the file system so the figure does not depend on the disk.
-        let serialized = module
-            .serialize()
-            .map_err(wasm_error)
-            .context("wasmtime cannot serialize the compiled detector")?;
-        let cold_cached = median_of(COLD_STARTS, progress, || {
-            cold_start(ModuleSource::Serialized(&serialized), job.manifest, inputs)
-        })?;
-
-        progress(Progress::Phase {
-            verb: "Timing",
-            len: job.runs as u64,
-        });
-        let mut samples = detector.time_runs(inputs, job.runs, progress)?;
-        Ok(Execution {
+    // Latency is measured on the first vector the detector accepts (vector 0
+    // unless it is an error case): timing an error path says nothing useful.
+    let Some(timed) = outcomes.iter().position(Result::is_ok) else {
+        return Ok(Execution {
             runtime: runtime(),
             outcomes,
-            latency: Latency {
-                cold_start_us: Some(cold),
-                cold_start_cached_us: Some(cold_cached),
-                ..Latency::default()
-            }
-            .with_warm(&mut samples),
+            latency: Latency::default(),
             wasm_pages: Some(detector.pages()),
             device: None,
-        })
-    }
+        });
+    };
+    let inputs = &job.cases[timed].inputs;
+
+    progress(Progress::Phase {
+        verb: "Cold start",
+        len: 2 * COLD_STARTS as u64,
+    });
+    let cold = median_of(COLD_STARTS, progress, || {
+        cold_start(ModuleSource::Wasm(&wasm), job.manifest, inputs)
+    })?;
+    // A compilation cache stores what `Module::serialize` returns and hands it to
+    // `Module::deserialize` on the next start; that is exactly what is timed here,
+    // without the file system so the figure does not depend on the disk.
+    let serialized = module
+        .serialize()
+        .map_err(wasm_error)
+        .context("wasmtime cannot serialize the compiled detector")?;
+    let cold_cached = median_of(COLD_STARTS, progress, || {
+        cold_start(ModuleSource::Serialized(&serialized), job.manifest, inputs)
+    })?;
+
+    progress(Progress::Phase {
+        verb: "Timing",
+        len: job.runs as u64,
+    });
+    let mut samples = detector.time_runs(inputs, job.runs, progress)?;
+    Ok(Execution {
+        runtime: runtime(),
+        outcomes,
+        latency: Latency {
+            cold_start_us: Some(cold),
+            cold_start_cached_us: Some(cold_cached),
+            ..Latency::default()
+        }
+        .with_warm(&mut samples),
+        wasm_pages: Some(detector.pages()),
+        device: None,
+    })
 }
 
 fn runtime() -> String {
-    format!("wasmtime {WASMTIME_VERSION} (embedded)")
+    format!("wasmtime {EMBEDDED_WASMTIME} (embedded)")
 }
 
 /// The engine configuration every measurement uses. Caching is off explicitly: a
@@ -506,8 +489,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::protocol::{Case, conformance};
     use crate::report::{Size, Tolerance};
-    use crate::runner::{Case, conformance};
 
     const IN: i32 = 1024;
     const OUT: i32 = 2048;
@@ -717,7 +700,7 @@ mod tests {
             runs,
         };
         let mut events = Vec::new();
-        let result = WasmtimeRunner.execute(&job, &mut |p| events.push(p));
+        let result = super::execute(&job, &mut |p| events.push(p));
         (result, events)
     }
 
@@ -791,13 +774,7 @@ mod tests {
             cases: &cases,
             runs: 25,
         };
-        let report = conformance(
-            &WasmtimeRunner,
-            &job,
-            execution.clone(),
-            Size::default(),
-            tol,
-        );
+        let report = conformance("wasmtime", &job, execution.clone(), Size::default(), tol);
         assert!(!report.passed, "error rows fail the target");
         let passing: Vec<bool> = report.vectors.iter().map(|v| v.passed()).collect();
         assert_eq!(passing, [true, false, false, true]);
@@ -817,7 +794,7 @@ mod tests {
             cases: &cases,
             runs: 25,
         };
-        let report = conformance(&WasmtimeRunner, &job, execution, Size::default(), tol);
+        let report = conformance("wasmtime", &job, execution, Size::default(), tol);
         let row = &report.vectors[0];
         assert!(row.vs_tract.is_some_and(|d| d.pass));
         assert!(
@@ -839,7 +816,7 @@ mod tests {
             runs: 5,
         };
         let report = conformance(
-            &WasmtimeRunner,
+            "wasmtime",
             &job,
             execution,
             Size::default(),
@@ -886,20 +863,5 @@ mod tests {
         let (result, _) = execute(&m.emit_wasm(), &[case([0.0; 4])], 1);
         let err = format!("{:#}", result.expect_err("a bare module must be refused"));
         assert!(err.contains("`medwasm_abi_version`"), "{err}");
-    }
-
-    #[test]
-    fn version_matches_the_lockfile() {
-        let lock = include_str!("../../../Cargo.lock");
-        let locked = lock
-            .split("[[package]]")
-            .find(|p| p.contains("\nname = \"wasmtime\"\n"))
-            .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
-            .map(|v| v.trim_end_matches('"'));
-        assert_eq!(
-            locked,
-            Some(WASMTIME_VERSION),
-            "update `WASMTIME_VERSION` to the wasmtime in Cargo.lock"
-        );
     }
 }

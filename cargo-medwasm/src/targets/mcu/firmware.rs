@@ -5,10 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 
 use super::board::Board;
-use crate::cmd::build::{run_cargo_build, rustflags_env};
+use crate::cargo::{run_cargo_build, rustflags_env};
+use crate::files::write_if_changed;
 use crate::project::Project;
 use crate::toolchain;
 use crate::ui::Ui;
@@ -22,7 +23,7 @@ const FIRMWARE_PACKAGE: &str = "medwasm-firmware";
 
 /// The firmware's `src/main.rs`: the same for every detector (it reaches the
 /// detector through the `medwasm_*` C ABI, under the dependency name `detector`).
-const FIRMWARE_MAIN: &str = include_str!("../../../targets/mcu/firmware/main.rs");
+const FIRMWARE_MAIN: &str = include_str!("../../../../targets/mcu/firmware/main.rs");
 
 /// What the generated workspace produced.
 #[derive(Debug, Clone)]
@@ -33,15 +34,16 @@ pub struct Compiled {
     pub staticlib: PathBuf,
 }
 
-/// Where the generated workspace lives for `board`.
-pub fn workspace_dir(project: &Project, board: &Board) -> PathBuf {
-    super::artifact_dir(project, board).join("build")
-}
-
-/// Writes the workspace for `project` on `board` (only files whose content changed,
-/// so cargo's fingerprints stay valid) and builds it.
-pub fn build(project: &Project, board: &Board, release: bool, ui: &Ui) -> Result<Compiled> {
-    let dir = workspace_dir(project, board);
+/// Writes the workspace for `project` on `board` into `dir` (only files whose
+/// content changed, so cargo's fingerprints stay valid) and builds it.
+pub fn build(
+    dir: &Path,
+    project: &Project,
+    board: &Board,
+    release: bool,
+    ui: &Ui,
+) -> Result<Compiled> {
+    let dir = dir.to_path_buf();
     write_workspace(&dir, project, board)?;
     cargo(&dir, project, board, release, ui)
 }
@@ -164,18 +166,6 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 fn open_length(origin: u64, size: u64) -> u64 {
     let room = (1u64 << 32) - origin;
     size.max((128u64 << 20).min(room))
-}
-
-/// Writes `bytes` to `path` unless it already holds exactly them.
-pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
-    if std::fs::read(path).is_ok_and(|old| old == bytes) {
-        return Ok(());
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create `{}`", parent.display()))?;
-    }
-    std::fs::write(path, bytes).with_context(|| format!("cannot write `{}`", path.display()))
 }
 
 fn cargo(dir: &Path, project: &Project, board: &Board, release: bool, ui: &Ui) -> Result<Compiled> {

@@ -1,16 +1,23 @@
-//! The Node.js runner: imports the browser package in `node` (20 or newer) and runs
-//! the JS harness (`targets/browser/harness.js`) there, so the figures are those of
-//! the package a Node service would load.
+//! The `node` target: the browser package imported in Node.js (20 or newer), where
+//! the JS harness (`targets/browser/harness.js`) runs, so the figures are those of
+//! the package a Node service would load. It builds what `browser` builds.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{Execution, Job, Progress, Runner};
-use crate::browser::harness::{HarnessJob, HarnessResult, Supervised, TIMEOUT, scratch_dir};
-use crate::browser::{HARNESS_JS, module_file};
-use crate::cmd::build::BuildTarget;
-use crate::toolchain;
+use crate::artifact::BuildOutput;
+use crate::prereq::{Check, Probe, probe};
+use crate::process::{Supervised, scratch_dir};
+use crate::project::Project;
+use crate::protocol::{Execution, Job, Progress};
+use crate::targets::browser::harness::{HARNESS_JS, HarnessJob, HarnessResult, TIMEOUT};
+use crate::targets::browser::package::module_file;
+use crate::targets::browser::{self, Browser};
+use crate::targets::target::Target;
+use crate::toolchain::{self, TargetSpec};
+use crate::ui::Ui;
 
 /// Oldest Node.js major version the package supports.
 pub const NODE_MIN_MAJOR: u64 = 20;
@@ -32,25 +39,56 @@ result.runtime = `node ${process.version} (V8 ${process.versions.v8})`;
 process.stdout.write(JSON.stringify(result));
 "#;
 
-/// Runs detectors in Node.js.
+/// The browser package in Node.js.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NodeRunner;
+pub struct Node;
 
 /// The `node` to run: `MEDWASM_NODE` if set, else the one on `PATH`.
 fn node_program() -> Option<std::path::PathBuf> {
     match std::env::var_os("MEDWASM_NODE") {
         Some(path) => Some(path.into()),
-        None => toolchain::which("node"),
+        None => which::which("node").ok(),
     }
 }
 
-impl Runner for NodeRunner {
-    fn target(&self) -> &'static str {
+impl Target for Node {
+    fn name(&self) -> &'static str {
         "node"
     }
 
-    fn build_target(&self) -> BuildTarget {
-        BuildTarget::Browser
+    fn about(&self) -> &'static str {
+        "The browser package in Node.js 20 or newer (builds what `browser` builds)"
+    }
+
+    fn spec(&self) -> &'static TargetSpec {
+        &browser::SPEC
+    }
+
+    fn builds_as(&self) -> &'static str {
+        browser::SPEC.name
+    }
+
+    fn build(&self, project: &Project, release: bool, ui: &Ui) -> Result<BuildOutput> {
+        Browser.build(project, release, ui)
+    }
+
+    fn summary(&self, built: &BuildOutput) -> Result<String> {
+        Browser.summary(built)
+    }
+
+    fn open(&self, project: &Project, path: &Path) -> Result<BuildOutput> {
+        Browser.open(project, path)
+    }
+
+    fn checks(&self, sysroot: Option<&Path>) -> Vec<Check> {
+        let mut checks = Browser.checks(sysroot);
+        checks.retain(|c| c.name != "chromium");
+        let version = match node_program() {
+            Some(node) => probe(node, &["--version"]),
+            None => Probe::NotFound,
+        };
+        checks.push(check_node(version));
+        checks
     }
 
     fn unavailable(&self) -> Option<String> {
@@ -74,7 +112,7 @@ impl Runner for NodeRunner {
 
     fn execute(&self, job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Execution> {
         let node = node_program().context("`node` is not on PATH; install Node.js 20 or newer")?;
-        let scratch = scratch_dir(job, "node", "bench")?;
+        let scratch = scratch_dir(job.artifact, "node", "bench")?;
         let dir = scratch.path();
         let module = module_file(job.artifact)?;
         if !module.is_file() {
@@ -112,9 +150,15 @@ impl Runner for NodeRunner {
             .stderr(Stdio::piped());
         let child = Supervised::spawn(&mut cmd)?;
         let line = child.line().to_string();
-        let (status, stdout, stderr) = child.wait_output(TIMEOUT)?;
+        let waited = child.wait_output(TIMEOUT)?;
         progress(Progress::Step);
-        let stderr = String::from_utf8_lossy(&stderr);
+        let Some(status) = waited.status else {
+            bail!(
+                "`{line}` did not finish within {} s and was stopped; with a slow model, lower `--runs`",
+                TIMEOUT.as_secs()
+            );
+        };
+        let (stdout, stderr) = (waited.stdout, String::from_utf8_lossy(&waited.stderr));
         if !status.success() {
             bail!("`{line}` failed ({status}): {}", stderr.trim());
         }
@@ -129,6 +173,20 @@ impl Runner for NodeRunner {
             )
         })?;
         result.into_execution(job, "Node.js")
+    }
+}
+
+/// The doctor's check of a `node --version` probe.
+pub fn check_node(probe: Probe) -> Check {
+    let name = format!("node >= {NODE_MIN_MAJOR}");
+    const PURPOSE: &str = "runs `cargo medwasm bench --target node`";
+    const INSTALL: &str = "install Node.js 20 or newer from https://nodejs.org";
+    match probe {
+        Probe::Ran(version) => match toolchain::parse_version(&version) {
+            Some((major, _, _)) if major >= NODE_MIN_MAJOR => Check::ok(name, version),
+            _ => Check::missing(name, false, format!("{PURPOSE}; found {version}"), INSTALL),
+        },
+        Probe::NotFound | Probe::Failed(_) => Check::missing(name, false, PURPOSE, INSTALL),
     }
 }
 

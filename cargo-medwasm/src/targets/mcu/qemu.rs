@@ -11,18 +11,18 @@
 //! number of instructions, and the runner refuses figures when that calibration is
 //! off by more than 1%.
 
-use std::io::Read as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{ABI_VERSION, DetectorError, Execution, Inference, Job, Outcome, Progress, Runner};
-use crate::cmd::build::BuildTarget;
+use super::artifacts::{BOARD_FILE, VECTORS_FILE, encode_vectors, read_memory};
+use super::board::Board;
+use super::firmware::TRIPLE;
 use crate::manifest::Manifest;
-use crate::mcu::board::Board;
-use crate::mcu::{self, BOARD_FILE, VECTORS_FILE};
+use crate::process::Supervised;
+use crate::protocol::{ABI_VERSION, DetectorError, Execution, Inference, Job, Outcome, Progress};
 use crate::report::{Device, Finding, Latency};
 use crate::toolchain;
 
@@ -35,153 +35,137 @@ pub const COUNTING: &str = "QEMU -icount shift=0 counts executed instructions, n
 /// Longest a firmware run may take before it is killed as hung.
 const TIMEOUT: Duration = Duration::from_secs(900);
 
-/// Runs the `mcu` firmware in QEMU.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct QemuRunner;
-
-impl Runner for QemuRunner {
-    fn target(&self) -> &'static str {
-        "mcu"
+/// Why the firmware cannot run here, or `None` when it can.
+pub fn unavailable() -> Option<String> {
+    if which::which(QEMU).is_err() {
+        return Some(format!(
+            "`{QEMU}` is not installed; install it with `sudo apt-get install qemu-system-arm` (Debian/Ubuntu) or run `.ci/setup`"
+        ));
     }
-
-    fn build_target(&self) -> BuildTarget {
-        BuildTarget::Mcu
+    // Without the Rust target the firmware cannot be built; `--target all` then
+    // skips this target instead of failing the others.
+    let rustc = toolchain::Rustc::in_dir(Path::new("."));
+    match rustc.has_target(TRIPLE) {
+        Ok(true) | Err(_) => None,
+        Ok(false) => Some(format!(
+            "the Rust target `{TRIPLE}` is not installed; run `rustup target add {TRIPLE}`"
+        )),
     }
+}
 
-    fn unavailable(&self) -> Option<String> {
-        if toolchain::which(QEMU).is_none() {
-            return Some(format!(
-                "`{QEMU}` is not installed; install it with `sudo apt-get install qemu-system-arm` (Debian/Ubuntu) or run `.ci/setup`"
-            ));
-        }
-        // Without the Rust target the firmware cannot be built; `--target all` then
-        // skips this target instead of failing the others.
-        let rustc = toolchain::Rustc::in_dir(Path::new("."));
-        match rustc.has_target(toolchain::MCU.triple) {
-            Ok(true) | Err(_) => None,
-            Ok(false) => Some(format!(
-                "the Rust target `{triple}` is not installed; run `rustup target add {triple}`",
-                triple = toolchain::MCU.triple
-            )),
-        }
-    }
+/// Runs `job`'s firmware in QEMU.
+pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Execution> {
+    let dir = job
+        .artifact
+        .parent()
+        .context("the firmware has no folder; this is a bug in cargo-medwasm")?;
+    let board = Board::from_file(&dir.join(BOARD_FILE))?;
+    let Some(qemu) = &board.qemu else {
+        bail!(
+            "board `{}` has no `[qemu]` machine, and `bench --target mcu` runs in QEMU only (a real board over probe-rs, `--device`, is planned: see docs/mcu.md)",
+            board.name
+        );
+    };
+    let memory = read_memory(dir)?;
 
-    fn execute(&self, job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Execution> {
-        let dir = job
-            .artifact
-            .parent()
-            .context("the firmware has no folder; this is a bug in cargo-medwasm")?;
-        let board = Board::from_file(&dir.join(BOARD_FILE))?;
-        let Some(qemu) = &board.qemu else {
-            bail!(
-                "board `{}` has no `[qemu]` machine, and `bench --target mcu` runs in QEMU only (a real board over probe-rs, `--device`, is planned: see docs/mcu.md)",
-                board.name
-            );
-        };
-        let memory = mcu::read_memory(dir)?;
-
-        // The vectors go into a folder of their own, QEMU's working directory, where
-        // the firmware opens them by a relative name.
-        let work = dir.join("bench");
-        std::fs::create_dir_all(&work)
-            .with_context(|| format!("cannot create `{}`", work.display()))?;
-        let cases: Vec<Vec<Vec<f32>>> = job.cases.iter().map(|c| c.inputs.clone()).collect();
-        std::fs::write(
-            work.join(VECTORS_FILE),
-            mcu::encode_vectors(&cases, job.runs),
-        )
+    // The vectors go into a folder of their own, QEMU's working directory, where
+    // the firmware opens them by a relative name.
+    let work = dir.join("bench");
+    std::fs::create_dir_all(&work)
+        .with_context(|| format!("cannot create `{}`", work.display()))?;
+    let cases: Vec<Vec<Vec<f32>>> = job.cases.iter().map(|c| c.inputs.clone()).collect();
+    std::fs::write(work.join(VECTORS_FILE), encode_vectors(&cases, job.runs))
         .with_context(|| format!("cannot write the test vectors into `{}`", work.display()))?;
 
-        progress(Progress::Phase {
-            verb: "Running",
-            len: 1,
-        });
-        let mut cmd = qemu_command(&qemu.machine, job.artifact, &work);
-        let line = toolchain::command_line(&cmd);
-        let stdout = run_with_timeout(&mut cmd, &line)?;
-        progress(Progress::Step);
+    progress(Progress::Phase {
+        verb: "Running",
+        len: 1,
+    });
+    let mut cmd = qemu_command(&qemu.machine, job.artifact, &work);
+    let line = toolchain::command_line(&cmd);
+    let stdout = run_with_timeout(&mut cmd, &line)?;
+    progress(Progress::Step);
 
-        let run = parse(&stdout, job.manifest)
-            .with_context(|| format!("the firmware's report from `{line}` is not usable"))?;
-        if run.outcomes.len() != job.cases.len() {
-            bail!(
-                "the firmware reported {} vectors of {}; its output was:\n{}",
-                run.outcomes.len(),
-                job.cases.len(),
-                tail(&stdout)
-            );
-        }
-        let ns_per_tick = 1e9 / board.clock_hz as f64;
-        let (expected, ticks) = run.calibration;
-        let measured = ticks as f64 * ns_per_tick;
-        // Written so that a zero or garbage calibration (NaN ratio) fails too.
-        let ratio = measured / expected as f64;
-        if expected == 0 || !ratio.is_finite() || (ratio - 1.0).abs() > 0.01 {
-            bail!(
-                "QEMU's SysTick is not counting instructions: a loop of {expected} instructions took {ticks} ticks ({measured:.0} instructions at {} Hz); check `clock-hz` in the board file and that `{QEMU}` accepts `-icount shift=0`",
-                board.clock_hz
-            );
-        }
-        if run.stack_peak > board.stack_bytes {
-            bail!(
-                "the detector used {} bytes of stack but board `{}` reserves {}: raise `stack-bytes` in the board file to at least {} and build again",
-                run.stack_peak,
-                board.name,
-                board.stack_bytes,
-                run.stack_peak.next_multiple_of(1024)
-            );
-        }
-
-        let (latency, instructions) = match run.timing {
-            // Runs of one vector execute the same instructions; the ticks may differ by
-            // one from where the runs fall against the tick boundaries, no more.
-            Some(t) if t.max > t.min.saturating_add(1) => bail!(
-                "the same vector took between {} and {} SysTick ticks over {} runs, so the count is not deterministic; `{QEMU}` must run with `-icount shift=0`",
-                t.min,
-                t.max,
-                t.runs
-            ),
-            Some(t) => {
-                let per_run = (t.sum as f64 * ns_per_tick / t.runs.max(1) as f64).round() as u64;
-                (
-                    Latency {
-                        runs: t.runs,
-                        instructions: Some(per_run),
-                        ..Latency::default()
-                    },
-                    per_run,
-                )
-            }
-            None => (Latency::default(), 0),
-        };
-        let macs = job.manifest.macs;
-        Ok(Execution {
-            runtime: format!(
-                "{} -M {} -icount shift=0 ({})",
-                qemu_version().unwrap_or_else(|| QEMU.to_string()),
-                qemu.machine,
-                board.description
-            ),
-            outcomes: run.outcomes,
-            latency,
-            wasm_pages: None,
-            device: Some(Device {
-                board: board.name.clone(),
-                counting: COUNTING.to_string(),
-                instructions,
-                init_instructions: (run.init_ticks as f64 * ns_per_tick).round() as u64,
-                instructions_per_mac: (macs > 0 && instructions > 0)
-                    .then(|| instructions as f64 / macs as f64),
-                flash_bytes: memory.flash(),
-                detector_flash_bytes: memory.detector_flash(),
-                flash_budget: memory.flash_budget,
-                ram_bytes: memory.ram(),
-                ram_budget: memory.ram_budget,
-                stack_peak_bytes: run.stack_peak,
-                stack_reserved_bytes: memory.stack_reserved,
-            }),
-        })
+    let run = parse(&stdout, job.manifest)
+        .with_context(|| format!("the firmware's report from `{line}` is not usable"))?;
+    if run.outcomes.len() != job.cases.len() {
+        bail!(
+            "the firmware reported {} vectors of {}; its output was:\n{}",
+            run.outcomes.len(),
+            job.cases.len(),
+            tail(&stdout)
+        );
     }
+    let ns_per_tick = 1e9 / board.clock_hz as f64;
+    let (expected, ticks) = run.calibration;
+    let measured = ticks as f64 * ns_per_tick;
+    // Written so that a zero or garbage calibration (NaN ratio) fails too.
+    let ratio = measured / expected as f64;
+    if expected == 0 || !ratio.is_finite() || (ratio - 1.0).abs() > 0.01 {
+        bail!(
+            "QEMU's SysTick is not counting instructions: a loop of {expected} instructions took {ticks} ticks ({measured:.0} instructions at {} Hz); check `clock-hz` in the board file and that `{QEMU}` accepts `-icount shift=0`",
+            board.clock_hz
+        );
+    }
+    if run.stack_peak > board.stack_bytes {
+        bail!(
+            "the detector used {} bytes of stack but board `{}` reserves {}: raise `stack-bytes` in the board file to at least {} and build again",
+            run.stack_peak,
+            board.name,
+            board.stack_bytes,
+            run.stack_peak.next_multiple_of(1024)
+        );
+    }
+
+    let (latency, instructions) = match run.timing {
+        // Runs of one vector execute the same instructions; the ticks may differ by
+        // one from where the runs fall against the tick boundaries, no more.
+        Some(t) if t.max > t.min.saturating_add(1) => bail!(
+            "the same vector took between {} and {} SysTick ticks over {} runs, so the count is not deterministic; `{QEMU}` must run with `-icount shift=0`",
+            t.min,
+            t.max,
+            t.runs
+        ),
+        Some(t) => {
+            let per_run = (t.sum as f64 * ns_per_tick / t.runs.max(1) as f64).round() as u64;
+            (
+                Latency {
+                    runs: t.runs,
+                    instructions: Some(per_run),
+                    ..Latency::default()
+                },
+                per_run,
+            )
+        }
+        None => (Latency::default(), 0),
+    };
+    let macs = job.manifest.macs;
+    Ok(Execution {
+        runtime: format!(
+            "{} -M {} -icount shift=0 ({})",
+            qemu_version().unwrap_or_else(|| QEMU.to_string()),
+            qemu.machine,
+            board.description
+        ),
+        outcomes: run.outcomes,
+        latency,
+        wasm_pages: None,
+        device: Some(Device {
+            board: board.name.clone(),
+            counting: COUNTING.to_string(),
+            instructions,
+            init_instructions: (run.init_ticks as f64 * ns_per_tick).round() as u64,
+            instructions_per_mac: (macs > 0 && instructions > 0)
+                .then(|| instructions as f64 / macs as f64),
+            flash_bytes: memory.flash(),
+            detector_flash_bytes: memory.detector_flash(),
+            flash_budget: memory.flash_budget,
+            ram_bytes: memory.ram(),
+            ram_budget: memory.ram_budget,
+            stack_peak_bytes: run.stack_peak,
+            stack_reserved_bytes: memory.stack_reserved,
+        }),
+    })
 }
 
 /// The QEMU command line that runs `elf` on `machine` with `work` as its folder.
@@ -205,48 +189,16 @@ fn qemu_version() -> Option<String> {
     Some(format!("{QEMU} {major}.{minor}.{patch}"))
 }
 
-/// Runs `cmd`, kills it after [`TIMEOUT`], and returns its stdout; a failure says
-/// what QEMU printed.
+/// Runs `cmd` under supervision, stops it after [`TIMEOUT`], and returns its stdout;
+/// a failure says what the firmware printed.
 pub fn run_with_timeout(cmd: &mut Command, line: &str) -> Result<String> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().with_context(|| {
-        format!("cannot run `{line}`; install QEMU with `sudo apt-get install qemu-system-arm`")
-    })?;
-    let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
-        bail!("`{line}` started without its output pipes; this is a bug in cargo-medwasm");
-    };
-    let reader = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = out.read_to_end(&mut text);
-        text
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = err.read_to_end(&mut text);
-        text
-    });
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) => {}
-            Err(e) => {
-                // Do not leave QEMU running behind the error.
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e).with_context(|| format!("cannot wait for `{line}`"));
-            }
-        }
-        if started.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-    match status {
+    let waited = Supervised::spawn(cmd)
+        .with_context(|| format!("install QEMU with `sudo apt-get install {QEMU}`"))?
+        .wait_output(TIMEOUT)?;
+    let stdout = String::from_utf8_lossy(&waited.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&waited.stderr);
+    match waited.status {
         None => bail!(
             "`{line}` did not finish in {} s and was stopped (the firmware hung: a fault loops in its handler); it printed:\n{}",
             TIMEOUT.as_secs(),

@@ -1,7 +1,6 @@
 //! The browser target's package: the ES module loader, its TypeScript declarations,
 //! `package.json` and a README written next to the optimized `.wasm` in
-//! `target/medwasm/browser/pkg/`, plus what the browser and Node runners and
-//! `cargo medwasm serve` share (the HTTP server, the JS harness, tensor encoding).
+//! `target/medwasm/browser/pkg/`.
 //!
 //! The loader is generated instead of using wasm-bindgen: a detector imports
 //! nothing and exports a fixed C ABI (`docs/detector-abi.md`), so a hand-written
@@ -9,26 +8,21 @@
 //! version that has to match the detector's, and no extra tool to install (see
 //! `docs/browser.md`).
 
-pub mod harness;
-pub mod http;
-
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use base64::Engine as _;
 use serde::Serialize;
 
-use crate::cmd::build::Embedded;
+use crate::artifact::Embedded;
+use crate::files::write_atomically as write;
 use crate::project::Project;
 
 /// The loader template; `__NAME__`, `__TOOL__`, `__MANIFEST__`, `__BUILD__` and
 /// `__WASM_FILE__` are replaced.
-const LOADER_JS: &str = include_str!("../../../targets/browser/loader.js");
+const LOADER_JS: &str = include_str!("../../../../targets/browser/loader.js");
 /// The TypeScript declarations of the loader; `__NAME__` and `__TOOL__` are replaced.
-const LOADER_DTS: &str = include_str!("../../../targets/browser/loader.d.ts");
-/// The conformance and latency suite both JS runners execute.
-pub const HARNESS_JS: &str = include_str!("../../../targets/browser/harness.js");
+const LOADER_DTS: &str = include_str!("../../../../targets/browser/loader.d.ts");
 
 /// What the browser package weighs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -134,13 +128,11 @@ pub fn measure_package(wasm_file: &Path, embedded: &Embedded) -> Result<PackageS
 /// dependency that pulls in JS glue (wasm-bindgen, `getrandom` with its `js` feature …)
 /// would only fail later, in the user's browser.
 fn refuse_imports(wasm: &[u8]) -> Result<()> {
-    let module = walrus::Module::from_buffer(wasm)
+    let imports = crate::wasm::imports(wasm)
         .context("cannot parse the built module; this is a bug in cargo-medwasm")?;
-    if let Some(import) = module.imports.iter().next() {
+    if let Some((module, name)) = imports.first() {
         anyhow::bail!(
-            "the detector imports `{}::{}`, but a medwasm detector must import nothing to load in the browser package (see `docs/detector-abi.md`); a dependency pulls in JS glue (wasm-bindgen, `getrandom` with its `js` feature, …): remove it, or keep it out of the `wasm32` build with `[target.'cfg(not(target_arch = \"wasm32\"))'.dependencies]`",
-            import.module,
-            import.name
+            "the detector imports `{module}::{name}`, but a medwasm detector must import nothing to load in the browser package (see `docs/detector-abi.md`); a dependency pulls in JS glue (wasm-bindgen, `getrandom` with its `js` feature, …): remove it, or keep it out of the `wasm32` build with `[target.'cfg(not(target_arch = \"wasm32\"))'.dependencies]`"
         );
     }
     Ok(())
@@ -212,16 +204,6 @@ fn readme(name: &str, embedded: &Embedded) -> String {
     )
 }
 
-/// Writes through a temporary file and a rename, so that a reader (a dev server, a
-/// bundler in watch mode) never sees half a file.
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write `{}`", path.display()))
-}
-
 /// Bytes of `data` gzipped at level 9.
 pub fn gzip_len(data: &[u8]) -> Result<u64> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -229,45 +211,9 @@ pub fn gzip_len(data: &[u8]) -> Result<u64> {
     Ok(encoder.finish().context("cannot gzip")?.len() as u64)
 }
 
-/// Base64 of `values` as little-endian f32: how tensors travel to and from the JS
-/// harness (JSON has no NaN or Infinity).
-pub fn encode_f32(values: &[f32]) -> String {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// The inverse of [`encode_f32`].
-pub fn decode_f32(text: &str) -> Result<Vec<f32>> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .context("a tensor from the JS harness is not valid base64")?;
-    if bytes.len() % 4 != 0 {
-        anyhow::bail!(
-            "a tensor from the JS harness has {} bytes, not a multiple of 4",
-            bytes.len()
-        );
-    }
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tensors_round_trip_with_non_finite_values() {
-        let values = [1.5, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 3e-39];
-        let back = decode_f32(&encode_f32(&values)).unwrap();
-        assert_eq!(back.len(), values.len());
-        for (a, b) in values.iter().zip(&back) {
-            assert_eq!(a.to_bits(), b.to_bits());
-        }
-        assert!(decode_f32("AAA=").is_err(), "3 bytes");
-        assert!(decode_f32("not base64!").is_err());
-    }
 
     #[test]
     fn modules_with_imports_are_refused() {

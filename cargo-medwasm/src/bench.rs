@@ -1,0 +1,231 @@
+//! A bench session: for each selected target, build the detector (or take a given
+//! artifact), run the stored test vectors through it, compare its outputs with tract
+//! running the original model and with the stored expected outputs, and measure
+//! latency, size and memory; one [`BenchReport`] for every target.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::artifact::BuildOutput;
+use crate::manifest::Manifest;
+use crate::project::Project;
+use crate::protocol::{self, Case, Job, Progress};
+use crate::reference::TractReference;
+use crate::report::{BenchReport, REPORT_SCHEMA, Tolerance, host_description};
+use crate::targets::target::{Selection, Target};
+use crate::ui::{Step, Ui};
+use crate::vectors::{self, dims, relative};
+
+/// What to bench.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The targets.
+    pub selection: Selection,
+    /// Warm runs (`--runs`), before the project's default.
+    pub runs: Option<usize>,
+    /// Bench the debug build instead of the release build.
+    pub debug: bool,
+    /// Bench this artifact as it is instead of building (one target only).
+    pub artifact: Option<PathBuf>,
+}
+
+/// Returned when a vector failed conformance; the report has been printed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "conformance failed on {failed} of {total} vectors; the report on stdout says which and by how much"
+)]
+pub struct ConformanceFailed {
+    /// Failed vectors, over all targets.
+    pub failed: usize,
+    /// All vectors, over all targets.
+    pub total: usize,
+}
+
+/// Runs the bench and returns the report; progress goes to stderr.
+pub fn bench(project: &Project, options: &BenchOptions, ui: &Ui) -> Result<BenchReport> {
+    let manifest = project.manifest()?;
+    let runs = project.runs(options.runs)?;
+    let tolerance = Tolerance {
+        abs: project.abs_tolerance(),
+        rel: project.rel_tolerance(),
+    };
+
+    // Vectors are checked before anything is built: a malformed file is the cheapest
+    // mistake to report.
+    let mut cases = vectors::load_cases(project, &manifest, ui)?;
+
+    let mut selected = Vec::new();
+    for target in options.selection.targets() {
+        match target.unavailable() {
+            None => selected.push(target),
+            Some(why) if options.selection.is_all() => {
+                ui.note(format!("skipping target `{}`: {why}", target.name()));
+            }
+            Some(why) => bail!("target `{}` cannot run here: {why}", target.name()),
+        }
+    }
+    if selected.is_empty() {
+        bail!(
+            "no target can run on this machine; run `cargo medwasm doctor` to see what is missing"
+        );
+    }
+
+    let builds = match &options.artifact {
+        Some(path) => {
+            let [target] = selected[..] else {
+                bail!(
+                    "`--artifact` benches one file on one target; pass `--target wasmtime`, `browser`, `node` or `mcu` with it"
+                );
+            };
+            vec![target.open(project, path)?]
+        }
+        None => build_each(project, &selected, !options.debug, ui)?,
+    };
+
+    add_tract_outputs(project, &manifest, &mut cases, ui)?;
+    if !cases.iter().any(Case::has_reference) {
+        bail!(
+            "nothing to compare the detector with: tract cannot run the original model and there are no expected outputs; save them as `{}` with shape [N, {}] (float32)",
+            relative(project, &project.expected_file(0)),
+            manifest
+                .outputs
+                .first()
+                .map(|o| dims(&o.shape))
+                .unwrap_or_default()
+        );
+    }
+
+    let mut targets = Vec::with_capacity(selected.len());
+    for (target, built) in selected.iter().zip(builds) {
+        ui.status(
+            "Benching",
+            format!(
+                "`{}` on target `{}` ({} vectors, {runs} warm runs)",
+                project.name,
+                target.name(),
+                cases.len()
+            ),
+        );
+        let job = Job {
+            artifact: &built.artifact,
+            manifest: &manifest,
+            cases: &cases,
+            runs,
+        };
+        let mut bar: Option<Step> = None;
+        let execution = target
+            .execute(&job, &mut |event| match event {
+                Progress::Phase { verb, len } => {
+                    // Replacing the bar drops (clears) the previous phase's.
+                    bar = Some(ui.bar(verb, len));
+                }
+                Progress::Step => {
+                    if let Some(bar) = &bar {
+                        bar.inc();
+                    }
+                }
+            })
+            .with_context(|| {
+                format!(
+                    "cannot bench `{}` on target `{}`",
+                    built.artifact.display(),
+                    target.name()
+                )
+            })?;
+        drop(bar);
+        targets.push(protocol::conformance(
+            target.name(),
+            &job,
+            execution,
+            built.size,
+            tolerance,
+        ));
+    }
+
+    Ok(BenchReport {
+        schema: REPORT_SCHEMA,
+        detector: project.name.clone(),
+        model: manifest.source.file.clone(),
+        model_sha256: manifest.source.sha256.clone(),
+        tolerance,
+        host: host_description(),
+        targets,
+    })
+}
+
+/// Builds each target's artifact, once per distinct build (the browser and Node.js
+/// targets run the same package).
+pub fn build_each(
+    project: &Project,
+    targets: &[&'static dyn Target],
+    release: bool,
+    ui: &Ui,
+) -> Result<Vec<BuildOutput>> {
+    let mut builds: Vec<BuildOutput> = Vec::with_capacity(targets.len());
+    for (i, target) in targets.iter().enumerate() {
+        let same = targets[..i]
+            .iter()
+            .position(|t| t.builds_as() == target.builds_as());
+        builds.push(match same {
+            Some(j) => builds[j].clone(),
+            None => target.build(project, release, ui)?,
+        });
+    }
+    Ok(builds)
+}
+
+/// Runs the original model in tract on every case. When tract cannot, the cases keep
+/// `tract: None` and a warning says so: the stored expected outputs may still check them.
+fn add_tract_outputs(
+    project: &Project,
+    manifest: &Manifest,
+    cases: &mut [Case],
+    ui: &Ui,
+) -> Result<()> {
+    let model = project.model_dir().join(&manifest.source.file);
+    let reference = {
+        let _spinner = ui.spinner(
+            "Loading",
+            format!("`{}` in tract", relative(project, &model)),
+        );
+        TractReference::new(&model, &manifest.source.input_shapes)
+    };
+    let reference = match reference {
+        Ok(reference) => reference,
+        Err(err) => {
+            ui.warn(format!(
+                "{err:#}; checking against the stored expected outputs only"
+            ));
+            return Ok(());
+        }
+    };
+    let bar = ui.bar("Reference", cases.len() as u64);
+    let mut outputs = Vec::with_capacity(cases.len());
+    for (v, case) in cases.iter().enumerate() {
+        match reference.run(&case.inputs) {
+            Ok(out) => outputs.push(out),
+            Err(err) => {
+                ui.warn(format!(
+                    "{err:#} on vector {v}; checking against the stored expected outputs only"
+                ));
+                return Ok(());
+            }
+        }
+        bar.inc();
+    }
+    if let Some(out) = outputs.first()
+        && out.len() != manifest.outputs.len()
+    {
+        bail!(
+            "tract finds {} outputs in `{}` but the manifest lists {}; import the model again with `cargo medwasm import`",
+            out.len(),
+            model.display(),
+            manifest.outputs.len()
+        );
+    }
+    for (case, out) in cases.iter_mut().zip(outputs) {
+        case.tract = Some(out);
+    }
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! The stored test vectors of a detector project (`vectors/inputs*.npy`,
+//! `vectors/expected*.npy`), checked against the model manifest and split into one
+//! [`Case`] per vector: what every target's bench, the demo page and the firmware's
+//! vectors file are made of.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::manifest::{Manifest, TensorSpec};
+use crate::npy::Array;
+use crate::project::Project;
+use crate::protocol::Case;
+use crate::ui::Ui;
+
+/// Reads the stored inputs and expected outputs into one [`Case`] per vector.
+pub fn load_cases(project: &Project, manifest: &Manifest, ui: &Ui) -> Result<Vec<Case>> {
+    let mut inputs = Vec::with_capacity(manifest.inputs.len());
+    for (i, spec) in manifest.inputs.iter().enumerate() {
+        let path = project.inputs_file(i);
+        let array = Array::read(&path).with_context(|| {
+            format!(
+                "cannot load the test vectors of input {i} (`{}`): save them as `{}`, float32 with shape [N, {}]",
+                spec.name,
+                relative(project, &path),
+                dims(&spec.shape)
+            )
+        })?;
+        check_vectors(&array, project, &path, "input", i, spec)?;
+        inputs.push((path, array));
+    }
+    let Some((first_path, first)) = inputs.first() else {
+        bail!("the manifest lists no model inputs; run `cargo medwasm import <model.onnx>` again");
+    };
+    let count = first.samples();
+    for (path, array) in &inputs[1..] {
+        if array.samples() != count {
+            bail!(
+                "`{}` holds {} vectors but `{}` holds {count}; every input file needs one sample per vector, in the same order",
+                relative(project, path),
+                array.samples(),
+                relative(project, first_path)
+            );
+        }
+    }
+
+    let mut expected = Vec::with_capacity(manifest.outputs.len());
+    for (j, spec) in manifest.outputs.iter().enumerate() {
+        let path = project.expected_file(j);
+        if !path.exists() {
+            ui.note(format!(
+                "no `{}`: output {j} (`{}`) is checked against tract only",
+                relative(project, &path),
+                spec.name
+            ));
+            expected.push(None);
+            continue;
+        }
+        let array = Array::read(&path).with_context(|| {
+            format!(
+                "cannot load the expected outputs of output {j} (`{}`)",
+                spec.name
+            )
+        })?;
+        check_vectors(&array, project, &path, "output", j, spec)?;
+        if array.samples() != count {
+            bail!(
+                "`{}` holds {} vectors but `{}` holds {count}; store one expected sample per input vector, in the same order",
+                relative(project, &path),
+                array.samples(),
+                relative(project, first_path)
+            );
+        }
+        expected.push(Some(array));
+    }
+
+    Ok((0..count)
+        .map(|v| Case {
+            inputs: inputs.iter().map(|(_, a)| sample(a, v)).collect(),
+            tract: None,
+            expected: expected
+                .iter()
+                .map(|e| e.as_ref().map(|a| sample(a, v)))
+                .collect(),
+        })
+        .collect())
+}
+
+/// Checks that `array` is `[N, ...]` with N ≥ 1 and the element count of `spec` per sample.
+fn check_vectors(
+    array: &Array,
+    project: &Project,
+    path: &Path,
+    kind: &str,
+    index: usize,
+    spec: &TensorSpec,
+) -> Result<()> {
+    let shown = relative(project, path);
+    let want = format!("[N, {}]", dims(&spec.shape));
+    let Some((&count, per_sample)) = array.shape.split_first() else {
+        bail!(
+            "`{shown}` holds a scalar; store the vectors of {kind} {index} (`{}`) with shape {want}",
+            spec.name
+        );
+    };
+    if count == 0 {
+        bail!("`{shown}` holds no vectors; store at least one with shape {want}");
+    }
+    let per: usize = per_sample.iter().product();
+    if per != spec.len() {
+        bail!(
+            "`{shown}` has shape {:?}, {per} elements per vector, but {kind} {index} (`{}`) has shape {:?} ({} elements); store it with shape {want}",
+            array.shape,
+            spec.name,
+            spec.shape,
+            spec.len()
+        );
+    }
+    Ok(())
+}
+
+/// Elements of sample `v` of an array already checked by [`check_vectors`].
+fn sample(array: &Array, v: usize) -> Vec<f32> {
+    array.sample(v).map(<[f32]>::to_vec).unwrap_or_default()
+}
+
+/// `1, 4` for shape `[1, 4]`.
+pub fn dims(shape: &[u64]) -> String {
+    shape
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `path` relative to the project root when it is inside it, for shorter messages.
+pub fn relative(project: &Project, path: &Path) -> String {
+    path.strip_prefix(&project.root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::project::Metadata;
+
+    fn project(root: &Path) -> Project {
+        Project {
+            name: "demo".into(),
+            root: root.to_path_buf(),
+            manifest_path: root.join("Cargo.toml"),
+            target_dir: root.join("target"),
+            metadata: Metadata::default(),
+            warnings: vec![],
+            sdk_version: None,
+            is_cdylib: true,
+        }
+    }
+
+    fn manifest() -> Manifest {
+        Manifest::for_tests(&[("x", &[1, 4]), ("h", &[1, 2])], &[("y", &[1, 3])])
+    }
+
+    fn write(path: PathBuf, shape: Vec<usize>) {
+        let len = shape.iter().product();
+        let data = (0..len).map(|i| i as f32).collect();
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        Array { shape, data }.write(&path).expect("write npy");
+    }
+
+    #[test]
+    fn loads_cases_from_every_input_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let project = project(dir.path());
+        write(project.inputs_file(0), vec![3, 1, 4]);
+        write(project.inputs_file(1), vec![3, 2]);
+        let cases = load_cases(&project, &manifest(), &Ui::silent()).expect("valid vectors");
+        assert_eq!(cases.len(), 3);
+        assert_eq!(
+            cases[1].inputs,
+            vec![vec![4.0, 5.0, 6.0, 7.0], vec![2.0, 3.0]]
+        );
+        assert_eq!(
+            cases[1].expected,
+            vec![None],
+            "expected outputs are optional"
+        );
+        assert!(!cases[1].has_reference());
+
+        write(project.expected_file(0), vec![3, 3]);
+        let cases = load_cases(&project, &manifest(), &Ui::silent()).expect("valid vectors");
+        assert_eq!(cases[2].expected, vec![Some(vec![6.0, 7.0, 8.0])]);
+    }
+
+    #[test]
+    fn rejects_vectors_that_do_not_fit_the_model() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let project = project(dir.path());
+        let err = |project: &Project| {
+            format!(
+                "{:#}",
+                load_cases(project, &manifest(), &Ui::silent()).expect_err("invalid")
+            )
+        };
+
+        assert!(
+            err(&project)
+                .contains("save them as `vectors/inputs.npy`, float32 with shape [N, 1, 4]")
+        );
+
+        write(project.inputs_file(0), vec![3, 5]);
+        assert!(
+            err(&project).contains("`vectors/inputs.npy` has shape [3, 5], 5 elements per vector, but input 0 (`x`) has shape [1, 4] (4 elements); store it with shape [N, 1, 4]"),
+            "{}",
+            err(&project)
+        );
+
+        write(project.inputs_file(0), vec![3, 4]);
+        write(project.inputs_file(1), vec![2, 2]);
+        assert!(
+            err(&project).contains(
+                "`vectors/inputs.1.npy` holds 2 vectors but `vectors/inputs.npy` holds 3"
+            )
+        );
+
+        write(project.inputs_file(1), vec![0, 2]);
+        assert!(err(&project).contains("`vectors/inputs.1.npy` holds no vectors"));
+
+        write(project.inputs_file(1), vec![3, 2]);
+        write(project.expected_file(0), vec![2, 3]);
+        assert!(err(&project).contains("`vectors/expected.npy` holds 2 vectors"));
+    }
+}
