@@ -2,8 +2,9 @@
 //
 // The detector module imports nothing and exports the C ABI of `docs/detector-abi.md`
 // (cargo-medwasm), so this small loader drives it directly: no wasm-bindgen glue.
-// It works in browsers, in bundlers that understand `new URL("…", import.meta.url)`
-// (webpack 5, Vite, Parcel, esbuild with a file loader) and in Node.js 20 or newer.
+// It works in browsers, in bundlers that understand `new URL("./….wasm", import.meta.url)`
+// (webpack 5, Vite, Parcel, esbuild with a file loader; tested with Vite 7 and
+// webpack 5 production builds) and in Node.js 20 or newer.
 
 /** The model manifest written by `cargo medwasm import`. */
 export const manifest = deepFreeze(__MANIFEST__);
@@ -55,7 +56,12 @@ let defaultModule = null;
 export async function compile(source) {
   if (source instanceof WebAssembly.Module) return source;
   if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) return WebAssembly.compile(source);
-  const url = source === undefined ? new URL(WASM_FILE, import.meta.url) : new URL(String(source), import.meta.url);
+  // The default URL is written out as a literal `new URL("./….wasm", import.meta.url)`:
+  // that exact shape is what Vite, webpack 5, Parcel and esbuild recognise as an asset
+  // to emit beside the bundle. A variable in its place hides the file from them.
+  const url = source === undefined
+    ? new URL("./__WASM_FILE__", import.meta.url)
+    : new URL(String(source), import.meta.url);
   if (url.protocol === "file:") {
     if (isNode()) {
       // Hidden from bundlers: only Node.js takes this branch.

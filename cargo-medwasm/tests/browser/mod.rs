@@ -556,3 +556,236 @@ impl Drop for WebDriver {
         });
     }
 }
+
+/// The bundlers `.ci/setup` installs (`npm ci` in `tests/bundlers/`), or `None` (after
+/// saying so) when they are not there.
+fn bundlers() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bundlers/node_modules");
+    if dir.join("vite/bin/vite.js").is_file() && dir.join("webpack-cli/bin/cli.js").is_file() {
+        Some(dir)
+    } else {
+        super::skip(&format!(
+            "Vite and webpack are not installed in `{}`; run `.ci/setup` (`npm ci --prefix cargo-medwasm/tests/bundlers`)",
+            dir.display()
+        ));
+        None
+    }
+}
+
+/// A page as a user writes one: import the installed package by name, run two of the
+/// template's vectors (one normal, one anomaly), show the findings.
+const APP_MAIN_JS: &str = r#"import { Detector } from "__PACKAGE__";
+import vectors from "./vectors.json";
+
+const out = document.getElementById("result");
+(async () => {
+  try {
+    const detector = await Detector.create();
+    const findings = vectors.map((v) => detector.run(Float32Array.from(v)));
+    out.textContent = JSON.stringify(findings.map((f) => [f.alert, f.label]));
+    out.dataset.done = "ok";
+  } catch (err) {
+    out.textContent = `error: ${err}`;
+    out.dataset.done = "error";
+    console.error(err);
+  }
+})();
+"#;
+
+/// Runs a bundler's CLI with Node.js in `app`.
+fn run_bundler(node: &Path, cli: &Path, args: &[&str], app: &Path) {
+    let out = Command::new(node)
+        .arg(cli)
+        .args(args)
+        .current_dir(app)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} {}:\n{}{}",
+        cli.display(),
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Serves `dist` on loopback, opens it in Chromium and returns what `#result` showed
+/// and the console's errors.
+fn open_in_chromium(
+    dist: &Path,
+    chromium: &Path,
+    chromedriver: &Path,
+    profile: &Path,
+) -> (String, Vec<Value>) {
+    use cargo_medwasm::http::{Request, Response, Server};
+    let root = dist.to_path_buf();
+    let server = Server::start(
+        0,
+        std::sync::Arc::new(move |r: &Request| Response::file(&root, &r.path)),
+    )
+    .unwrap();
+    let port = free_port();
+    let driver = Killed(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let wd = WebDriver::start(port, chromium, profile);
+    wd.call("POST", "url", json!({ "url": server.url() }));
+    let result = wd.find("#result");
+    let mut done = String::new();
+    wd.wait(
+        Duration::from_secs(60),
+        "the page to show its findings",
+        || {
+            done = wd
+                .call(
+                    "GET",
+                    &format!("element/{result}/attribute/data-done"),
+                    Value::Null,
+                )
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            !done.is_empty()
+        },
+    );
+    let text = wd
+        .call("GET", &format!("element/{result}/text"), Value::Null)
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let logs = wd.call("POST", "se/log", json!({ "type": "browser" }));
+    drop(wd);
+    drop(driver);
+    drop(server);
+    let errors = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["level"] == "SEVERE")
+        .cloned()
+        .collect();
+    (text, errors)
+}
+
+#[test]
+fn browser_package_works_in_vite_and_webpack_production_builds() {
+    let node = need!(tool(NODE.0, NODE.1));
+    let npm = need!(tool("npm", "install npm (it comes with Node.js)"));
+    let chromium = need!(tool(CHROMIUM.0, CHROMIUM.1));
+    let chromedriver = need!(tool(CHROMEDRIVER.0, CHROMEDRIVER.1));
+    let bundlers = need!(bundlers());
+    let tmp = tempfile::tempdir().unwrap();
+    let name = "vitals-bundled";
+    let project = new_vitals(tmp.path(), name);
+    let built = ok(&project, &["build", "--target", "browser", "--release"]);
+    let wasm = project.join(built.split_whitespace().next().unwrap());
+    let pkg = wasm.parent().unwrap().to_path_buf();
+    let wasm_bytes = std::fs::read(&wasm).unwrap();
+
+    // The app installs the package as a user would (a copy, as from a registry) and
+    // has no bundler configuration of its own.
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("package.json"),
+        r#"{ "name": "bundled-app", "private": true, "type": "module" }"#,
+    )
+    .unwrap();
+    let out = Command::new(&npm)
+        .args([
+            "install",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+            "--install-links",
+        ])
+        .arg(&pkg)
+        .current_dir(&app)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "npm install {}:\n{}",
+        pkg.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vectors = vectors_json(&project);
+    let two = json!([vectors["inputs"][0], vectors["inputs"][8]]);
+    std::fs::write(app.join("vectors.json"), two.to_string()).unwrap();
+    std::fs::write(
+        app.join("main.js"),
+        APP_MAIN_JS.replace("__PACKAGE__", name),
+    )
+    .unwrap();
+    let page = |script: &str| {
+        format!(
+            "<!doctype html>\n<html lang=\"en\"><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\"><title>bundled</title>\n<p id=\"result\"></p>\n{script}\n</html>\n"
+        )
+    };
+    std::fs::write(
+        app.join("index.html"),
+        page(r#"<script type="module" src="./main.js"></script>"#),
+    )
+    .unwrap();
+
+    let vite_dist = app.join("dist-vite");
+    run_bundler(
+        &node,
+        &bundlers.join("vite/bin/vite.js"),
+        &["build", "--outDir", vite_dist.to_str().unwrap()],
+        &app,
+    );
+    let webpack_dist = app.join("dist-webpack");
+    run_bundler(
+        &node,
+        &bundlers.join("webpack-cli/bin/cli.js"),
+        &[
+            "--mode",
+            "production",
+            "--entry",
+            "./main.js",
+            "--output-path",
+            webpack_dist.to_str().unwrap(),
+        ],
+        &app,
+    );
+    std::fs::write(
+        webpack_dist.join("index.html"),
+        page(r#"<script src="./main.js"></script>"#),
+    )
+    .unwrap();
+
+    for (bundler, dist) in [("vite", &vite_dist), ("webpack", &webpack_dist)] {
+        // The bundler saw the `.wasm` and emitted it, byte for byte.
+        let mut emitted = Vec::new();
+        let mut stack = vec![dist.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "wasm") {
+                    emitted.push(path);
+                }
+            }
+        }
+        assert_eq!(emitted.len(), 1, "{bundler} emitted {emitted:?}");
+        assert_eq!(std::fs::read(&emitted[0]).unwrap(), wasm_bytes, "{bundler}");
+
+        let (text, errors) = open_in_chromium(
+            dist,
+            &chromium,
+            &chromedriver,
+            &tmp.path().join(format!("profile-{bundler}")),
+        );
+        assert_eq!(text, "[[false,0],[true,1]]", "{bundler}");
+        assert!(errors.is_empty(), "{bundler}: console errors: {errors:#?}");
+    }
+}
