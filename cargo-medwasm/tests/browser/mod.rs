@@ -332,16 +332,7 @@ fn demo_page_runs_in_chromium_when_clicked() {
     assert!(head.contains("Content-Type: application/wasm"), "{head}");
     assert!(wasm.starts_with(b"\0asm"));
 
-    let port = free_port();
-    let driver = Killed(
-        Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let wd = WebDriver::start(port, &chromium, &tmp.path().join("profile"));
+    let wd = WebDriver::launch(&chromedriver, &chromium, &tmp.path().join("profile"));
     wd.call("POST", "url", json!({ "url": url }));
     let button = wd.find("#run");
     wd.wait(
@@ -377,7 +368,6 @@ fn demo_page_runs_in_chromium_when_clicked() {
     eprintln!("screenshot saved as {}", artifact.display());
     let logs = wd.call("POST", "se/log", json!({ "type": "browser" }));
     drop(wd);
-    drop(driver);
     drop(serve);
 
     assert!(
@@ -466,10 +456,26 @@ fn http_get(url: &str) -> (String, Vec<u8>) {
 struct WebDriver {
     addr: String,
     session: String,
+    /// Stopped after the session ends (fields drop after `Drop::drop`).
+    _driver: Killed,
 }
 
 impl WebDriver {
-    fn start(port: u16, chromium: &Path, profile: &Path) -> WebDriver {
+    /// Starts chromedriver on a free port and a headless Chromium session through it.
+    fn launch(chromedriver: &Path, chromium: &Path, profile: &Path) -> WebDriver {
+        let port = free_port();
+        let driver = Killed(
+            Command::new(chromedriver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        Self::start(port, chromium, profile, driver)
+    }
+
+    fn start(port: u16, chromium: &Path, profile: &Path, driver: Killed) -> WebDriver {
         let addr = format!("127.0.0.1:{port}");
         let started = Instant::now();
         loop {
@@ -502,7 +508,11 @@ impl WebDriver {
             .as_str()
             .unwrap_or_else(|| panic!("chromedriver refused the session: {reply:#}"))
             .to_string();
-        WebDriver { addr, session }
+        WebDriver {
+            addr,
+            session,
+            _driver: driver,
+        }
     }
 
     /// Calls `/session/<id>/<path>` and returns the reply's `value`; a WebDriver error fails the test.
@@ -626,16 +636,7 @@ fn open_in_chromium(
         std::sync::Arc::new(move |r: &Request| Response::file(&root, &r.path)),
     )
     .unwrap();
-    let port = free_port();
-    let driver = Killed(
-        Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let wd = WebDriver::start(port, chromium, profile);
+    let wd = WebDriver::launch(chromedriver, chromium, profile);
     wd.call("POST", "url", json!({ "url": server.url() }));
     let result = wd.find("#result");
     let mut done = String::new();
@@ -662,7 +663,6 @@ fn open_in_chromium(
         .to_string();
     let logs = wd.call("POST", "se/log", json!({ "type": "browser" }));
     drop(wd);
-    drop(driver);
     drop(server);
     let errors = logs
         .as_array()
@@ -684,7 +684,21 @@ fn browser_package_works_in_vite_and_webpack_production_builds() {
     let tmp = tempfile::tempdir().unwrap();
     let name = "vitals-bundled";
     let project = new_vitals(tmp.path(), name);
-    let built = ok(&project, &["build", "--target", "browser", "--release"]);
+    // A target folder of its own: `pkg/package.json` is shared by every detector built
+    // into one target folder, and other tests build theirs at the same time.
+    let out = Command::new(env!("CARGO_BIN_EXE_cargo-medwasm"))
+        .args(["medwasm", "build", "--target", "browser", "--release"])
+        .current_dir(&project)
+        .env("NO_COLOR", "1")
+        .env("CARGO_TARGET_DIR", tmp.path().join("target"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = String::from_utf8_lossy(&out.stdout).into_owned();
     let wasm = project.join(built.split_whitespace().next().unwrap());
     let pkg = wasm.parent().unwrap().to_path_buf();
     let wasm_bytes = std::fs::read(&wasm).unwrap();
