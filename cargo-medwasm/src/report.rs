@@ -69,7 +69,7 @@ pub struct Device {
     pub board: String,
     /// How `instructions` was counted, in words for the reader.
     pub counting: String,
-    /// Instructions per inference (mean of the timed runs); QEMU counts
+    /// Instructions per inference, the same for every timed run; QEMU counts
     /// instructions, not cycles.
     pub instructions: u64,
     /// Instructions of `medwasm_init`, which validates the blob (CRC-32 over every
@@ -809,7 +809,7 @@ mod tests {
         let mut report = sample_report();
         let target = &mut report.targets[0];
         target.target = "mcu".into();
-        target.runtime = "qemu-system-arm 7.2.22 -M mps2-an386 -icount shift=0 (Arm MPS2 AN386 (Cortex-M4F) in QEMU)".into();
+        target.runtime = "qemu-system-arm 7.2.22 -M mps2-an386 with the medwasm-icount plugin (Arm MPS2 AN386 (Cortex-M4F) in QEMU)".into();
         target.artifact =
             "target/medwasm/mcu/qemu-mps2-an386/vitals-anomaly/vitals_anomaly.elf".into();
         target.vectors.truncate(1);
@@ -831,7 +831,7 @@ mod tests {
         };
         target.device = Some(Device {
             board: "qemu-mps2-an386".into(),
-            counting: "QEMU -icount shift=0 counts executed instructions, not cycles".into(),
+            counting: "a QEMU TCG plugin counts every executed instruction exactly: instructions, not cycles".into(),
             instructions: 103_690,
             init_instructions: 250_000,
             instructions_per_mac: Some(20.77),
@@ -845,14 +845,14 @@ mod tests {
         });
         let table = report.targets[0].to_string();
         insta::assert_snapshot!(table, @r"
-        target `mcu` on qemu-system-arm 7.2.22 -M mps2-an386 -icount shift=0 (Arm MPS2 AN386 (Cortex-M4F) in QEMU)
+        target `mcu` on qemu-system-arm 7.2.22 -M mps2-an386 with the medwasm-icount plugin (Arm MPS2 AN386 (Cortex-M4F) in QEMU)
           artifact    target/medwasm/mcu/qemu-mps2-an386/vitals-anomaly/vitals_anomaly.elf
 
           vector  vs tract (abs / rel)  vs expected (abs / rel)  finding               result
                0  2.5e-7 / 1.2e-6       0 / 0                    score 0.0123 label 0  PASS
 
           count       103690 instructions per inference, 20.77 per MAC (200 runs)
-                      QEMU -icount shift=0 counts executed instructions, not cycles
+                      a QEMU TCG plugin counts every executed instruction exactly: instructions, not cycles
           init        250000 instructions (validates the blob, zeroes the arena)
           flash       59.9 KiB of 4.00 MiB (55.7 KiB detector, the rest test firmware)
           RAM         17.8 KiB of 4.00 MiB (stack: 4.0 KiB measured peak, 16.0 KiB reserved)

@@ -77,6 +77,16 @@ impl Rustc {
         Ok(PathBuf::from(out.trim()))
     }
 
+    /// The triple of the machine `rustc` runs on, from `rustc -vV`.
+    pub fn host(&self) -> Result<String> {
+        let mut cmd = self.command();
+        cmd.arg("-vV");
+        let out = stdout_of(&mut cmd)?;
+        host_triple(&out)
+            .map(str::to_string)
+            .with_context(|| format!("`rustc -vV` printed no `host:` line; it printed:\n{out}"))
+    }
+
     /// Whether the standard library for `triple` is installed for this `rustc`.
     pub fn has_target(&self, triple: &str) -> Result<bool> {
         Ok(target_installed(&self.sysroot()?, triple))
@@ -93,6 +103,15 @@ impl Rustc {
             triple = spec.triple
         )
     }
+}
+
+/// The `host:` triple of `rustc -vV` output.
+fn host_triple(verbose_version: &str) -> Option<&str> {
+    verbose_version
+        .lines()
+        .find_map(|l| l.strip_prefix("host:"))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// Whether `sysroot` holds a standard library for `triple`.
@@ -179,6 +198,13 @@ pub fn shell_quote(word: &OsStr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_triple_comes_from_rustc_verbose_version() {
+        let out = "rustc 1.95.0 (59807616e 2026-04-14)\nbinary: rustc\nhost: x86_64-unknown-linux-gnu\nrelease: 1.95.0\n";
+        assert_eq!(host_triple(out), Some("x86_64-unknown-linux-gnu"));
+        assert_eq!(host_triple("rustc 1.95.0\nhost: \n"), None);
+    }
 
     #[test]
     fn target_detection_looks_for_libcore() {

@@ -8,20 +8,33 @@
 //! detector's input buffers, runs it and prints one line per fact on the semihosting
 //! stdout; every f32 goes out as its 8 hex digits of IEEE bits, so nothing is rounded.
 //!
-//! Lines: `abi <v>`, `init <code> <ticks>`, `io <inputs> <len>… <outputs> <len>…`, then per
-//! vector `vector <i> ok <score bits> <label> <alert>` and one `output <j> <bits>…`
-//! per output, or `vector <i> error <code>` and `message <text>`; then `stack <peak
-//! bytes>`, `calibration <instructions> <ticks> <timer overhead ticks>`, `timing
-//! <vector> <runs> <min ticks> <max ticks> <sum ticks as two hex words>` and `done`.
+//! Lines: `medwasm-firmware 2` (this protocol), `calibration <loops>`, `abi <v>`,
+//! `init <code>`, `io <inputs> <len>… <outputs> <len>…`, then per vector `vector <i> ok
+//! <score bits> <label> <alert>` and one `output <j> <bits>…` per output, or `vector <i>
+//! error <code>` and `message <text>`; then `stack <peak bytes>`, `timing <vector>
+//! <runs>` and `done`.
+//!
+//! Counting (the plugin: `targets/mcu/qemu-plugin/lib.rs`; the host's checks:
+//! `cargo-medwasm/src/targets/mcu/plugin.rs`). A counted section is one `asm!` block,
+//! `bl medwasm_firmware_count_begin`, the code counted, `bl
+//! medwasm_firmware_count_end`, so the compiler can put nothing in between; each marker
+//! is a lone `bx lr`. The plugin writes one count per section: the instructions from
+//! one marker's first instruction to the other's, which is the code counted plus 2
+//! (the begin's `bx lr` and the `bl` to the end). The sections come in this order:
+//!
+//! 1. nothing: exactly 2;
+//! 2. a loop of exactly `2 × loops` instructions (`calibration` line): `2 × loops + 2`;
+//! 3. `bl medwasm_init` (`init` line): the function's own instructions, its return
+//!    included, plus 3;
+//! 4. `runs` times `bl medwasm_run` on the first vector that ran without an error
+//!    (`timing` line), each the same way.
+//!
+//! The host checks 1 and 2 to the instruction before it believes 3 and 4.
 
 #![no_std]
 #![no_main]
 
-use core::sync::atomic::{AtomicU32, Ordering};
-
-use cortex_m::peripheral::SYST;
-use cortex_m::peripheral::syst::SystClkSource;
-use cortex_m_rt::{entry, exception};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hio, syscall};
 // Linking the detector brings in its exported `medwasm_*` functions.
 use detector as _;
@@ -49,24 +62,87 @@ const PAINT: u32 = 0xCCCC_CCCC;
 /// Iterations of the two-instruction calibration loop.
 const CALIBRATION_LOOPS: u32 = 100_000;
 
-/// SysTick wraps (every 2^24 ticks), counted by its exception.
-static WRAPS: AtomicU32 = AtomicU32::new(0);
+// The two markers of a counted section. Written in assembly so that each is exactly
+// one instruction whatever the compiler does, and never merged with the other (the
+// plugin tells them apart by address).
+core::arch::global_asm!(
+    ".pushsection .text.medwasm_firmware_count,\"ax\",%progbits",
+    ".p2align 1",
+    ".thumb",
+    ".global medwasm_firmware_count_begin",
+    ".type medwasm_firmware_count_begin, %function",
+    ".thumb_func",
+    "medwasm_firmware_count_begin:",
+    "bx lr",
+    ".size medwasm_firmware_count_begin, . - medwasm_firmware_count_begin",
+    ".global medwasm_firmware_count_end",
+    ".type medwasm_firmware_count_end, %function",
+    ".thumb_func",
+    "medwasm_firmware_count_end:",
+    "bx lr",
+    ".size medwasm_firmware_count_end, . - medwasm_firmware_count_end",
+    ".popsection",
+);
 
-#[exception]
-fn SysTick() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
+unsafe extern "C" {
+    fn medwasm_firmware_count_begin();
+    fn medwasm_firmware_count_end();
 }
 
-/// Ticks of the core clock since SysTick started: wraps × 2^24 + elapsed in the
-/// current period. Read twice around the counter so a wrap in between is seen.
-fn ticks() -> u64 {
-    loop {
-        let before = WRAPS.load(Ordering::Relaxed);
-        let current = SYST::get_current();
-        let after = WRAPS.load(Ordering::Relaxed);
-        if before == after {
-            return (u64::from(before) << 24) + u64::from(0x00FF_FFFF - current);
+/// Calls `$f`, an `extern "C" fn() -> i32` of the detector ABI, as a counted section
+/// and returns its result. The call is a real `bl`, as from C: LTO cannot inline the
+/// function into the firmware and count something else.
+macro_rules! counted_call {
+    ($f:ident) => {{
+        let code: i32;
+        // SAFETY: the markers change no register but `pc`; `$f` follows the C ABI
+        // (AAPCS), so it may change r0-r3, r12, lr, s0-s15 and the flags, all declared
+        // here. Listed by hand: `clobber_abi("C")` also names d16-d31, which this FPU
+        // does not have, and LLVM warns about them on every build.
+        unsafe {
+            core::arch::asm!(
+                "bl {begin}",
+                "bl {f}",
+                "bl {end}",
+                begin = sym medwasm_firmware_count_begin,
+                f = sym $f,
+                end = sym medwasm_firmware_count_end,
+                lateout("r0") code,
+                out("r1") _, out("r2") _, out("r3") _, out("r12") _, out("lr") _,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            );
         }
+        code
+    }};
+}
+
+/// Sections 1 and 2 of the protocol: nothing, then a loop of exactly
+/// `2 × CALIBRATION_LOOPS` instructions (`subs` and `bne` per iteration).
+fn calibrate() {
+    // SAFETY: the markers change no register but `pc`, and `bl` only `lr`; the loop
+    // changes its counter register and the flags.
+    unsafe {
+        core::arch::asm!(
+            "bl {begin}",
+            "bl {end}",
+            begin = sym medwasm_firmware_count_begin,
+            end = sym medwasm_firmware_count_end,
+            out("lr") _,
+        );
+        core::arch::asm!(
+            "bl {begin}",
+            "2:",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "bl {end}",
+            begin = sym medwasm_firmware_count_begin,
+            end = sym medwasm_firmware_count_end,
+            n = inout(reg) CALIBRATION_LOOPS => _,
+            out("lr") _,
+        );
     }
 }
 
@@ -232,26 +308,16 @@ fn stack_used(top: usize) -> usize {
 
 #[entry]
 fn main() -> ! {
-    let mut core = match cortex_m::Peripherals::take() {
-        Some(core) => core,
-        None => fail("core peripherals taken twice"),
-    };
-    core.SYST.set_clock_source(SystClkSource::Core);
-    core.SYST.set_reload(0x00FF_FFFF);
-    core.SYST.clear_current();
-    core.SYST.enable_interrupt();
-    core.SYST.enable_counter();
-
-    Line::new("medwasm-firmware 1").end();
+    Line::new("medwasm-firmware 2").end();
+    calibrate();
+    Line::new("calibration").dec(CALIBRATION_LOOPS).end();
     let abi = unsafe { medwasm_abi_version() };
     Line::new("abi").int(abi).end();
 
     let top = paint_stack();
-    let start = ticks();
-    let init = unsafe { medwasm_init() };
-    let init_ticks = ticks() - start;
+    let init = counted_call!(medwasm_init);
     let mut stack_peak = stack_used(top);
-    Line::new("init").int(init).dec(saturate(init_ticks)).end();
+    Line::new("init").int(init).end();
     if init != 0 {
         report_error();
         debug::exit(debug::EXIT_SUCCESS);
@@ -323,30 +389,6 @@ fn main() -> ! {
     }
     Line::new("stack").dec(stack_peak as u32).end();
 
-    // Calibration: a loop of exactly two instructions per iteration, timed like an
-    // inference, lets the host check that one tick is the instruction count it assumes.
-    let overhead = {
-        let start = ticks();
-        let end = ticks();
-        end - start
-    };
-    let start = ticks();
-    unsafe {
-        core::arch::asm!(
-            "2:",
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            n = inout(reg) CALIBRATION_LOOPS => _,
-            options(nomem, nostack),
-        );
-    }
-    let calibration = ticks() - start;
-    Line::new("calibration")
-        .dec(CALIBRATION_LOOPS * 2)
-        .dec(saturate(calibration))
-        .dec(saturate(overhead))
-        .end();
-
     if let Some(v) = timed
         && runs > 0
     {
@@ -360,37 +402,18 @@ fn main() -> ! {
                 fail("medwasm-vectors.bin ends before its last vector");
             }
         }
-        // One line per run would flood the semihosting channel; runs of a
-        // deterministic count differ only by the tick quantization, so min, max and
-        // the sum are all the host needs.
-        let (mut min, mut max, mut sum) = (u64::MAX, 0u64, 0u64);
+        // The plugin counts each run; the firmware only says which vector it timed
+        // and how often.
         for _ in 0..runs {
-            let start = ticks();
-            let code = unsafe { medwasm_run() };
-            let t = ticks() - start;
-            if code != 0 {
+            if counted_call!(medwasm_run) != 0 {
                 fail("a vector that passed once failed in the latency loop");
             }
-            min = min.min(t);
-            max = max.max(t);
-            sum += t;
         }
-        Line::new("timing")
-            .dec(v)
-            .dec(runs)
-            .dec(saturate(min))
-            .dec(saturate(max))
-            .hex((sum >> 32) as u32)
-            .hex(sum as u32)
-            .end();
+        Line::new("timing").dec(v).dec(runs).end();
     }
     Line::new("done").end();
     debug::exit(debug::EXIT_SUCCESS);
     loop {}
-}
-
-fn saturate(v: u64) -> u32 {
-    u32::try_from(v).unwrap_or(u32::MAX)
 }
 
 fn report_error() {

@@ -36,7 +36,8 @@ pub struct Board {
     pub target_cpu: String,
     /// `gcc -mfpu` for C code linked with the static library.
     pub fpu: String,
-    /// Frequency of the SysTick clock (the core clock), Hz.
+    /// Frequency of the core clock, Hz. QEMU's bench counts instructions and does not
+    /// use it; it says how fast the real board runs.
     pub clock_hz: u64,
     /// Bytes reserved for the stack at the top of RAM.
     pub stack_bytes: u64,

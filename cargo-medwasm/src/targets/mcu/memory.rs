@@ -166,7 +166,6 @@ fn is_harness(name: &str) -> bool {
         "HardFault",
         "HardFault_",
         "HardFaultTrampoline",
-        "SysTick",
         "__pre_init",
     ];
     name.contains("medwasm_firmware")

@@ -9,6 +9,7 @@ mod artifacts;
 pub mod board;
 mod firmware;
 pub mod memory;
+mod plugin;
 mod qemu;
 
 use std::path::{Path, PathBuf};
@@ -83,11 +84,16 @@ impl Target for Mcu {
     }
 
     fn checks(&self, sysroot: Option<&Path>) -> Vec<Check> {
-        vec![
-            prereq::rust_target(&SPEC, sysroot),
-            check_qemu(probe(QEMU, &["--version"])),
-            check_arm_gcc(probe("arm-none-eabi-gcc", &["--version"])),
-        ]
+        let qemu = probe(QEMU, &["--version"]);
+        let found = matches!(qemu, Probe::Ran(_));
+        let mut checks = vec![prereq::rust_target(&SPEC, sysroot), check_qemu(qemu)];
+        // Only a QEMU that runs can be asked about plugins.
+        if found {
+            checks.push(check_qemu_plugins(qemu::plugins_missing()));
+        }
+        checks.push(check_cc(which::which("cc").is_ok()));
+        checks.push(check_arm_gcc(probe("arm-none-eabi-gcc", &["--version"])));
+        checks
     }
 }
 
@@ -102,6 +108,35 @@ pub fn check_qemu(probe: Probe) -> Check {
             "runs `cargo medwasm bench --target mcu`",
             "apt-get install qemu-system-arm",
         ),
+    }
+}
+
+/// The doctor's check of QEMU's TCG plugin support: `unsupported` is why it has none
+/// (from [`qemu::plugins_missing`]).
+pub fn check_qemu_plugins(unsupported: Option<String>) -> Check {
+    const NAME: &str = "qemu TCG plugins";
+    match unsupported {
+        None => Check::ok(
+            NAME,
+            "count instructions in `cargo medwasm bench --target mcu`",
+        ),
+        Some(_) => Check::missing(
+            NAME,
+            false,
+            "count instructions in `cargo medwasm bench --target mcu`; this QEMU has none",
+            "install a QEMU built with plugin support (plugin API 1: QEMU 7.2 to 8.2), e.g. Debian 12's `apt-get install qemu-system-arm`",
+        ),
+    }
+}
+
+/// The doctor's check of the C linker `cc`, found on `PATH` or not.
+pub fn check_cc(found: bool) -> Check {
+    const NAME: &str = "cc";
+    const WHAT: &str = "links the instruction-counting QEMU plugin of `bench --target mcu`";
+    if found {
+        Check::ok(NAME, WHAT)
+    } else {
+        Check::missing(NAME, false, WHAT, "apt-get install gcc")
     }
 }
 
@@ -463,6 +498,26 @@ mod tests {
             err.contains("has 3 elements") && err.contains("takes 2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn plugin_prerequisites_are_optional_and_say_what_to_install() {
+        let missing = [
+            check_qemu_plugins(Some("built without TCG plugin support".into())),
+            check_cc(false),
+        ];
+        for check in missing {
+            assert_eq!(check.status, prereq::Status::OptionalMissing, "{check:?}");
+            assert!(
+                check
+                    .fix
+                    .as_deref()
+                    .is_some_and(|f| f.contains("apt-get install")),
+                "{check:?}"
+            );
+        }
+        assert_eq!(check_qemu_plugins(None).status, prereq::Status::Ok);
+        assert_eq!(check_cc(true).status, prereq::Status::Ok);
     }
 
     #[test]

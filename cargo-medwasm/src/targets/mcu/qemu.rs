@@ -1,15 +1,13 @@
 //! The QEMU runner of the `mcu` target: boots the firmware ELF in
-//! `qemu-system-arm` with the board's machine, hands it the test vectors over
-//! semihosting, and reads back every output (as f32 bits), the stack peak and the
-//! SysTick counts of the latency loop.
+//! `qemu-system-arm` with the board's machine and the instruction-counting plugin
+//! (`plugin.rs`), hands it the test vectors over semihosting, and reads back every
+//! output (as f32 bits), the stack peak and the instruction counts.
 //!
-//! Counting: QEMU runs with `-icount shift=0`, so its virtual clock advances exactly
-//! 1 ns per executed instruction, and SysTick (clocked at the board's `clock-hz` from
-//! that virtual clock) ticks once every `1e9 / clock-hz` instructions. The count is
-//! deterministic and says nothing about cycles: QEMU does not model pipelines, wait
-//! states or caches (nor DWT CYCCNT). The firmware also times a loop of a known
-//! number of instructions, and the runner refuses figures when that calibration is
-//! off by more than 1%.
+//! Counting: the plugin counts every instruction QEMU executes, exactly, and records
+//! the count between the firmware's markers around `medwasm_init` and each timed
+//! `medwasm_run`. No clock is involved: the same ELF gives the same counts on any host
+//! and on every run, wherever its code lands in flash. The count says nothing about
+//! cycles: QEMU does not model pipelines, wait states or caches (nor DWT CYCCNT).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -20,8 +18,9 @@ use anyhow::{Context as _, Result, bail};
 use super::artifacts::{BOARD_FILE, VECTORS_FILE, encode_vectors, read_memory};
 use super::board::Board;
 use super::firmware::TRIPLE;
+use super::plugin::{self, COUNTS_FILE};
 use crate::manifest::Manifest;
-use crate::process::Supervised;
+use crate::process::{Supervised, Waited};
 use crate::protocol::{ABI_VERSION, DetectorError, Execution, Inference, Job, Outcome, Progress};
 use crate::report::{Device, Finding, Latency};
 use crate::toolchain;
@@ -30,10 +29,19 @@ use crate::toolchain;
 pub const QEMU: &str = "qemu-system-arm";
 
 /// What the report says about the count.
-pub const COUNTING: &str = "QEMU -icount shift=0 counts executed instructions, not cycles (SysTick at the board clock; no pipeline, wait-state or cache model)";
+pub const COUNTING: &str = "a QEMU TCG plugin counts every executed instruction exactly: instructions, not cycles (no pipeline, wait-state or cache model)";
+
+/// The version of the firmware's report this runner reads.
+const FIRMWARE_PROTOCOL: u32 = 2;
 
 /// Longest a firmware run may take before it is killed as hung.
 const TIMEOUT: Duration = Duration::from_secs(900);
+
+/// What QEMU prints for `-plugin` when it was built without plugin support.
+const NO_PLUGINS: &str = "plugin interface not enabled";
+
+/// What to install when QEMU cannot load plugins.
+const PLUGIN_QEMU: &str = "`bench --target mcu` counts instructions with a QEMU TCG plugin (plugin API version 1, QEMU 7.2 to 8.2); install a QEMU built with plugin support, such as Debian 12's: `sudo apt-get install qemu-system-arm`";
 
 /// Why the firmware cannot run here, or `None` when it can.
 pub fn unavailable() -> Option<String> {
@@ -41,6 +49,13 @@ pub fn unavailable() -> Option<String> {
         return Some(format!(
             "`{QEMU}` is not installed; install it with `sudo apt-get install qemu-system-arm` (Debian/Ubuntu) or run `.ci/setup`"
         ));
+    }
+    if let Some(why) = plugins_missing() {
+        return Some(why);
+    }
+    // Rust links the counting plugin, a host shared library, with `cc`.
+    if cfg!(unix) && which::which("cc").is_err() {
+        return Some(plugin::missing_cc());
     }
     // Without the Rust target the firmware cannot be built; `--target all` then
     // skips this target instead of failing the others.
@@ -51,6 +66,32 @@ pub fn unavailable() -> Option<String> {
             "the Rust target `{TRIPLE}` is not installed; run `rustup target add {TRIPLE}`"
         )),
     }
+}
+
+/// Why `qemu-system-arm` cannot load plugins, or `None` when it can (or the probe
+/// cannot tell: the bench itself then says what went wrong).
+///
+/// The probe asks QEMU to load a plugin that does not exist: a QEMU with plugin
+/// support stops at once with "Could not load plugin", one without with
+/// [`NO_PLUGINS`]; neither starts a machine.
+pub fn plugins_missing() -> Option<String> {
+    let mut cmd = Command::new(QEMU);
+    cmd.args(["-machine", "none", "-display", "none", "-monitor", "none"])
+        .args([
+            "-serial",
+            "none",
+            "-plugin",
+            "file=/nonexistent/medwasm-probe.so",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let waited = Supervised::spawn(&mut cmd)
+        .ok()?
+        .wait_output(Duration::from_secs(20))
+        .ok()?;
+    String::from_utf8_lossy(&waited.stderr)
+        .contains(NO_PLUGINS)
+        .then(|| format!("`{QEMU}` was built without TCG plugin support; {PLUGIN_QEMU}"))
 }
 
 /// Runs `job`'s firmware in QEMU.
@@ -67,23 +108,57 @@ pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Exec
         );
     };
     let memory = read_memory(dir)?;
+    let elf = std::fs::read(job.artifact)
+        .with_context(|| format!("cannot read `{}`", job.artifact.display()))?;
+    let markers = plugin::markers(&elf)?;
+
+    progress(Progress::Phase {
+        verb: "Preparing",
+        len: 1,
+    });
+    let library = plugin::build(&dir.join("qemu-plugin"))?;
+    progress(Progress::Step);
 
     // The vectors go into a folder of their own, QEMU's working directory, where
-    // the firmware opens them by a relative name.
+    // the firmware opens them by a relative name and the plugin writes its counts.
     let work = dir.join("bench");
     std::fs::create_dir_all(&work)
         .with_context(|| format!("cannot create `{}`", work.display()))?;
     let cases: Vec<Vec<Vec<f32>>> = job.cases.iter().map(|c| c.inputs.clone()).collect();
     std::fs::write(work.join(VECTORS_FILE), encode_vectors(&cases, job.runs))
         .with_context(|| format!("cannot write the test vectors into `{}`", work.display()))?;
+    // A count file left by an earlier run must not pass for this run's.
+    let counts_path = work.join(COUNTS_FILE);
+    match std::fs::remove_file(&counts_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("cannot remove `{}`", counts_path.display()));
+        }
+        _ => {}
+    }
 
     progress(Progress::Phase {
         verb: "Running",
         len: 1,
     });
     let mut cmd = qemu_command(&qemu.machine, job.artifact, &work);
+    cmd.arg("-plugin")
+        .arg(plugin::plugin_option(&library, markers));
     let line = toolchain::command_line(&cmd);
-    let stdout = run_with_timeout(&mut cmd, &line)?;
+    let waited = run_supervised(&mut cmd)?;
+    let stderr = String::from_utf8_lossy(&waited.stderr).into_owned();
+    if waited.status.is_some_and(|s| !s.success()) {
+        if stderr.contains(NO_PLUGINS) {
+            bail!("`{QEMU}` was built without TCG plugin support; {PLUGIN_QEMU}");
+        }
+        if stderr.contains("Could not load plugin") {
+            bail!(
+                "`{QEMU}` could not load the instruction counter `{}`: {}\n{PLUGIN_QEMU}",
+                library.display(),
+                stderr.trim()
+            );
+        }
+    }
+    let stdout = checked_stdout(waited, &line)?;
     progress(Progress::Step);
 
     let run = parse(&stdout, job.manifest)
@@ -96,17 +171,16 @@ pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Exec
             tail(&stdout)
         );
     }
-    let ns_per_tick = 1e9 / board.clock_hz as f64;
-    let (expected, ticks) = run.calibration;
-    let measured = ticks as f64 * ns_per_tick;
-    // Written so that a zero or garbage calibration (NaN ratio) fails too.
-    let ratio = measured / expected as f64;
-    if expected == 0 || !ratio.is_finite() || (ratio - 1.0).abs() > 0.01 {
-        bail!(
-            "QEMU's SysTick is not counting instructions: a loop of {expected} instructions took {ticks} ticks ({measured:.0} instructions at {} Hz); check `clock-hz` in the board file and that `{QEMU}` accepts `-icount shift=0`",
-            board.clock_hz
-        );
-    }
+    let counts = std::fs::read_to_string(&counts_path).with_context(|| {
+        format!(
+            "the instruction counter wrote no `{}` (QEMU's messages: {})",
+            counts_path.display(),
+            stderr.trim()
+        )
+    })?;
+    let counted = plugin::parse_counts(&counts)
+        .and_then(|counts| plugin::attribute(&counts, run.calibration_loops, run.timed_runs))
+        .with_context(|| format!("the instruction counts of `{line}` are not usable"))?;
     if run.stack_peak > board.stack_bytes {
         bail!(
             "the detector used {} bytes of stack but board `{}` reserves {}: raise `stack-bytes` in the board file to at least {} and build again",
@@ -117,32 +191,16 @@ pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Exec
         );
     }
 
-    let (latency, instructions) = match run.timing {
-        // Runs of one vector execute the same instructions; the ticks may differ by
-        // one from where the runs fall against the tick boundaries, no more.
-        Some(t) if t.max > t.min.saturating_add(1) => bail!(
-            "the same vector took between {} and {} SysTick ticks over {} runs, so the count is not deterministic; `{QEMU}` must run with `-icount shift=0`",
-            t.min,
-            t.max,
-            t.runs
-        ),
-        Some(t) => {
-            let per_run = (t.sum as f64 * ns_per_tick / t.runs.max(1) as f64).round() as u64;
-            (
-                Latency {
-                    runs: t.runs,
-                    instructions: Some(per_run),
-                    ..Latency::default()
-                },
-                per_run,
-            )
-        }
-        None => (Latency::default(), 0),
+    let instructions = counted.per_run.unwrap_or(0);
+    let latency = Latency {
+        runs: run.timed_runs.unwrap_or(0),
+        instructions: counted.per_run,
+        ..Latency::default()
     };
     let macs = job.manifest.macs;
     Ok(Execution {
         runtime: format!(
-            "{} -M {} -icount shift=0 ({})",
+            "{} -M {} with the medwasm-icount plugin ({})",
             qemu_version().unwrap_or_else(|| QEMU.to_string()),
             qemu.machine,
             board.description
@@ -154,7 +212,7 @@ pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Exec
             board: board.name.clone(),
             counting: COUNTING.to_string(),
             instructions,
-            init_instructions: (run.init_ticks as f64 * ns_per_tick).round() as u64,
+            init_instructions: counted.init,
             instructions_per_mac: (macs > 0 && instructions > 0)
                 .then(|| instructions as f64 / macs as f64),
             flash_bytes: memory.flash(),
@@ -169,13 +227,15 @@ pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Exec
 }
 
 /// The QEMU command line that runs `elf` on `machine` with `work` as its folder.
+///
+/// No `-icount`: nothing in the firmware reads a clock, and the plugin counts
+/// instructions itself (with `-icount`, an instruction that touches a device in the
+/// middle of a block makes QEMU run it again, which the plugin would count twice).
 pub fn qemu_command(machine: &str, elf: &Path, work: &Path) -> Command {
     let mut cmd = Command::new(QEMU);
     cmd.args(["-machine", machine])
         .args(["-display", "none", "-monitor", "none", "-serial", "none"])
         .args(["-semihosting-config", "enable=on,target=native"])
-        // One instruction per virtual nanosecond, and no real time leaking in.
-        .args(["-icount", "shift=0,align=off,sleep=off"])
         .arg("-kernel")
         .arg(elf)
         .current_dir(work);
@@ -192,10 +252,21 @@ fn qemu_version() -> Option<String> {
 /// Runs `cmd` under supervision, stops it after [`TIMEOUT`], and returns its stdout;
 /// a failure says what the firmware printed.
 pub fn run_with_timeout(cmd: &mut Command, line: &str) -> Result<String> {
+    let waited = run_supervised(cmd)?;
+    checked_stdout(waited, line)
+}
+
+/// Runs `cmd` under supervision and stops it after [`TIMEOUT`].
+fn run_supervised(cmd: &mut Command) -> Result<Waited> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let waited = Supervised::spawn(cmd)
+    Supervised::spawn(cmd)
         .with_context(|| format!("install QEMU with `sudo apt-get install {QEMU}`"))?
-        .wait_output(TIMEOUT)?;
+        .wait_output(TIMEOUT)
+}
+
+/// The stdout of a QEMU run that ended well; otherwise an error with what the
+/// firmware printed.
+fn checked_stdout(waited: Waited, line: &str) -> Result<String> {
     let stdout = String::from_utf8_lossy(&waited.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&waited.stderr);
     match waited.status {
@@ -230,25 +301,15 @@ fn tail(text: &str) -> String {
         .join("\n")
 }
 
-/// The timed loop as the firmware reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Timing {
-    runs: usize,
-    min: u64,
-    max: u64,
-    sum: u64,
-}
-
 /// Everything the firmware printed, parsed.
 #[derive(Debug)]
 struct Run {
     outcomes: Vec<Outcome>,
     stack_peak: u64,
-    /// Instructions of the calibration loop and the ticks they took.
-    calibration: (u64, u64),
-    /// Ticks `medwasm_init` took (it checks the blob's CRC-32 over every byte).
-    init_ticks: u64,
-    timing: Option<Timing>,
+    /// Iterations of the calibration loop (two instructions each).
+    calibration_loops: u64,
+    /// How often the latency loop ran `medwasm_run`; `None` when nothing was timed.
+    timed_runs: Option<usize>,
 }
 
 /// Parses the firmware's report (the protocol is described in
@@ -257,9 +318,9 @@ fn parse(stdout: &str, manifest: &Manifest) -> Result<Run> {
     let mut lines = stdout.lines().peekable();
     let mut outcomes = Vec::new();
     let mut stack_peak = None;
-    let mut calibration = None;
-    let mut timing = None;
-    let mut init_ticks = None;
+    let mut calibration_loops = None;
+    let mut timed_runs = None;
+    let mut init_seen = false;
     let mut done = false;
     // Both must be seen: without them the outputs could belong to another detector.
     let mut abi_seen = false;
@@ -279,7 +340,14 @@ fn parse(stdout: &str, manifest: &Manifest) -> Result<Run> {
         let tag = words.next().unwrap_or("");
         let rest: Vec<&str> = words.collect();
         match tag {
-            "medwasm-firmware" => {}
+            "medwasm-firmware" => {
+                let version: u32 = num(&rest, 0, line)?;
+                if version != FIRMWARE_PROTOCOL {
+                    bail!(
+                        "the firmware reports in version {version} of its protocol and this cargo-medwasm reads version {FIRMWARE_PROTOCOL}; build it again with `cargo medwasm build --target mcu`"
+                    );
+                }
+            }
             "abi" => {
                 let abi: i32 = num(&rest, 0, line)?;
                 abi_seen = true;
@@ -291,7 +359,7 @@ fn parse(stdout: &str, manifest: &Manifest) -> Result<Run> {
             }
             "init" => {
                 let code: i32 = num(&rest, 0, line)?;
-                init_ticks = Some(num(&rest, 1, line)?);
+                init_seen = true;
                 if code != 0 {
                     let err = DetectorError::Code {
                         code,
@@ -347,14 +415,15 @@ fn parse(stdout: &str, manifest: &Manifest) -> Result<Run> {
                 }
             }
             "stack" => stack_peak = Some(num(&rest, 0, line)?),
-            "calibration" => calibration = Some((num(&rest, 0, line)?, num(&rest, 1, line)?)),
+            "calibration" => calibration_loops = Some(num(&rest, 0, line)?),
             "timing" => {
-                timing = Some(Timing {
-                    runs: num(&rest, 1, line)?,
-                    min: num(&rest, 2, line)?,
-                    max: num(&rest, 3, line)?,
-                    sum: (u64::from(hex(&rest, 4, line)?) << 32) | u64::from(hex(&rest, 5, line)?),
-                });
+                let vector: usize = num(&rest, 0, line)?;
+                if !matches!(outcomes.get(vector), Some(Ok(_))) {
+                    bail!(
+                        "the firmware timed vector {vector}, which did not run without an error, in `{line}`"
+                    );
+                }
+                timed_runs = Some(num(&rest, 1, line)?);
             }
             "fatal" => bail!("the firmware stopped: {}", rest.join(" ")),
             "done" => done = true,
@@ -373,12 +442,14 @@ fn parse(stdout: &str, manifest: &Manifest) -> Result<Run> {
             if abi_seen { "io" } else { "abi" }
         );
     }
+    if !init_seen {
+        bail!("the firmware reported no `medwasm_init`");
+    }
     Ok(Run {
         outcomes,
         stack_peak: stack_peak.context("the firmware reported no stack peak")?,
-        calibration: calibration.context("the firmware reported no calibration")?,
-        init_ticks: init_ticks.context("the firmware reported no `medwasm_init`")?,
-        timing,
+        calibration_loops: calibration_loops.context("the firmware reported no calibration")?,
+        timed_runs,
     })
 }
 
@@ -424,10 +495,10 @@ mod tests {
 
     #[test]
     fn parses_the_firmware_protocol() {
-        let out = "medwasm-firmware 1\nabi 1\ninit 0 42\nio 1 2 2 2 1\n\
+        let out = "medwasm-firmware 2\ncalibration 100000\nabi 1\ninit 0\nio 1 2 2 2 1\n\
             vector 0 ok 3f800000 1 1\noutput 0 3f800000 c0000000\noutput 1 3f800000\n\
             vector 1 error 11\nmessage input 0 element 1 is NaN or infinite\n\
-            stack 1234\ncalibration 200000 5000 0\ntiming 0 10 100 101 00000001 000003ed\ndone\n";
+            stack 1234\ntiming 0 10\ndone\n";
         let run = parse(out, &manifest()).unwrap();
         assert_eq!(run.outcomes.len(), 2);
         let first = run.outcomes[0].as_ref().unwrap();
@@ -438,23 +509,28 @@ mod tests {
             "error 11 (`NonFinite`): input 0 element 1 is NaN or infinite"
         );
         assert_eq!(run.stack_peak, 1234);
-        assert_eq!(run.init_ticks, 42);
-        assert_eq!(run.calibration, (200_000, 5_000));
-        assert_eq!(run.timing.unwrap().sum, (1 << 32) + 1005);
+        assert_eq!(run.calibration_loops, 100_000);
+        assert_eq!(run.timed_runs, Some(10));
     }
 
     #[test]
     fn refuses_a_report_that_does_not_fit() {
         let err = |out: &str| format!("{:#}", parse(out, &manifest()).unwrap_err());
-        assert!(err("abi 1\ninit 0 9\nio 1 3 2 2 1\ndone\n").contains("differ from the manifest"));
+        assert!(err("abi 1\ninit 0\nio 1 3 2 2 1\ndone\n").contains("differ from the manifest"));
         assert!(err("abi 2\n").contains("ABI version 2"));
-        assert!(err("init 6 9\nmessage arena too small\n").contains("`ArenaTooSmall`"));
-        assert!(err("abi 1\ninit 0 9\nstack 4\n").contains("before reporting `done`"));
+        assert!(err("init 6\nmessage arena too small\n").contains("`ArenaTooSmall`"));
+        assert!(err("abi 1\ninit 0\nstack 4\n").contains("before reporting `done`"));
         assert!(err("fatal cannot open medwasm-vectors.bin\n").contains("cannot open"));
         assert!(err("vector 0 ok 3f800000 0 0\noutput 1 00\n").contains("expected output 0"));
+        // A firmware of the SysTick era, benched with `--artifact`.
+        assert!(err("medwasm-firmware 1\n").contains("build it again"));
+        // Timing a vector that failed would count an error path.
+        assert!(err("vector 0 error 11\ntiming 0 5\n").contains("timed vector 0"));
         // Complete but for the line that ties the outputs to this detector.
-        let rest = "init 0 9\nstack 4\ncalibration 200000 5000 0\ndone\n";
+        let rest = "init 0\nstack 4\ncalibration 100000\ndone\n";
         assert!(err(&format!("abi 1\n{rest}")).contains("no `io` line"));
         assert!(err(&format!("io 1 2 2 2 1\n{rest}")).contains("no `abi` line"));
+        let no_init = "abi 1\nio 1 2 2 2 1\nstack 4\ncalibration 100000\ndone\n";
+        assert!(err(no_init).contains("no `medwasm_init`"));
     }
 }
