@@ -1,5 +1,10 @@
-//! The converter's intermediate graph: static shapes, constants inline, ops in the
-//! runtime's vocabulary. Passes rewrite it before planning.
+//! The converter's intermediate graph, shared by every frontend: typed tensors with
+//! static shapes, constants inline, ops in the runtime's vocabulary. Passes rewrite
+//! it before planning.
+//!
+//! Every tensor carries its element type ([`DType`]) and, for quantized values, its
+//! quantization parameters ([`Quant`]) as plain data, so a frontend for int8 models
+//! describes them as they are instead of dequantizing to f32 on the way in.
 
 use medwasm::kernels::act::Act;
 use medwasm::kernels::binary::BinOp;
@@ -8,21 +13,251 @@ use medwasm::kernels::misc::PadMode;
 /// Index of a tensor in [`Graph::tensors`].
 pub type TensorId = usize;
 
-/// A tensor: static shape, and data when constant.
+/// Element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DType {
+    /// IEEE 754 binary32.
+    #[default]
+    F32,
+    /// Signed 8-bit integer (quantized weights and activations).
+    I8,
+    /// Unsigned 8-bit integer (quantized activations of older exporters).
+    U8,
+    /// Signed 32-bit integer (quantized biases, accumulators).
+    I32,
+    /// Signed 64-bit integer (ONNX shapes, axes and pads).
+    I64,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::I8 | DType::U8 => 1,
+            DType::F32 | DType::I32 => 4,
+            DType::I64 => 8,
+        }
+    }
+
+    /// Name used in manifests and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::I8 => "i8",
+            DType::U8 => "u8",
+            DType::I32 => "i32",
+            DType::I64 => "i64",
+        }
+    }
+
+    /// True for the integer types.
+    pub fn is_int(self) -> bool {
+        self != DType::F32
+    }
+
+    /// The range of an integer type, as i64 (`None` for f32).
+    fn int_range(self) -> Option<(i64, i64)> {
+        match self {
+            DType::F32 => None,
+            DType::I8 => Some((i8::MIN.into(), i8::MAX.into())),
+            DType::U8 => Some((u8::MIN.into(), u8::MAX.into())),
+            DType::I32 => Some((i32::MIN.into(), i32::MAX.into())),
+            DType::I64 => Some((i64::MIN, i64::MAX)),
+        }
+    }
+}
+
+/// The values of a constant tensor, in its own element type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    /// f32 values.
+    F32(Vec<f32>),
+    /// i8 values.
+    I8(Vec<i8>),
+    /// u8 values.
+    U8(Vec<u8>),
+    /// i32 values.
+    I32(Vec<i32>),
+    /// i64 values.
+    I64(Vec<i64>),
+}
+
+impl Data {
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            Data::F32(_) => DType::F32,
+            Data::I8(_) => DType::I8,
+            Data::U8(_) => DType::U8,
+            Data::I32(_) => DType::I32,
+            Data::I64(_) => DType::I64,
+        }
+    }
+
+    /// Element count.
+    pub fn len(&self) -> usize {
+        match self {
+            Data::F32(v) => v.len(),
+            Data::I8(v) => v.len(),
+            Data::U8(v) => v.len(),
+            Data::I32(v) => v.len(),
+            Data::I64(v) => v.len(),
+        }
+    }
+
+    /// True without elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values of f32 data.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match self {
+            Data::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Integer values widened to i64 (`None` for f32 data).
+    pub fn to_i64(&self) -> Option<Vec<i64>> {
+        Some(match self {
+            Data::F32(_) => return None,
+            Data::I8(v) => v.iter().map(|&x| x.into()).collect(),
+            Data::U8(v) => v.iter().map(|&x| x.into()).collect(),
+            Data::I32(v) => v.iter().map(|&x| x.into()).collect(),
+            Data::I64(v) => v.clone(),
+        })
+    }
+
+    /// Values converted to f32 (integers rounded to the nearest f32).
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            Data::F32(v) => v.clone(),
+            Data::I8(v) => v.iter().map(|&x| x.into()).collect(),
+            Data::U8(v) => v.iter().map(|&x| x.into()).collect(),
+            Data::I32(v) => v.iter().map(|&x| x as f32).collect(),
+            Data::I64(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+
+    /// Integer values narrowed to `dtype`; the error names the first value outside
+    /// its range.
+    pub fn from_i64(dtype: DType, values: Vec<i64>) -> Result<Data, String> {
+        let Some((lo, hi)) = dtype.int_range() else {
+            return Ok(Data::F32(values.iter().map(|&v| v as f32).collect()));
+        };
+        if let Some(v) = values.iter().find(|&&v| v < lo || v > hi) {
+            return Err(format!("{v} does not fit in {}", dtype.name()));
+        }
+        // In range (checked above), so the narrowing casts are exact.
+        Ok(match dtype {
+            DType::I8 => Data::I8(values.iter().map(|&v| v as i8).collect()),
+            DType::U8 => Data::U8(values.iter().map(|&v| v as u8).collect()),
+            DType::I32 => Data::I32(values.iter().map(|&v| v as i32).collect()),
+            _ => Data::I64(values),
+        })
+    }
+
+    /// The elements at `indices`, in that order (transposes, broadcasts, gathers).
+    /// Indices must be in range.
+    pub fn select(&self, indices: &[usize]) -> Data {
+        fn pick<T: Copy>(v: &[T], ix: &[usize]) -> Vec<T> {
+            ix.iter().map(|&i| v[i]).collect()
+        }
+        match self {
+            Data::F32(v) => Data::F32(pick(v, indices)),
+            Data::I8(v) => Data::I8(pick(v, indices)),
+            Data::U8(v) => Data::U8(pick(v, indices)),
+            Data::I32(v) => Data::I32(pick(v, indices)),
+            Data::I64(v) => Data::I64(pick(v, indices)),
+        }
+    }
+
+    /// Appends `other`, which must have the same element type.
+    pub fn extend(&mut self, other: &Data) -> Result<(), String> {
+        match (self, other) {
+            (Data::F32(a), Data::F32(b)) => a.extend_from_slice(b),
+            (Data::I8(a), Data::I8(b)) => a.extend_from_slice(b),
+            (Data::U8(a), Data::U8(b)) => a.extend_from_slice(b),
+            (Data::I32(a), Data::I32(b)) => a.extend_from_slice(b),
+            (Data::I64(a), Data::I64(b)) => a.extend_from_slice(b),
+            (a, b) => {
+                return Err(format!(
+                    "element types {} and {} differ",
+                    a.dtype().name(),
+                    b.dtype().name()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Little-endian bytes, as the blob stores constants.
+    pub fn le_bytes(&self) -> Vec<u8> {
+        match self {
+            Data::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Data::I8(v) => v.iter().map(|&x| x as u8).collect(),
+            Data::U8(v) => v.clone(),
+            Data::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Data::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// Quantization parameters: `real = (q - zero_point) * scale`.
+///
+/// Per-tensor parameters have one scale and one zero point and no axis; per-axis
+/// (per-channel) parameters have one of each per index along `axis`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quant {
+    /// Scales, one per tensor or one per index along `axis`.
+    pub scale: Vec<f32>,
+    /// Zero points, as many as scales (i64 holds the zero point of every integer type).
+    pub zero_point: Vec<i64>,
+    /// The quantized axis of per-axis parameters.
+    pub axis: Option<usize>,
+}
+
+/// A tensor: element type, static shape, and data when constant.
 #[derive(Debug, Clone, Default)]
 pub struct Tensor {
     /// Name in the source model.
     pub name: String,
+    /// Element type; equal to `data`'s type for a constant.
+    pub dtype: DType,
     /// Static shape.
     pub dims: Vec<usize>,
-    /// Float data of a constant.
-    pub data: Option<Vec<f32>>,
-    /// Integer data of a constant (shapes, axes, pads).
-    pub ints: Option<Vec<i64>>,
+    /// The values of a constant.
+    pub data: Option<Data>,
+    /// Quantization parameters of a quantized tensor.
+    pub quant: Option<Quant>,
 }
 
 impl Tensor {
-    /// Element count.
+    /// A value computed at run time.
+    pub fn activation(name: impl Into<String>, dims: Vec<usize>, dtype: DType) -> Tensor {
+        Tensor {
+            name: name.into(),
+            dtype,
+            dims,
+            data: None,
+            quant: None,
+        }
+    }
+
+    /// A constant; its element type is its data's.
+    pub fn constant(name: impl Into<String>, dims: Vec<usize>, data: Data) -> Tensor {
+        Tensor {
+            name: name.into(),
+            dtype: data.dtype(),
+            dims,
+            data: Some(data),
+            quant: None,
+        }
+    }
+
+    /// Element count. Shapes are checked against the format's limits when a tensor
+    /// is defined, so the product does not overflow.
     pub fn len(&self) -> usize {
         self.dims.iter().product()
     }
@@ -32,10 +267,30 @@ impl Tensor {
         self.len() == 0
     }
 
-    /// True for constants (float or integer).
+    /// True for constants.
     pub fn is_const(&self) -> bool {
-        self.data.is_some() || self.ints.is_some()
+        self.data.is_some()
     }
+
+    /// The values of an f32 constant.
+    pub fn f32s(&self) -> Option<&[f32]> {
+        self.data.as_ref().and_then(Data::as_f32)
+    }
+
+    /// The values of an integer constant, widened to i64.
+    pub fn ints(&self) -> Option<Vec<i64>> {
+        self.data.as_ref().and_then(Data::to_i64)
+    }
+
+    /// True for an integer constant (shapes, axes, pads, quantized weights).
+    pub fn is_int_const(&self) -> bool {
+        self.data.as_ref().is_some_and(|d| d.dtype().is_int())
+    }
+}
+
+/// Element count of `dims`, `None` if it overflows.
+pub fn checked_len(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
 /// Window geometry shared by Conv and pooling, in 2-D form (1-D has height 1).
@@ -184,6 +439,29 @@ impl Graph {
         self.tensors.len() - 1
     }
 
+    /// Adds a node computing a new f32 tensor named after the node; returns it.
+    pub fn add_node(
+        &mut self,
+        name: &str,
+        op: Op,
+        inputs: Vec<Option<TensorId>>,
+        dims: Vec<usize>,
+    ) -> TensorId {
+        let output = self.add_tensor(Tensor::activation(name, dims, DType::F32));
+        self.nodes.push(Node {
+            name: name.to_string(),
+            op,
+            inputs,
+            output,
+        });
+        output
+    }
+
+    /// The node that computes `t`, if any.
+    pub fn producer(&self, t: TensorId) -> Option<usize> {
+        self.nodes.iter().position(|n| n.output == t)
+    }
+
     /// Number of nodes reading `t`, plus one if it is a graph output.
     pub fn uses(&self, t: TensorId) -> usize {
         self.nodes
@@ -218,5 +496,49 @@ impl Graph {
                 *o = to;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrowing_refuses_values_out_of_range() {
+        assert_eq!(
+            Data::from_i64(DType::I32, vec![1, -2]),
+            Ok(Data::I32(vec![1, -2]))
+        );
+        let err = Data::from_i64(DType::I32, vec![1, 1 << 40]).unwrap_err();
+        assert!(err.contains("does not fit in i32"), "{err}");
+        assert!(Data::from_i64(DType::U8, vec![-1]).is_err());
+        assert_eq!(
+            Data::from_i64(DType::I8, vec![-128, 127]),
+            Ok(Data::I8(vec![-128, 127]))
+        );
+    }
+
+    #[test]
+    fn data_keeps_its_type_through_select_and_extend() {
+        let mut d = Data::I8(vec![1, 2, 3]);
+        assert_eq!(d.select(&[2, 0]), Data::I8(vec![3, 1]));
+        d.extend(&Data::I8(vec![4])).unwrap();
+        assert_eq!(d, Data::I8(vec![1, 2, 3, 4]));
+        assert!(d.extend(&Data::F32(vec![1.0])).is_err());
+        assert_eq!(d.le_bytes(), [1, 2, 3, 4]);
+        assert_eq!(Data::I8(vec![-1]).le_bytes(), [0xFF]);
+        assert_eq!(Data::F32(vec![1.0]).le_bytes(), 1f32.to_le_bytes());
+    }
+
+    #[test]
+    fn constants_take_their_data_type() {
+        let t = Tensor::constant("w", vec![2], Data::I32(vec![7, 8]));
+        assert_eq!(t.dtype, DType::I32);
+        assert!(t.is_int_const() && t.is_const());
+        assert_eq!(t.ints(), Some(vec![7, 8]));
+        assert_eq!(t.f32s(), None);
+        let a = Tensor::activation("x", vec![1, 3], DType::I8);
+        assert!(!a.is_const() && a.len() == 3);
+        assert_eq!(checked_len(&[usize::MAX, 2]), None);
     }
 }

@@ -1,9 +1,12 @@
-//! ONNX → compact model conversion (host side only).
+//! Model → compact blob conversion (host side only).
 //!
-//! parse (tract-onnx's protobuf types) → typed graph with static shapes → passes
-//! (fold BatchNorm, fuse bias and activations, drop identities) → support check
-//! (every problem at once) → static memory plan → blob, checked by loading it with
-//! the runtime's own validating loader.
+//! A frontend turns a source model into the typed IR ([`ir`]): `onnx/` reads ONNX
+//! (tract-onnx's protobuf types), fixes static shapes, folds constant subgraphs and
+//! translates each node, collecting every problem at once. One shared lowering then
+//! takes any frontend's IR through named steps: passes (fold BatchNorm, fuse bias
+//! and activations, drop identities) → support check (every problem at once) →
+//! static memory plan → blob → self-check (the runtime's own validating loader
+//! loads it and counts MACs) → manifest.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,11 +18,15 @@ use tract_onnx::prelude::Framework as _;
 
 use crate::manifest::{Manifest, Source, TensorSpec};
 
+mod check;
 pub mod ir;
 mod onnx;
 mod passes;
 mod plan;
 pub mod support;
+#[cfg(test)]
+mod testing;
+mod write;
 
 /// Conversion options.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +59,8 @@ pub enum ProblemKind {
     DynamicDim,
     /// The model as a whole.
     Model,
+    /// The model exceeds a limit of the compact format (sizes, counts).
+    Limit,
 }
 
 /// One thing that stops a model from converting.
@@ -91,6 +100,7 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
             ProblemKind::Model => write!(f, "{}", self.message),
+            ProblemKind::Limit if self.node.is_empty() => write!(f, "{}", self.message),
             ProblemKind::DynamicDim if self.op == "input" => {
                 write!(f, "input `{}`: {}", self.node, self.message)
             }
@@ -144,7 +154,10 @@ fn unsupported_message(path: &Path, problems: &[Problem]) -> String {
         s.push_str("\n  - ");
         s.push_str(&p.to_string());
     }
-    s.push_str("\nsupported operators and attributes: docs/ops.md (or `cargo medwasm ops`)");
+    // Size limits are not about operators; the table would not help.
+    if problems.iter().any(|p| p.kind != ProblemKind::Limit) {
+        s.push_str("\nsupported operators and attributes: docs/ops.md (or `cargo medwasm ops`)");
+    }
     s
 }
 
@@ -169,27 +182,69 @@ pub fn convert_onnx_bytes(
             path: path.to_path_buf(),
             message: format!("{e:#}"),
         })?;
-    let imported = onnx::import(&proto, &opts.input_shapes);
+    lower(path, bytes, onnx::import(&proto, &opts.input_shapes))
+}
+
+/// What a frontend hands to the shared lowering.
+#[derive(Debug)]
+pub(crate) struct Imported {
+    /// The graph in the runtime's vocabulary, shapes static.
+    pub graph: ir::Graph,
+    /// Everything the frontend could not translate, all at once.
+    pub problems: Vec<Problem>,
+    /// What was changed on the way.
+    pub notes: Vec<String>,
+    /// Source format for the manifest (`onnx`).
+    pub format: &'static str,
+    /// Default-domain opset (or the format's schema version).
+    pub opset: i64,
+    /// `producer_name producer_version` of the file.
+    pub producer: String,
+    /// Input shapes used.
+    pub input_shapes: Vec<Vec<usize>>,
+}
+
+/// The shared lowering: passes → support check → plan → blob → self-check →
+/// manifest. `bytes` are the source file's, for the manifest's checksum.
+fn lower(path: &Path, bytes: &[u8], imported: Imported) -> Result<Converted, ConvertError> {
+    let unsupported = |problems| ConvertError::Unsupported {
+        path: path.to_path_buf(),
+        problems,
+    };
     if !imported.problems.is_empty() {
-        return Err(ConvertError::Unsupported {
-            path: path.to_path_buf(),
-            problems: imported.problems,
-        });
+        return Err(unsupported(imported.problems));
     }
     let mut graph = imported.graph;
     let mut notes = imported.notes;
     if graph.inputs.is_empty() || graph.outputs.is_empty() {
-        return Err(ConvertError::Unsupported {
-            path: path.to_path_buf(),
-            problems: vec![Problem::model(
-                "the graph has no runtime inputs or no outputs",
-            )],
-        });
+        return Err(unsupported(vec![Problem::model(
+            "the graph has no runtime inputs or no outputs",
+        )]));
     }
-    notes.extend(passes::run(&mut graph));
-    let (blob, arena) = plan::plan_and_write(&graph).map_err(ConvertError::Internal)?;
 
-    // Check the blob with the runtime's own loader, and count MACs on the way.
+    notes.extend(passes::run(&mut graph));
+
+    let problems = check::check(&graph);
+    if !problems.is_empty() {
+        return Err(unsupported(problems));
+    }
+
+    let plan = plan::plan(&graph).map_err(|message| {
+        unsupported(vec![Problem {
+            kind: ProblemKind::Limit,
+            ..Problem::model(&message)
+        }])
+    })?;
+
+    let blob = write::write(&graph, &plan).map_err(|e| match e {
+        write::WriteError::TooLarge(message) => unsupported(vec![Problem {
+            kind: ProblemKind::Limit,
+            ..Problem::model(&message)
+        }]),
+        write::WriteError::Bug(message) => ConvertError::Internal(message),
+    })?;
+
+    // Self-check: the runtime's own loader validates the blob; count MACs on the way.
     let aligned = medwasm::AlignedBuf::from_bytes(&blob);
     let model = medwasm::Model::load(aligned.as_slice())
         .map_err(|e| ConvertError::Internal(format!("the written blob does not load: {e}")))?;
@@ -202,6 +257,7 @@ pub fn convert_onnx_bytes(
             .map_err(|e| ConvertError::Internal(e.to_string()))?;
         macs += medwasm::ops::macs(&p);
     }
+
     let mut ops: Vec<(String, u64)> = vec![];
     for n in &graph.nodes {
         let label = n.op.label();
@@ -213,11 +269,8 @@ pub fn convert_onnx_bytes(
     let spec = |t: usize| TensorSpec {
         name: graph.tensors[t].name.clone(),
         shape: graph.tensors[t].dims.iter().map(|&d| d as u64).collect(),
-        dtype: "f32".into(),
+        dtype: graph.tensors[t].dtype.name().into(),
     };
-    let producer = format!("{} {}", proto.producer_name, proto.producer_version)
-        .trim()
-        .to_string();
     let manifest = Manifest {
         format_version: medwasm::format::VERSION_MAJOR,
         source: Source {
@@ -226,9 +279,9 @@ pub fn convert_onnx_bytes(
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             sha256: hex(&Sha256::digest(bytes)),
-            format: "onnx".into(),
+            format: imported.format.into(),
             opset: imported.opset,
-            producer,
+            producer: imported.producer,
             input_shapes: imported
                 .input_shapes
                 .iter()
@@ -237,7 +290,7 @@ pub fn convert_onnx_bytes(
         },
         inputs: graph.inputs.iter().map(|&t| spec(t)).collect(),
         outputs: graph.outputs.iter().map(|&t| spec(t)).collect(),
-        arena_bytes: arena as u64,
+        arena_bytes: plan.arena_bytes as u64,
         weights_bytes: model.data_bytes() as u64,
         blob_bytes: blob.len() as u64,
         blob_sha256: hex(&Sha256::digest(&blob)),

@@ -1,0 +1,191 @@
+//! Convolution, and the window geometry (kernel, strides, dilations, pads,
+//! `auto_pad`) it shares with pooling.
+
+use medwasm::kernels::act::Act;
+
+use super::attrs::Attrs;
+use super::{Cx, OnnxNode, OpDef, R, shape_err, unsupported};
+use crate::convert::ProblemKind;
+use crate::convert::ir::{Op, Window};
+
+pub(super) const OPS: &[OpDef] = &[OpDef {
+    op: "Conv",
+    attrs: &[
+        "auto_pad",
+        "dilations",
+        "group",
+        "kernel_shape",
+        "pads",
+        "strides",
+    ],
+    translate: conv,
+}];
+
+fn conv(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
+    let a = &n.attrs;
+    let (xi, wi) = (n.input(0, "X")?, n.input(1, "W")?);
+    let (xt, wt) = (cx.t(xi).clone(), cx.t(wi).clone());
+    match &wt.data {
+        None => return unsupported("Conv with non-constant weights is not supported"),
+        Some(d) if d.as_f32().is_none() => {
+            return Err((
+                ProblemKind::Dtype,
+                format!(
+                    "Conv with weights of element type {}: float32 weights are needed (int8 execution comes later)",
+                    d.dtype().name()
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    let r = xt.dims.len();
+    if r != 3 && r != 4 {
+        return unsupported(format!(
+            "{}-D convolution is not supported (1-D and 2-D only)",
+            r.saturating_sub(2)
+        ));
+    }
+    if wt.dims.len() != r {
+        return shape_err(format!(
+            "weights {:?} do not match input {:?}",
+            wt.dims, xt.dims
+        ));
+    }
+    let group = a.int("group")?.unwrap_or(1).max(1) as usize;
+    let kernel_shape: Vec<usize> = wt.dims[2..].to_vec();
+    if let Some(ks) = a.ints("kernel_shape")?
+        && ks.iter().map(|&v| v as usize).collect::<Vec<_>>() != kernel_shape
+    {
+        return shape_err("`kernel_shape` disagrees with the weights");
+    }
+    let (win, out_sp) = window(a, &xt.dims[2..], &kernel_shape, false)?;
+    let c = xt.dims[1];
+    let m = wt.dims[0];
+    if c % group != 0 || m % group != 0 || wt.dims[1] != c / group {
+        return shape_err(format!(
+            "group {group} does not fit input channels {c} and weights {:?}",
+            wt.dims
+        ));
+    }
+    let bias = n.opt_input(2);
+    if let Some(b) = bias
+        && (cx.t(b).f32s().is_none() || cx.t(b).len() != m)
+    {
+        return unsupported("Conv bias must be a constant of M elements");
+    }
+    let mut dims = vec![xt.dims[0], m];
+    dims.extend(out_sp);
+    cx.emit(
+        n,
+        Op::Conv {
+            win,
+            group,
+            act: Act::None,
+        },
+        vec![Some(xi), Some(wi), bias],
+        dims,
+    )?;
+    Ok(())
+}
+
+/// Window geometry from Conv/pool attributes; returns the output spatial dims.
+pub(super) fn window(
+    a: &Attrs<'_>,
+    spatial: &[usize],
+    kernel: &[usize],
+    ceil: bool,
+) -> R<(Window, Vec<usize>)> {
+    let n = spatial.len();
+    if kernel.len() != n || n == 0 || n > 2 {
+        return shape_err(format!(
+            "kernel {kernel:?} does not fit spatial dims {spatial:?}"
+        ));
+    }
+    let get = |name: &str, default: usize| -> R<Vec<usize>> {
+        match a.ints(name)? {
+            Some(v) if v.len() == n && v.iter().all(|&x| x >= 1) => {
+                Ok(v.iter().map(|&x| x as usize).collect())
+            }
+            Some(v) => unsupported(format!("`{name}` {v:?} must be {n} positive values")),
+            None => Ok(vec![default; n]),
+        }
+    };
+    let strides = get("strides", 1)?;
+    let dil = get("dilations", 1)?;
+    let auto_pad = a.string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
+    let mut begin = vec![0usize; n];
+    let mut end = vec![0usize; n];
+    let mut out = vec![0usize; n];
+    for d in 0..n {
+        let span = (kernel[d] - 1) * dil[d] + 1;
+        match auto_pad.as_str() {
+            "NOTSET" => {
+                if let Some(p) = a.ints("pads")? {
+                    if p.len() != 2 * n || p.iter().any(|&v| v < 0) {
+                        return unsupported(format!(
+                            "`pads` {p:?} must be {} non-negative values",
+                            2 * n
+                        ));
+                    }
+                    begin[d] = p[d] as usize;
+                    end[d] = p[n + d] as usize;
+                }
+                let padded = spatial[d] + begin[d] + end[d];
+                if padded < span {
+                    return shape_err("the kernel is larger than the padded input");
+                }
+                out[d] = if ceil {
+                    let mut o = (padded - span).div_ceil(strides[d]) + 1;
+                    if (o - 1) * strides[d] >= spatial[d] + begin[d] {
+                        o -= 1;
+                    }
+                    o
+                } else {
+                    (padded - span) / strides[d] + 1
+                };
+            }
+            "VALID" => {
+                if spatial[d] < span {
+                    return shape_err("the kernel is larger than the input");
+                }
+                out[d] = (spatial[d] - span) / strides[d] + 1;
+            }
+            "SAME_UPPER" | "SAME_LOWER" => {
+                out[d] = spatial[d].div_ceil(strides[d]);
+                let total = ((out[d] - 1) * strides[d] + span).saturating_sub(spatial[d]);
+                let small = total / 2;
+                (begin[d], end[d]) = if auto_pad == "SAME_UPPER" {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                };
+            }
+            other => return unsupported(format!("`auto_pad={other}` is not supported")),
+        }
+    }
+    // 1-D runs as 2-D with height 1.
+    let (k2, s2, d2, pads) = if n == 1 {
+        (
+            [1, kernel[0]],
+            [1, strides[0]],
+            [1, dil[0]],
+            [0, begin[0], 0, end[0]],
+        )
+    } else {
+        (
+            [kernel[0], kernel[1]],
+            [strides[0], strides[1]],
+            [dil[0], dil[1]],
+            [begin[0], begin[1], end[0], end[1]],
+        )
+    };
+    Ok((
+        Window {
+            kernel: k2,
+            strides: s2,
+            dilations: d2,
+            pads,
+        },
+        out,
+    ))
+}

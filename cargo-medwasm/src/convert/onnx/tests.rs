@@ -1,0 +1,304 @@
+//! ONNX models built in the test (like `conformance/gen_cases.py` builds them in
+//! Python) and taken through the frontend and the shared lowering.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use tract_onnx::pb;
+use tract_onnx::pb::attribute_proto::AttributeType;
+
+use super::tensor::{FLOAT, INT64};
+use crate::convert::testing::{assert_close, run_blob};
+use crate::convert::{ConvertError, Converted, Problem, ProblemKind, lower};
+
+/// A model under construction: one opset, float inputs, nodes in order.
+pub(crate) struct Model {
+    opset: i64,
+    graph: pb::GraphProto,
+}
+
+/// An attribute.
+pub(crate) fn attr_int(name: &str, i: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i,
+        ..Default::default()
+    }
+}
+
+pub(crate) fn attr_ints(name: &str, ints: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: ints.to_vec(),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn attr_float(name: &str, f: f32) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Float as i32,
+        f,
+        ..Default::default()
+    }
+}
+
+impl Model {
+    pub(crate) fn new(opset: i64) -> Model {
+        Model {
+            opset,
+            graph: pb::GraphProto::default(),
+        }
+    }
+
+    /// A float32 graph input of static shape `dims`.
+    pub(crate) fn input(mut self, name: &str, dims: &[i64]) -> Model {
+        use pb::tensor_shape_proto::{Dimension, dimension::Value};
+        self.graph.input.push(pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: FLOAT,
+                    shape: Some(pb::TensorShapeProto {
+                        dim: dims
+                            .iter()
+                            .map(|&d| Dimension {
+                                value: Some(Value::DimValue(d)),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        self
+    }
+
+    /// A graph output.
+    pub(crate) fn output(mut self, name: &str) -> Model {
+        self.graph.output.push(pb::ValueInfoProto {
+            name: name.into(),
+            ..Default::default()
+        });
+        self
+    }
+
+    /// A float32 initializer.
+    pub(crate) fn init_f32(mut self, name: &str, dims: &[i64], values: &[f32]) -> Model {
+        self.graph.initializer.push(pb::TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: FLOAT,
+            float_data: values.to_vec(),
+            ..Default::default()
+        });
+        self
+    }
+
+    /// An int64 initializer.
+    pub(crate) fn init_i64(mut self, name: &str, dims: &[i64], values: &[i64]) -> Model {
+        self.graph.initializer.push(pb::TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: INT64,
+            int64_data: values.to_vec(),
+            ..Default::default()
+        });
+        self
+    }
+
+    /// A node named `<op>_<index>`, as the conformance cases name them.
+    pub(crate) fn node(
+        mut self,
+        op: &str,
+        inputs: &[&str],
+        output: &str,
+        attrs: Vec<pb::AttributeProto>,
+    ) -> Model {
+        let index = self.graph.node.len();
+        self.graph.node.push(pb::NodeProto {
+            name: format!("{}_{index}", op.to_lowercase()),
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            attribute: attrs,
+            ..Default::default()
+        });
+        self
+    }
+
+    pub(crate) fn proto(self) -> pb::ModelProto {
+        pb::ModelProto {
+            ir_version: 8,
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: self.opset,
+            }],
+            graph: Some(self.graph),
+            ..Default::default()
+        }
+    }
+
+    /// Imports and lowers the model, as `convert_onnx_bytes` does after parsing.
+    pub(crate) fn convert(self) -> Result<Converted, ConvertError> {
+        self.convert_with(&HashMap::new())
+    }
+
+    pub(crate) fn convert_with(
+        self,
+        shapes: &HashMap<String, Vec<usize>>,
+    ) -> Result<Converted, ConvertError> {
+        let proto = self.proto();
+        lower(Path::new("test.onnx"), &[], super::import(&proto, shapes))
+    }
+
+    /// The problems of a model that must not convert.
+    pub(crate) fn problems(self) -> Vec<Problem> {
+        match self.convert() {
+            Err(ConvertError::Unsupported { problems, .. }) => problems,
+            Err(e) => panic!("expected problems, got: {e}"),
+            Ok(_) => panic!("expected problems, the model converted"),
+        }
+    }
+}
+
+/// The one problem of a model; panics if there is not exactly one.
+pub(crate) fn only_problem(m: Model) -> Problem {
+    let problems = m.problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    problems
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| unreachable!())
+}
+
+#[test]
+fn every_supported_operator_has_a_translation_and_the_reverse() {
+    let mut registered = super::op_names();
+    let mut table: Vec<&str> = crate::convert::support::OPS.iter().map(|o| o.op).collect();
+    registered.sort_unstable();
+    table.sort_unstable();
+    assert_eq!(
+        registered, table,
+        "support::OPS and the ONNX registry differ"
+    );
+    let mut dedup = registered.clone();
+    dedup.dedup();
+    assert_eq!(dedup, registered, "an operator is registered twice");
+}
+
+#[test]
+fn matmul_and_bias_add_become_one_gemm_that_runs() {
+    let converted = Model::new(13)
+        .input("x", &[1, 2])
+        .init_f32("w", &[2, 2], &[1.0, 2.0, 3.0, 4.0])
+        .init_f32("b", &[2], &[0.5, -0.5])
+        .node("MatMul", &["x", "w"], "t", vec![])
+        .node("Add", &["t", "b"], "y", vec![])
+        .output("y")
+        .convert()
+        .unwrap();
+    let m = &converted.manifest;
+    assert_eq!(m.ops, [("Gemm".to_string(), 1)]);
+    assert_eq!(
+        (m.inputs[0].dtype.as_str(), m.outputs[0].name.as_str()),
+        ("f32", "y")
+    );
+    assert!(
+        m.notes.iter().any(|n| n.contains("bias Add fused")),
+        "{:?}",
+        m.notes
+    );
+    let y = run_blob(&converted.blob, &[vec![1.0, -1.0]]);
+    assert_close(&y[0], &[1.0 - 3.0 + 0.5, 2.0 - 4.0 - 0.5], 0.0);
+}
+
+#[test]
+fn unknown_attributes_are_refused_by_name() {
+    let p = only_problem(
+        Model::new(13)
+            .input("x", &[1, 4])
+            .node(
+                "Relu",
+                &["x"],
+                "y",
+                vec![attr_float("alpha", 0.5), attr_int("beta", 1)],
+            )
+            .output("y"),
+    );
+    assert_eq!(p.kind, ProblemKind::Attribute);
+    assert_eq!(p.node, "relu_0");
+    assert!(
+        p.message.contains("unknown attributes `alpha`, `beta`")
+            && p.message.contains("Relu takes `consumed_inputs`"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn an_attribute_of_the_wrong_type_is_refused_not_defaulted() {
+    // `alpha` as an int would otherwise silently become the default 0.01.
+    let p = only_problem(
+        Model::new(13)
+            .input("x", &[1, 4])
+            .node("LeakyRelu", &["x"], "y", vec![attr_int("alpha", 1)])
+            .output("y"),
+    );
+    assert_eq!(p.kind, ProblemKind::Attribute);
+    assert!(
+        p.message
+            .contains("attribute `alpha` must be a float, not an int"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn integer_constants_are_transposed_and_concatenated_at_conversion() {
+    // [[2, 3]] transposed and joined with [[1], [6]] is [[2, 1], [3, 6]]; its second
+    // row, [3, 6], is the shape x is reshaped to.
+    let converted = Model::new(13)
+        .input("x", &[1, 18])
+        .init_i64("s", &[1, 2], &[2, 3])
+        .init_i64("k", &[2, 1], &[1, 6])
+        .init_i64("flat", &[1], &[4])
+        .init_i64("pick", &[2], &[2, 3])
+        .node("Transpose", &["s"], "st", vec![attr_ints("perm", &[1, 0])])
+        .node("Concat", &["st", "k"], "c", vec![attr_int("axis", 1)])
+        .node("Reshape", &["c", "flat"], "cf", vec![])
+        .node("Gather", &["cf", "pick"], "shape", vec![])
+        .node("Reshape", &["x", "shape"], "r", vec![])
+        .node("Relu", &["r"], "y", vec![])
+        .output("y")
+        .convert()
+        .unwrap();
+    assert_eq!(converted.manifest.outputs[0].shape, [3, 6]);
+    let x: Vec<f32> = (0..18).map(|v| v as f32 - 9.0).collect();
+    let want: Vec<f32> = x.iter().map(|v| v.max(0.0)).collect();
+    assert_close(&run_blob(&converted.blob, &[x])[0], &want, 0.0);
+}
+
+#[test]
+fn an_integer_constant_at_run_time_is_a_dtype_problem() {
+    // Relu of an int64 constant would need an integer tensor in the arena.
+    let problems = Model::new(13)
+        .input("x", &[1, 2])
+        .init_i64("k", &[1, 2], &[1, 2])
+        .node("Relu", &["k"], "r", vec![])
+        .node("Add", &["x", "r"], "y", vec![])
+        .output("y")
+        .problems();
+    assert!(!problems.is_empty());
+    for p in &problems {
+        assert_eq!(p.kind, ProblemKind::Dtype, "{p}");
+        assert!(
+            p.message.contains("element type i64") && p.message.contains("f32 only"),
+            "{p}"
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! Helpers for the converter's unit tests: graphs built by hand, and running a
+//! graph or a blob on the native runtime (the same scalar kernels a detector runs).
+
+use super::ir::{DType, Data, Graph, Tensor, TensorId};
+
+/// Adds a graph input.
+pub fn input(g: &mut Graph, name: &str, dims: &[usize]) -> TensorId {
+    let t = g.add_tensor(Tensor::activation(name, dims.to_vec(), DType::F32));
+    g.inputs.push(t);
+    t
+}
+
+/// Adds an f32 constant.
+pub fn constant(g: &mut Graph, name: &str, dims: &[usize], values: Vec<f32>) -> TensorId {
+    g.add_tensor(Tensor::constant(name, dims.to_vec(), Data::F32(values)))
+}
+
+/// Checks, plans and writes `g` (without running the passes); panics on a problem.
+pub fn blob_of(g: &Graph) -> Vec<u8> {
+    let problems = super::check::check(g);
+    assert!(problems.is_empty(), "{problems:?}");
+    let plan = super::plan::plan(g).expect("plan");
+    super::write::write(g, &plan).expect("write")
+}
+
+/// Runs `blob` natively on `inputs`; returns every output.
+pub fn run_blob(blob: &[u8], inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let aligned = medwasm::AlignedBuf::from_bytes(blob);
+    let model = medwasm::Model::load(aligned.as_slice()).expect("the blob loads");
+    let mut arena = medwasm::AlignedBuf::zeroed(model.arena_bytes());
+    let mut rt = medwasm::Runtime::new(model, arena.as_mut_slice()).expect("runtime");
+    for (i, data) in inputs.iter().enumerate() {
+        rt.set_input(i, data).expect("input");
+    }
+    rt.run().expect("run");
+    (0..model.output_count())
+        .map(|i| rt.output(i).expect("output").to_vec())
+        .collect()
+}
+
+/// Runs `g` (after its passes, if the caller ran them) natively.
+pub fn run_graph(g: &Graph, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    run_blob(&blob_of(g), inputs)
+}
+
+/// Asserts two float slices agree within `tol` (absolute), naming the first mismatch.
+pub fn assert_close(got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol,
+            "element {i}: got {g}, want {w} (all: {got:?} vs {want:?})"
+        );
+    }
+}
