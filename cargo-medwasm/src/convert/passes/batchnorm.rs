@@ -95,6 +95,12 @@ fn fold_into(g: &mut Graph, p: usize, scale: &[f32], shift: &[f32]) -> bool {
     let wdims = g.tensors[w].dims.clone();
     let c = scale.len();
     let conv = matches!(node.op, Op::Conv { .. });
+    // BatchNormalization scales axis 1. A Conv's output channels are axis 1; a
+    // Gemm's columns are its last axis, which is axis 1 only for a 2-D output (a
+    // MatMul of a [N, C, K] input has its columns on axis 2).
+    if !conv && g.tensors[node.output].dims.len() != 2 {
+        return false;
+    }
     let out_channels = if conv { wdims[0] } else { wdims[1] };
     if out_channels != c {
         return false;
@@ -195,6 +201,76 @@ mod tests {
     }
 
     const X: [f32; 8] = [0.5, -1.0, 2.0, 0.25, -0.75, 1.5, 3.0, -2.0];
+
+    #[test]
+    fn after_a_rank3_matmul_scales_axis_1_not_the_columns() {
+        // x [1, 3, 2] · w [2, 3] gives [1, 3, 3]: 3 channels on axis 1 and, by
+        // coincidence, 3 columns on axis 2. Folding would scale the columns.
+        let mut g = Graph::default();
+        let x = input(&mut g, "x", &[1, 3, 2]);
+        let w = constant(&mut g, "w", &[2, 3], vec![1.0, 2.0, 3.0, -1.0, 0.5, 0.0]);
+        let y = g.add_node(
+            "mm",
+            Op::Gemm { act: Act::None },
+            vec![Some(x), Some(w), None],
+            vec![1, 3, 3],
+        );
+        let z = g.add_node(
+            "bn",
+            Op::ChannelAffine {
+                scale: SCALE.to_vec(),
+                shift: SHIFT.to_vec(),
+            },
+            vec![Some(y)],
+            vec![1, 3, 3],
+        );
+        g.outputs.push(z);
+        fold_channel_affine(&mut g);
+        let xv = [1.0, 2.0, -0.5, 0.25, 3.0, -1.0];
+        let wv = [[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0]];
+        let mut want = vec![];
+        for c in 0..3 {
+            for k in 0..3 {
+                let mm = xv[c * 2] * wv[0][k] + xv[c * 2 + 1] * wv[1][k];
+                want.push(mm * SCALE[c] + SHIFT[c]);
+            }
+        }
+        assert_close(&run_graph(&g, &[xv.to_vec()])[0], &want, 1e-5);
+    }
+
+    #[test]
+    fn folds_into_a_2d_gemm_along_its_columns() {
+        let mut g = Graph::default();
+        let x = input(&mut g, "x", &[2, 2]);
+        let w = constant(&mut g, "w", &[2, 3], vec![1.0, 2.0, 3.0, -1.0, 0.5, 0.0]);
+        let y = g.add_node(
+            "mm",
+            Op::Gemm { act: Act::None },
+            vec![Some(x), Some(w), None],
+            vec![2, 3],
+        );
+        let z = g.add_node(
+            "bn",
+            Op::ChannelAffine {
+                scale: SCALE.to_vec(),
+                shift: SHIFT.to_vec(),
+            },
+            vec![Some(y)],
+            vec![2, 3],
+        );
+        g.outputs.push(z);
+        assert_eq!(fold_channel_affine(&mut g), 1);
+        let xv = [1.0, 2.0, -0.5, 0.25];
+        let wv = [[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0]];
+        let mut want = vec![];
+        for r in 0..2 {
+            for c in 0..3 {
+                let mm = xv[r * 2] * wv[0][c] + xv[r * 2 + 1] * wv[1][c];
+                want.push(mm * SCALE[c] + SHIFT[c]);
+            }
+        }
+        assert_close(&run_graph(&g, &[xv.to_vec()])[0], &want, 1e-5);
+    }
 
     #[test]
     fn folds_into_the_conv_weights_and_bias() {
