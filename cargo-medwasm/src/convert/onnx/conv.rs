@@ -51,7 +51,16 @@ fn conv(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
             wt.dims, xt.dims
         ));
     }
-    let group = a.int("group")?.unwrap_or(1).max(1) as usize;
+    if wt.dims.contains(&0) {
+        return shape_err(format!(
+            "weights `{}` of shape {:?} have a zero dimension",
+            n.proto.input[1], wt.dims
+        ));
+    }
+    let group = match a.int("group")?.unwrap_or(1) {
+        g if g >= 1 => g as usize,
+        g => return unsupported(format!("`group` {g} must be positive")),
+    };
     let kernel_shape: Vec<usize> = wt.dims[2..].to_vec();
     if let Some(ks) = a.ints("kernel_shape")?
         && ks.iter().map(|&v| v as usize).collect::<Vec<_>>() != kernel_shape
@@ -88,7 +97,13 @@ fn conv(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
     Ok(())
 }
 
+/// Window parameters (kernel, strides, dilations, pads) must stay below this: the
+/// runtime's loader refuses larger ones to keep its index arithmetic far from
+/// overflow on 32-bit targets, and so every product below fits in a u64.
+pub(super) const MAX_WINDOW_PARAM: usize = 1 << 24;
+
 /// Window geometry from Conv/pool attributes; returns the output spatial dims.
+/// `kernel` must be positive (callers check where it comes from).
 pub(super) fn window(
     a: &Attrs<'_>,
     spatial: &[usize],
@@ -101,12 +116,21 @@ pub(super) fn window(
             "kernel {kernel:?} does not fit spatial dims {spatial:?}"
         ));
     }
+    if kernel.iter().any(|&k| k == 0 || k >= MAX_WINDOW_PARAM) {
+        return shape_err(format!("kernel {kernel:?} must be positive and below 2^24"));
+    }
     let get = |name: &str, default: usize| -> R<Vec<usize>> {
         match a.ints(name)? {
-            Some(v) if v.len() == n && v.iter().all(|&x| x >= 1) => {
+            Some(v)
+                if v.len() == n
+                    && v.iter()
+                        .all(|&x| x >= 1 && (x as u64) < MAX_WINDOW_PARAM as u64) =>
+            {
                 Ok(v.iter().map(|&x| x as usize).collect())
             }
-            Some(v) => unsupported(format!("`{name}` {v:?} must be {n} positive values")),
+            Some(v) => unsupported(format!(
+                "`{name}` {v:?} must be {n} positive values below 2^24"
+            )),
             None => Ok(vec![default; n]),
         }
     };
@@ -116,17 +140,24 @@ pub(super) fn window(
     let mut begin = vec![0usize; n];
     let mut end = vec![0usize; n];
     let mut out = vec![0usize; n];
+    if auto_pad == "NOTSET"
+        && let Some(p) = a.ints("pads")?
+        && (p.len() != 2 * n
+            || p.iter()
+                .any(|&v| v < 0 || v as u64 >= MAX_WINDOW_PARAM as u64))
+    {
+        return unsupported(format!(
+            "`pads` {p:?} must be {} non-negative values below 2^24",
+            2 * n
+        ));
+    }
+    // Every parameter is below 2^24 and every dimension below 2^32 (tensors fit in
+    // 4 GiB), so none of the sums and products below overflows.
     for d in 0..n {
         let span = (kernel[d] - 1) * dil[d] + 1;
         match auto_pad.as_str() {
             "NOTSET" => {
                 if let Some(p) = a.ints("pads")? {
-                    if p.len() != 2 * n || p.iter().any(|&v| v < 0) {
-                        return unsupported(format!(
-                            "`pads` {p:?} must be {} non-negative values",
-                            2 * n
-                        ));
-                    }
                     begin[d] = p[d] as usize;
                     end[d] = p[n + d] as usize;
                 }
@@ -136,6 +167,7 @@ pub(super) fn window(
                 }
                 out[d] = if ceil {
                     let mut o = (padded - span).div_ceil(strides[d]) + 1;
+                    // The last window must start inside the input or the leading pad.
                     if (o - 1) * strides[d] >= spatial[d] + begin[d] {
                         o -= 1;
                     }
@@ -159,6 +191,11 @@ pub(super) fn window(
                 } else {
                     (total - small, small)
                 };
+                if total - small >= MAX_WINDOW_PARAM {
+                    return unsupported(format!(
+                        "`auto_pad={auto_pad}` pads {total} in all, more than the 2^24 the runtime allows"
+                    ));
+                }
             }
             other => return unsupported(format!("`auto_pad={other}` is not supported")),
         }

@@ -522,22 +522,29 @@ impl Cx {
     /// Defines output `k` of `n` as `t` (named after the output), after checking that
     /// its shape fits the format.
     pub fn define(&mut self, n: &OnnxNode<'_>, k: usize, t: Tensor) -> R<TensorId> {
+        self.check_fits(n, k, &t.dims, t.dtype)?;
         let name = n.proto.output.get(k).cloned().unwrap_or_default();
-        if !fits_format(&t.dims, t.dtype) {
-            return Err((
-                ProblemKind::Limit,
-                format!(
-                    "{}; use a smaller input shape",
-                    too_large(&format!("output `{name}`"), &t.dims, t.dtype)
-                ),
-            ));
-        }
         let id = self.g.add_tensor(Tensor {
             name: name.clone(),
             ..t
         });
         self.names.insert(name, id);
         Ok(id)
+    }
+
+    /// Refuses output `k` of `n` if a tensor of `dims` does not fit the format.
+    pub fn check_fits(&self, n: &OnnxNode<'_>, k: usize, dims: &[usize], dtype: DType) -> R<()> {
+        if fits_format(dims, dtype) {
+            return Ok(());
+        }
+        let name = n.proto.output.get(k).map(String::as_str).unwrap_or("");
+        Err((
+            ProblemKind::Limit,
+            format!(
+                "{}; use a smaller input shape",
+                too_large(&format!("output `{name}`"), dims, dtype)
+            ),
+        ))
     }
 
     /// Output `k` of `n` is the existing tensor `to` (a no-op node).

@@ -3,7 +3,7 @@
 use super::conv::window;
 use super::{Cx, OnnxNode, OpDef, R, norm_axis, shape_err, unsupported};
 use crate::convert::ProblemKind;
-use crate::convert::ir::Op;
+use crate::convert::ir::{DType, Op, Window};
 
 pub(super) const OPS: &[OpDef] = &[
     OpDef {
@@ -56,12 +56,13 @@ fn pool(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
             r.saturating_sub(2)
         ));
     }
-    let ks: Vec<usize> = a
+    let ks = a
         .ints("kernel_shape")?
-        .ok_or((ProblemKind::Attribute, "missing `kernel_shape`".to_string()))?
-        .iter()
-        .map(|&v| v as usize)
-        .collect();
+        .ok_or((ProblemKind::Attribute, "missing `kernel_shape`".to_string()))?;
+    if ks.iter().any(|&v| v < 1) {
+        return unsupported(format!("`kernel_shape` {ks:?} must be positive values"));
+    }
+    let ks: Vec<usize> = ks.iter().map(|&v| v as usize).collect();
     let max = n.op == "MaxPool";
     if max && a.int("storage_order")?.unwrap_or(0) != 0 {
         return unsupported("`storage_order=1` is not supported");
@@ -69,7 +70,23 @@ fn pool(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
     let ceil = a.int("ceil_mode")?.unwrap_or(0) != 0;
     let (win, out_sp) = window(a, &xt.dims[2..], &ks, ceil)?;
     let mut dims = xt.dims[..2].to_vec();
-    dims.extend(out_sp);
+    dims.extend(out_sp.iter().copied());
+    cx.check_fits(n, 0, &dims, DType::F32)?;
+    // 1-D runs as 2-D with height 1, as the window does.
+    let (spatial, out) = match (&xt.dims[2..], out_sp.as_slice()) {
+        ([w], [ow]) => ([1, *w], [1, *ow]),
+        ([h, w], [oh, ow]) => ([*h, *w], [*oh, *ow]),
+        _ => return shape_err("pooling needs 1 or 2 spatial dimensions"),
+    };
+    if let Some((axis, o)) = window_in_padding(&win, spatial, out) {
+        // Height is axis 2 of a 4-D input; a 1-D input's width (axis 1 of the 2-D
+        // form, whose height never fails) is its axis 2.
+        let axis = xt.dims.len() - 2 + axis;
+        return unsupported(format!(
+            "output {o} along axis {axis} pools a window that lies entirely in the padding (`kernel_shape` {ks:?}, pads top/left/bottom/right {:?}); it has no maximum and nothing to average: make each pad smaller than the kernel",
+            win.pads
+        ));
+    }
     let count_include_pad = a.int("count_include_pad")?.unwrap_or(0) != 0;
     cx.emit(
         n,
@@ -82,6 +99,42 @@ fn pool(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
         dims,
     )?;
     Ok(())
+}
+
+/// The first window (spatial axis 0 = height, 1 = width; output index) that taps
+/// no input element, if any.
+///
+/// In padded coordinates the input along an axis is `[p0, p0 + n)` and window `o`
+/// taps `o·s + j·d` for `j < k`. A window starting inside the input taps it at once;
+/// one starting past its end taps only padding, and as starts grow with `o` the last
+/// window tells. A window starting in the leading pad hits the input if its first
+/// tap at or past `p0` is one of its taps (`j < k`) and still inside the input (a
+/// dilation wider than the input steps over it). The runtime's loader refuses such
+/// windows by the same rule.
+fn window_in_padding(win: &Window, spatial: [usize; 2], out: [usize; 2]) -> Option<(usize, usize)> {
+    for axis in 0..2 {
+        let (n, k, s, d) = (
+            spatial[axis],
+            win.kernel[axis],
+            win.strides[axis],
+            win.dilations[axis],
+        );
+        let p0 = win.pads[axis];
+        let Some(last) = out[axis].checked_sub(1) else {
+            continue;
+        };
+        for o in 0..out[axis].min(p0.div_ceil(s)) {
+            let start = o * s;
+            let j = (p0 - start).div_ceil(d);
+            if j >= k || start + j * d >= p0 + n {
+                return Some((axis, o));
+            }
+        }
+        if last * s >= p0 + n {
+            return Some((axis, last));
+        }
+    }
+    None
 }
 
 fn global_average_pool(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
@@ -136,4 +189,49 @@ fn reduce_mean(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
         .collect();
     cx.emit(n, Op::ReduceMean { mask }, vec![Some(x)], out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window_in_padding;
+    use crate::convert::ir::Window;
+
+    fn win(k: usize, s: usize, d: usize, p0: usize) -> Window {
+        Window {
+            kernel: [1, k],
+            strides: [1, s],
+            dilations: [1, d],
+            pads: [0, p0, 0, 0],
+        }
+    }
+
+    #[test]
+    fn finds_windows_that_tap_only_padding() {
+        // Width 4, kernel 2, leading pad 1: window 0 taps the pad and element 0.
+        assert_eq!(window_in_padding(&win(2, 1, 1, 1), [1, 4], [1, 4]), None);
+        // Leading pad 2 with kernel 2: window 0 is all padding.
+        assert_eq!(
+            window_in_padding(&win(2, 1, 1, 2), [1, 4], [1, 5]),
+            Some((1, 0))
+        );
+        // Width 1, kernel 2, dilation 3, pad 1: taps -1 and 2 step over the input.
+        assert_eq!(
+            window_in_padding(&win(2, 1, 3, 1), [1, 1], [1, 1]),
+            Some((1, 0))
+        );
+        // A last window that starts past the input (5 outputs of stride 1 on width 2
+        // with a trailing pad of 3 and kernel 1): output 4 starts at 4 > 2.
+        assert_eq!(
+            window_in_padding(&win(1, 1, 1, 0), [1, 2], [1, 5]),
+            Some((1, 4))
+        );
+        // Stride 2 over a leading pad of 3, kernel 2: window 0 taps 0, 1 (both
+        // padding).
+        assert_eq!(
+            window_in_padding(&win(2, 2, 1, 3), [1, 8], [1, 5]),
+            Some((1, 0))
+        );
+        // Kernel 3, pad 2: window 0 reaches element 0 with its last tap.
+        assert_eq!(window_in_padding(&win(3, 2, 1, 2), [1, 8], [1, 5]), None);
+    }
 }

@@ -302,3 +302,111 @@ fn an_integer_constant_at_run_time_is_a_dtype_problem() {
         );
     }
 }
+
+#[test]
+fn a_conv_with_a_zero_kernel_dimension_is_a_shape_problem() {
+    let p = only_problem(
+        Model::new(13)
+            .input("x", &[1, 3, 8, 8])
+            .init_f32("w", &[2, 3, 0, 3], &[])
+            .node("Conv", &["x", "w"], "y", vec![])
+            .output("y"),
+    );
+    assert_eq!((p.node.as_str(), p.kind), ("conv_0", ProblemKind::Shape));
+    assert!(
+        p.message
+            .contains("weights `w` of shape [2, 3, 0, 3] have a zero dimension"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn a_pool_with_a_zero_or_negative_kernel_is_an_attribute_problem() {
+    for ks in [[0, 2], [-1, 2]] {
+        let p = only_problem(
+            Model::new(13)
+                .input("x", &[1, 3, 8, 8])
+                .node("MaxPool", &["x"], "y", vec![attr_ints("kernel_shape", &ks)])
+                .output("y"),
+        );
+        assert_eq!(p.kind, ProblemKind::Attribute);
+        assert!(
+            p.message.contains("`kernel_shape`") && p.message.contains("must be positive"),
+            "{}",
+            p.message
+        );
+    }
+}
+
+#[test]
+fn window_parameters_out_of_range_are_refused() {
+    let conv = |attrs| {
+        only_problem(
+            Model::new(13)
+                .input("x", &[1, 1, 4, 4])
+                .init_f32("w", &[1, 1, 1, 1], &[1.0])
+                .node("Conv", &["x", "w"], "y", attrs)
+                .output("y"),
+        )
+    };
+    let p = conv(vec![attr_ints("strides", &[1, 1 << 40])]);
+    assert!(
+        p.message.contains("`strides`") && p.message.contains("below 2^24"),
+        "{p}"
+    );
+    let p = conv(vec![attr_ints("pads", &[0, 0, 0, i64::MAX])]);
+    assert!(
+        p.message.contains("`pads`") && p.message.contains("below 2^24"),
+        "{p}"
+    );
+    let p = conv(vec![attr_int("group", 0)]);
+    assert!(p.message.contains("`group` 0 must be positive"), "{p}");
+}
+
+#[test]
+fn pool_windows_entirely_in_padding_are_refused() {
+    // Pads of 2 before a 2x2 kernel: the first window sees only padding, where an
+    // average (excluding pads) would divide by zero and a maximum would be -inf.
+    for op in ["AveragePool", "MaxPool"] {
+        let p = only_problem(
+            Model::new(13)
+                .input("x", &[1, 1, 4, 4])
+                .node(
+                    op,
+                    &["x"],
+                    "y",
+                    vec![
+                        attr_ints("kernel_shape", &[2, 2]),
+                        attr_ints("pads", &[2, 2, 0, 0]),
+                    ],
+                )
+                .output("y"),
+        );
+        assert_eq!(p.kind, ProblemKind::Attribute);
+        assert!(
+            p.message
+                .contains("output 0 along axis 2 pools a window that lies entirely in the padding")
+                && p.message.contains("make each pad smaller than the kernel"),
+            "{}",
+            p.message
+        );
+    }
+    // A dilation that steps over a 1-wide input: taps at -1 and 2.
+    let p = only_problem(
+        Model::new(13)
+            .input("x", &[1, 1, 1])
+            .node(
+                "MaxPool",
+                &["x"],
+                "y",
+                vec![
+                    attr_ints("kernel_shape", &[2]),
+                    attr_ints("dilations", &[3]),
+                    attr_ints("pads", &[1, 2]),
+                ],
+            )
+            .output("y"),
+    );
+    assert!(p.message.contains("along axis 2"), "{p}");
+}
