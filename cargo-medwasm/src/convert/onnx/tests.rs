@@ -410,3 +410,23 @@ fn pool_windows_entirely_in_padding_are_refused() {
     );
     assert!(p.message.contains("along axis 2"), "{p}");
 }
+
+#[test]
+fn constant_integer_overflow_is_an_import_error() {
+    let p = only_problem(
+        Model::new(13)
+            .input("x", &[1, 4])
+            .init_i64("a", &[1], &[i64::MAX])
+            .init_i64("b", &[1], &[1])
+            .node("Add", &["a", "b"], "s", vec![])
+            .node("Reshape", &["x", "s"], "y", vec![])
+            .output("y"),
+    );
+    assert_eq!((p.node.as_str(), p.kind), ("add_0", ProblemKind::Shape));
+    assert!(
+        p.message
+            .contains("constant integer arithmetic overflows i64 (9223372036854775807 + 1)"),
+        "{}",
+        p.message
+    );
+}
