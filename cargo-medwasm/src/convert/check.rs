@@ -51,10 +51,17 @@ pub fn check(g: &Graph) -> Vec<Problem> {
             }
         }
     }
-    for &t in g.inputs.iter().chain(&g.outputs) {
-        if seen.insert(t) {
-            for (kind, message) in tensor_problems(g, t) {
-                problems.push(Problem::input(&g.tensors[t].name, kind, &message));
+    for (io, list) in [("input", &g.inputs), ("output", &g.outputs)] {
+        for &t in list {
+            if seen.insert(t) {
+                for (kind, message) in tensor_problems(g, t) {
+                    problems.push(Problem {
+                        node: g.tensors[t].name.clone(),
+                        op: io.into(),
+                        kind,
+                        message,
+                    });
+                }
             }
         }
     }

@@ -101,8 +101,8 @@ impl fmt::Display for Problem {
         match self.kind {
             ProblemKind::Model => write!(f, "{}", self.message),
             ProblemKind::Limit if self.node.is_empty() => write!(f, "{}", self.message),
-            ProblemKind::DynamicDim if self.op == "input" => {
-                write!(f, "input `{}`: {}", self.node, self.message)
+            _ if self.op == "input" || self.op == "output" => {
+                write!(f, "{} `{}`: {}", self.op, self.node, self.message)
             }
             _ => write!(f, "node `{}` ({}): {}", self.node, self.op, self.message),
         }

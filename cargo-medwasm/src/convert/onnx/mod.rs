@@ -276,7 +276,7 @@ impl Cx {
                 self.problems.push(Problem::input(
                     &input.name,
                     ProblemKind::Dtype,
-                    "input is not a tensor",
+                    "is not a tensor",
                 ));
                 return None;
             }
@@ -286,7 +286,7 @@ impl Cx {
                 &input.name,
                 ProblemKind::Dtype,
                 &format!(
-                    "input has element type {}; only float32 inputs are supported (int8 quantized models come later)",
+                    "has element type {}; only float32 inputs are supported (int8 quantized models come later)",
                     dtype_name(tensor_type.elem_type)
                 ),
             ));
@@ -336,7 +336,7 @@ impl Cx {
                 &input.name,
                 ProblemKind::DynamicDim,
                 &format!(
-                    "input has no shape; pass `--input-shape {}=D0,D1,...`",
+                    "has no shape; pass `--input-shape {}=D0,D1,...`",
                     input.name
                 ),
             ));

@@ -1,5 +1,7 @@
 //! Pooling and reductions: MaxPool, AveragePool, GlobalAveragePool, ReduceMean.
 
+use medwasm::format::MAX_RANK;
+
 use super::conv::window;
 use super::{Cx, OnnxNode, OpDef, R, norm_axis, shape_err, unsupported};
 use crate::convert::ProblemKind;
@@ -140,8 +142,10 @@ fn window_in_padding(win: &Window, spatial: [usize; 2], out: [usize; 2]) -> Opti
 fn global_average_pool(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
     let x = n.input(0, "X")?;
     let dims = cx.t(x).dims.clone();
-    if dims.len() < 3 {
-        return shape_err("GlobalAveragePool needs a spatial input");
+    if dims.len() < 3 || dims.len() > MAX_RANK {
+        return shape_err(format!(
+            "GlobalAveragePool needs a spatial input of rank 3 to {MAX_RANK}"
+        ));
     }
     let mask = (2..dims.len()).fold(0u32, |m, d| m | (1 << d));
     let mut out = dims.clone();
@@ -163,6 +167,10 @@ fn reduce_mean(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
     } else {
         a.ints("axes")?.map(|v| v.to_vec())
     };
+    // The runtime's axis mask has a bit per axis of a rank-6 tensor at most.
+    if dims.len() > MAX_RANK {
+        return shape_err(format!("rank {} above {MAX_RANK}", dims.len()));
+    }
     let keep = a.int("keepdims")?.unwrap_or(1) != 0;
     let axes = match axes {
         Some(v) if !v.is_empty() => v,

@@ -5,7 +5,7 @@ use medwasm::kernels::misc::PadMode;
 
 use super::{Cx, OnnxNode, OpDef, R, norm_axis, norm_axis_incl, shape_err, unsupported};
 use crate::convert::ProblemKind;
-use crate::convert::ir::{Data, Op, Tensor, TensorId};
+use crate::convert::ir::{Data, Op, Tensor, TensorId, checked_len};
 
 pub(super) const OPS: &[OpDef] = &[
     OpDef {
@@ -124,7 +124,7 @@ fn reshape_like(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
     if out.len() > 6 {
         return unsupported("rank above 6");
     }
-    if out.iter().product::<usize>() != dims.iter().product::<usize>() {
+    if checked_len(&out) != checked_len(&dims) {
         return shape_err(format!("cannot reshape {dims:?} to {out:?}"));
     }
     let t = cx.t(x).clone();
@@ -157,7 +157,7 @@ fn reshape_dims(dims: &[usize], shape: &[i64], allowzero: bool) -> R<Vec<usize>>
         }
     }
     if let Some(i) = infer {
-        let known: usize = out.iter().product();
+        let known = checked_len(&out).unwrap_or(0);
         if known == 0 || !total.is_multiple_of(known) {
             return shape_err(format!("cannot infer -1 in {shape:?} for {total} elements"));
         }
@@ -331,10 +331,13 @@ fn pad(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
             cx.opt_const_f32(n, 2, "constant_value")?.unwrap_or(0.0),
         )
     };
-    if pads.len() != 2 * r || pads.iter().any(|&p| p < 0) {
+    // The runtime stores pads as u32 words; larger ones could not fit a tensor in
+    // the format anyway.
+    if pads.len() != 2 * r || pads.iter().any(|&p| p < 0 || p > i64::from(u32::MAX)) {
         return unsupported(format!(
-            "pads {pads:?} must be {} non-negative values",
-            2 * r
+            "pads {pads:?} must be {} non-negative values of at most {}",
+            2 * r,
+            u32::MAX
         ));
     }
     let mode = match mode.as_str() {

@@ -430,3 +430,104 @@ fn constant_integer_overflow_is_an_import_error() {
         p.message
     );
 }
+
+#[test]
+fn an_input_beyond_4_gib_is_refused_naming_the_limit() {
+    let m = || {
+        Model::new(13)
+            .input("x", &[1, 100000, 100000])
+            .node("Relu", &["x"], "y", vec![])
+            .output("y")
+    };
+    let p = only_problem(m());
+    assert_eq!((p.node.as_str(), p.kind), ("x", ProblemKind::Limit));
+    let err = m().convert().unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "input `x`: the input of shape [1, 100000, 100000] would need 40000000000 bytes but the model format addresses at most 4 GiB (u32 offsets); pass a smaller `--input-shape x=…`"
+        ) && !err.contains("docs/ops.md"),
+        "{err}"
+    );
+    // The same through `--input-shape`, and a zero dimension there.
+    let small = || {
+        Model::new(13)
+            .input("x", &[1, 4])
+            .node("Relu", &["x"], "y", vec![])
+            .output("y")
+    };
+    let shapes = HashMap::from([("x".to_string(), vec![1, 100000, 100000])]);
+    let err = small().convert_with(&shapes).unwrap_err().to_string();
+    assert!(err.contains("at most 4 GiB (u32 offsets)"), "{err}");
+    let shapes = HashMap::from([("x".to_string(), vec![1, 0])]);
+    let err = small().convert_with(&shapes).unwrap_err().to_string();
+    assert!(err.contains("has a zero dimension"), "{err}");
+}
+
+#[test]
+fn an_arena_beyond_4_gib_is_refused_naming_the_limit() {
+    // A 3 GiB input and a 3 GiB output: each fits u32 offsets, together they do not.
+    let err = Model::new(13)
+        .input("x", &[1, 3 << 28])
+        .node("Relu", &["x"], "y", vec![])
+        .output("y")
+        .convert()
+        .unwrap_err();
+    let ConvertError::Unsupported { problems, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(problems[0].kind, ProblemKind::Limit);
+    assert!(
+        err.to_string().contains(
+            "the arena would need 6442450944 bytes but the model format addresses at most 4 GiB (u32 offsets)"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_output_beyond_4_gib_is_refused_where_it_is_computed() {
+    let p = only_problem(
+        Model::new(13)
+            .input("x", &[1, 4])
+            .init_i64("pads", &[4], &[0, 0, 0, 1 << 30])
+            .node("Pad", &["x", "pads"], "y", vec![])
+            .output("y"),
+    );
+    assert_eq!((p.node.as_str(), p.kind), ("pad_0", ProblemKind::Limit));
+    assert!(
+        p.message
+            .contains("output `y` of shape [1, 1073741828] would need 4294967312 bytes"),
+        "{}",
+        p.message
+    );
+    // Pads that do not fit the format's u32 words at all.
+    let p = only_problem(
+        Model::new(13)
+            .input("x", &[1, 4])
+            .init_i64("pads", &[4], &[0, 0, 0, i64::MAX])
+            .node("Pad", &["x", "pads"], "y", vec![])
+            .output("y"),
+    );
+    assert_eq!(p.kind, ProblemKind::Attribute);
+}
+
+#[test]
+fn reshape_and_reductions_of_absurd_shapes_are_errors() {
+    // A -1 next to dimensions whose product overflows.
+    let p = only_problem(
+        Model::new(13)
+            .input("x", &[1, 4])
+            .init_i64("s", &[3], &[1 << 40, 1 << 40, -1])
+            .node("Reshape", &["x", "s"], "y", vec![])
+            .output("y"),
+    );
+    assert_eq!(p.kind, ProblemKind::Shape);
+    // A rank-40 input cannot be reduced by an axis mask of the runtime.
+    let p = only_problem(
+        Model::new(13)
+            .input("x", &[1; 40])
+            .node("ReduceMean", &["x"], "y", vec![attr_ints("axes", &[35])])
+            .output("y"),
+    );
+    assert!(p.message.contains("rank 40 above 6"), "{p}");
+}
