@@ -161,21 +161,31 @@ fn dequantize_linear(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
         Some(z) => cx.const_ints(z, "x_zero_point")?,
         None => vec![0],
     };
-    let axis = norm_axis(a.int("axis")?.unwrap_or(1), t.dims.len())?;
-    let out: Vec<f32> = if s.len() == 1 {
+    // Zero points are 8- or 32-bit integers, so `q - zp` is exact in i64; a wider
+    // one is refused rather than overflowed.
+    if zp.is_empty() || s.is_empty() || zp.iter().any(|z| i32::try_from(*z).is_err()) {
+        return shape_err(
+            "`x_scale` and `x_zero_point` must be non-empty, with 32-bit zero points",
+        );
+    }
+    // One scale and zero point: per tensor, and `axis` does not apply (ONNX ignores
+    // it; a rank-1 bias with the default axis 1 is per-tensor).
+    let out: Vec<f32> = if s.len() == 1 && zp.len() == 1 {
         q.iter().map(|&v| (v - zp[0]) as f32 * s[0]).collect()
     } else {
+        let axis = norm_axis(a.int("axis")?.unwrap_or(1), t.dims.len())?;
         let inner: usize = t.dims[axis + 1..].iter().product();
         let ch = t.dims[axis];
-        if s.len() != ch || (zp.len() != 1 && zp.len() != ch) {
+        if (s.len() != 1 && s.len() != ch) || (zp.len() != 1 && zp.len() != ch) {
             return shape_err("per-axis scale/zero point length does not match the axis");
         }
+        let pick = |v: &[i64], c: usize| if v.len() == 1 { v[0] } else { v[c] };
         q.iter()
             .enumerate()
             .map(|(i, &v)| {
                 let c = (i / inner) % ch;
-                let z = if zp.len() == 1 { zp[0] } else { zp[c] };
-                (v - z) as f32 * s[c]
+                let sc = if s.len() == 1 { s[0] } else { s[c] };
+                (v - pick(&zp, c)) as f32 * sc
             })
             .collect()
     };

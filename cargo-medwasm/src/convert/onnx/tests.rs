@@ -111,6 +111,25 @@ impl Model {
         self
     }
 
+    /// An initializer of any integer ONNX type, values as int32_data (ONNX stores
+    /// int8, uint8 and int32 there when there is no raw data).
+    pub(crate) fn init_int(
+        mut self,
+        name: &str,
+        dims: &[i64],
+        data_type: i32,
+        values: &[i32],
+    ) -> Model {
+        self.graph.initializer.push(pb::TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type,
+            int32_data: values.to_vec(),
+            ..Default::default()
+        });
+        self
+    }
+
     /// A node named `<op>_<index>`, as the conformance cases name them.
     pub(crate) fn node(
         mut self,
@@ -530,4 +549,46 @@ fn reshape_and_reductions_of_absurd_shapes_are_errors() {
             .output("y"),
     );
     assert!(p.message.contains("rank 40 above 6"), "{p}");
+}
+
+#[test]
+fn dequantized_weights_and_a_per_tensor_bias_fold_to_f32() {
+    use super::tensor::{INT8, INT32};
+    // W int8 [3, 2] per column (axis 1): scales [0.5, 2], zero points [1, -1].
+    // Bias int32 [2] with one scale: per tensor, whatever the default axis says.
+    let converted = Model::new(13)
+        .input("x", &[1, 3])
+        .init_int("wq", &[3, 2], INT8, &[3, -1, 1, 0, -3, 2])
+        .init_f32("ws", &[2], &[0.5, 2.0])
+        .init_int("wz", &[2], INT8, &[1, -1])
+        .init_int("bq", &[2], INT32, &[10, -20])
+        .init_f32("bs", &[], &[0.25])
+        .node(
+            "DequantizeLinear",
+            &["wq", "ws", "wz"],
+            "w",
+            vec![attr_int("axis", 1)],
+        )
+        .node("DequantizeLinear", &["bq", "bs"], "b", vec![])
+        .node("MatMul", &["x", "w"], "t", vec![])
+        .node("Add", &["t", "b"], "y", vec![])
+        .output("y")
+        .convert()
+        .unwrap();
+    // w = [[1, 0], [0, 2], [-2, 6]], b = [2.5, -5]
+    let x = vec![1.0, 2.0, 3.0];
+    let want = [1.0 - 6.0 + 2.5, 4.0 + 18.0 - 5.0];
+    assert_close(&run_blob(&converted.blob, &[x])[0], &want, 1e-6);
+
+    let p = only_problem(
+        Model::new(13)
+            .input("x", &[1, 2])
+            .init_int("bq", &[2], INT32, &[10, -20])
+            .init_f32("bs", &[], &[0.25])
+            .init_int("bz", &[0], INT32, &[])
+            .node("DequantizeLinear", &["bq", "bs", "bz"], "b", vec![])
+            .node("Add", &["x", "b"], "y", vec![])
+            .output("y"),
+    );
+    assert!(p.message.contains("must be non-empty"), "{p}");
 }
