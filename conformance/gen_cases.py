@@ -363,6 +363,15 @@ def _(c):
     batchnorm(c, 10, t)
 
 
+@case("matmul3d_bn", [1, 4, 3])
+def _(c):
+    # BatchNormalization scales axis 1 (4 channels); the MatMul's columns are on
+    # axis 2 and, here, also 4 wide: folding the BatchNorm into the weights would
+    # scale the wrong axis, so the converter must lower it instead.
+    t = c.node("MatMul", ["x", c.fan_in_weight("W", [3, 4], 3)])
+    batchnorm(c, 4, t)
+
+
 @case("bn_alone", [1, 4, 6, 6])
 def _(c):
     batchnorm(c, 4, "x")
