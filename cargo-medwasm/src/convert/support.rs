@@ -27,7 +27,7 @@ pub const OPS: &[OpSupport] = &[
     OpSupport {
         op: "Add",
         runs_as: "Binary",
-        notes: "NumPy broadcasting, rank ≤ 6; constant-only inputs folded at conversion",
+        notes: "NumPy broadcasting, rank ≤ 6; constant-only inputs folded at conversion (integers exactly: an overflow or a division by zero is an error)",
     },
     OpSupport {
         op: "Sub",
@@ -82,12 +82,12 @@ pub const OPS: &[OpSupport] = &[
     OpSupport {
         op: "MaxPool",
         runs_as: "MaxPool",
-        notes: "1-D and 2-D; `strides`, `pads`, `auto_pad`, `dilations`, `ceil_mode`; the `Indices` output and `storage_order=1` not supported",
+        notes: "1-D and 2-D; `strides`, `pads`, `auto_pad`, `dilations`, `ceil_mode`; every window must overlap the input (pads smaller than the kernel); the `Indices` output and `storage_order=1` not supported",
     },
     OpSupport {
         op: "AveragePool",
         runs_as: "AveragePool",
-        notes: "1-D and 2-D; `strides`, `pads`, `auto_pad`, `ceil_mode`, `count_include_pad`",
+        notes: "1-D and 2-D; `strides`, `pads`, `auto_pad`, `dilations`, `ceil_mode`, `count_include_pad`; every window must overlap the input (pads smaller than the kernel)",
     },
     OpSupport {
         op: "GlobalAveragePool",
@@ -107,7 +107,7 @@ pub const OPS: &[OpSupport] = &[
     OpSupport {
         op: "Reshape",
         runs_as: "Copy",
-        notes: "constant `shape` (0 and -1 handled; `allowzero=1` with a 0 is not)",
+        notes: "constant `shape` input (the attribute before opset 5); 0 and -1 handled, `allowzero=1` with a 0 is not",
     },
     OpSupport {
         op: "Squeeze",
@@ -127,7 +127,7 @@ pub const OPS: &[OpSupport] = &[
     OpSupport {
         op: "Concat",
         runs_as: "Concat",
-        notes: "up to 16 inputs",
+        notes: "up to 16 inputs; integer constants joined at conversion",
     },
     OpSupport {
         op: "Pad",
@@ -152,7 +152,7 @@ pub const OPS: &[OpSupport] = &[
     OpSupport {
         op: "Constant",
         runs_as: "folded",
-        notes: "`value` attribute",
+        notes: "`value`, `value_float(s)` or `value_int(s)` attribute",
     },
     OpSupport {
         op: "Shape",
@@ -167,12 +167,12 @@ pub const OPS: &[OpSupport] = &[
     OpSupport {
         op: "Cast",
         runs_as: "folded",
-        notes: "on constants; a float-to-float cast at run time is removed",
+        notes: "on constants, to float, int32 or int64; a float-to-float cast at run time is removed",
     },
     OpSupport {
         op: "DequantizeLinear",
         runs_as: "folded",
-        notes: "on constant weights only (dynamic-range models); int8 execution comes later",
+        notes: "on constant weights only, per tensor or per axis (dynamic-range models); `block_size` not supported; int8 execution comes later",
     },
 ];
 
@@ -189,7 +189,11 @@ pub fn markdown_table() -> String {
          keeps this file in sync. Default ONNX domain, float32 tensors, rank ≤ 6, static\n\
          shapes (a dynamic batch dimension is fixed to 1; other dynamic dimensions need\n\
          `--input-shape name=d0,d1,…`). Everything a model uses that is not here is\n\
-         reported at once by `cargo medwasm import`, with node names.\n\n\
+         reported at once by `cargo medwasm import`, with node names, including\n\
+         attributes an operator does not know (a misspelled one, say) or of the wrong type.\n\n\
+         Limits of the model format: tensors and the memory plan's arena up to 4 GiB\n\
+         (u32 offsets), at most 16 graph inputs and outputs, window parameters\n\
+         (kernel, strides, dilations, pads) below 2^24.\n\n\
          | ONNX operator | runs as | supported |\n|---|---|---|\n",
     );
     for o in OPS {

@@ -40,8 +40,9 @@ pub(super) const OPS: &[OpDef] = &[
     },
     OpDef {
         op: "Cast",
-        // `saturate` only applies to float8 targets, which are refused anyway.
-        attrs: &["to", "saturate"],
+        // `saturate` and `round_mode` only apply to float8 targets, which are
+        // refused anyway.
+        attrs: &["to", "saturate", "round_mode"],
         translate: cast,
     },
     OpDef {
