@@ -106,12 +106,16 @@ pub(crate) fn import(model: &pb::ModelProto, fixed: &HashMap<String, Vec<usize>>
                 let id = cx.g.add_tensor(t);
                 cx.names.insert(init.name.clone(), id);
             }
-            Err(e) => cx.problems.push(Problem {
-                node: init.name.clone(),
-                op: "initializer".into(),
-                kind: ProblemKind::Dtype,
-                message: e,
-            }),
+            Err(e) => {
+                cx.problems.push(Problem {
+                    node: init.name.clone(),
+                    op: "initializer".into(),
+                    kind: ProblemKind::Dtype,
+                    message: e,
+                });
+                // Its readers are not reported again as reading an unknown name.
+                cx.poisoned_name(&init.name);
+            }
         }
     }
     let mut input_shapes = vec![];

@@ -592,3 +592,18 @@ fn dequantized_weights_and_a_per_tensor_bias_fold_to_f32() {
     );
     assert!(p.message.contains("must be non-empty"), "{p}");
 }
+
+#[test]
+fn an_unreadable_initializer_is_one_problem_not_two() {
+    // bool (ONNX type 9) is not read; its reader must not add "reads `mask`, which
+    // no earlier node produces".
+    let p = only_problem(
+        Model::new(13)
+            .input("x", &[1, 2])
+            .init_int("mask", &[2], 9, &[1, 0])
+            .node("Add", &["x", "mask"], "y", vec![])
+            .output("y"),
+    );
+    assert_eq!((p.node.as_str(), p.op.as_str()), ("mask", "initializer"));
+    assert!(p.message.contains("element type bool"), "{p}");
+}
