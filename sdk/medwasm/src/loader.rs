@@ -8,7 +8,8 @@
 //! of bounds whatever the blob says.
 
 use crate::error::{Error, malformed};
-use crate::model::{Model, overlaps};
+use crate::format::MAX_GRAPH_IO;
+use crate::model::{Model, TensorRecord};
 use crate::ops::{self, AllOps, OpSet, Prepared};
 
 impl<'a> Model<'a> {
@@ -38,17 +39,27 @@ pub(crate) fn prepare_nodes<S: OpSet>(
     model: &Model<'_>,
     mut each: impl FnMut(usize, &Prepared) -> Result<(), Error>,
 ) -> Result<(), Error> {
+    // The graph inputs' byte ranges, decoded once (at most `MAX_GRAPH_IO`).
+    let mut pinned = [(0, 0); MAX_GRAPH_IO];
+    let pinned = pinned
+        .get_mut(..model.input_count())
+        .ok_or(malformed("too many graph inputs or outputs", 0))?;
+    for (g, range) in pinned.iter_mut().enumerate() {
+        let input = model.tensor(model.io_tensor(g)?)?;
+        *range = (input.offset, input.offset + input.byte_len);
+    }
+    let hits = |rec: &TensorRecord| {
+        let (start, end) = (rec.offset, rec.offset + rec.byte_len);
+        pinned.iter().any(|&(s, e)| start < e && s < end)
+    };
     for i in 0..model.node_count() {
         let node = model.node(i)?;
         let p = ops::prepare_in::<S>(model, i, &node)?;
         // Nothing may write into a graph input: inputs are pinned for the whole run
         // so a host can write them once and the detector can read them afterwards.
-        for g in 0..model.input_count() {
-            let input = model.tensor(model.io_tensor(g)?)?;
-            let scratch_hits = p.scratch.is_some_and(|s| overlaps(&s, &input));
-            if overlaps(&p.output, &input) || scratch_hits {
-                return Err(malformed("node writes over a graph input", i));
-            }
+        // (Outputs and scratch are arena tensors, as graph inputs are.)
+        if hits(&p.output) || p.scratch.as_ref().is_some_and(hits) {
+            return Err(malformed("node writes over a graph input", i));
         }
         each(i, &p)?;
     }

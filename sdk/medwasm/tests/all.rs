@@ -502,8 +502,8 @@ fn restricted_operator_sets_run_their_models_and_refuse_others() {
     assert!(err.to_string().contains("`Binary` (node 1)"), "{err}");
     assert!(err.to_string().contains("cargo medwasm import"), "{err}");
     // Preparing a model loaded with every operator for a Gemm-only build fails the same
-    // way, and so does running a plan prepared with every operator with Gemm only,
-    // before any step runs, instead of skipping the node.
+    // way, and so does running a plan prepared with every operator with Gemm only: at
+    // the Binary step, instead of skipping it.
     let model = Model::load(buf.as_slice()).unwrap();
     assert_eq!(
         Runtime::new_in::<GemmOnly>(model, arena.as_mut_slice(), plan.storage()).err(),
@@ -512,7 +512,11 @@ fn restricted_operator_sets_run_their_models_and_refuse_others() {
     let mut rt = Runtime::new(model, arena.as_mut_slice(), plan.storage()).unwrap();
     rt.set_input(0, &[1.0, 0.0, -1.0, 2.0]).unwrap();
     assert_eq!(rt.run_in::<GemmOnly>(), Err(unlinked));
-    assert_eq!(rt.output(0).unwrap(), [0.0; 3], "no step ran");
+    assert_eq!(
+        rt.output(1).unwrap(),
+        [0.0; 3],
+        "the Binary step did not run"
+    );
 }
 
 #[test]
@@ -1136,4 +1140,90 @@ fn a_plan_step_stays_small() {
     };
     assert_eq!(std::mem::size_of::<medwasm::Step>(), step);
     assert_eq!(std::mem::size_of::<medwasm::Operand>(), 12);
+}
+
+/// A detector that only runs the model: for driving the glue directly.
+struct Probe;
+
+impl medwasm::Detector for Probe {
+    const MODEL: &'static [u8] = &[];
+    const ARENA_BYTES: usize = 0;
+    const NODES: usize = 0;
+    const OPERANDS: usize = 0;
+
+    fn interpret(&self, _: &medwasm::Io<'_, '_, '_>) -> Result<medwasm::Finding, Error> {
+        Ok(medwasm::Finding::default())
+    }
+}
+
+/// `medwasm_init` reads the tables and lets the plan builder run the loader's node
+/// checks: it must refuse every hostile blob `Model::load` refuses, and a blob it
+/// accepts must run without a panic.
+#[test]
+fn the_detector_glue_refuses_what_the_loader_refuses() {
+    const ARENA: usize = 1 << 16;
+    // One blob buffer, arena and plan storage for every round, leaked so the glue
+    // can hold them as `'static` like a detector's statics; each round's `Glue` is
+    // dropped before the next one takes them again.
+    let blob_buf: &'static mut AlignedBuf = Box::leak(Box::new(AlignedBuf::zeroed(4096)));
+    let arena: &'static mut AlignedBuf = Box::leak(Box::new(AlignedBuf::zeroed(ARENA)));
+    let plan: &'static mut PlanBuf = Box::leak(Box::new(PlanBuf::new(64, 512)));
+    let (blob_ptr, arena_ptr, plan_ptr): (*mut AlignedBuf, *mut AlignedBuf, *mut PlanBuf) =
+        (blob_buf, arena, plan);
+    let small = small_blob();
+    let mut rng = Rng(5);
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..5_000 {
+        let mut bad = small.clone();
+        for _ in 0..1 + rng.below(3) {
+            let at = 16 + rng.below(bad.len() - 16);
+            bad[at] = match rng.below(3) {
+                0 => rng.next() as u8,
+                1 => 0xFF,
+                _ => bad[at].wrapping_add(1),
+            };
+        }
+        let crc = medwasm::crc32(&bad[16..]);
+        bad[12..16].copy_from_slice(&crc.to_le_bytes());
+        // SAFETY: no reference into the buffers outlives a round: the glue of the last
+        // round, and the model borrowed from the blob, are gone.
+        let blob: &'static [u8] = unsafe {
+            let buf = &mut *blob_ptr;
+            buf.as_mut_slice()[..bad.len()].copy_from_slice(&bad);
+            &(*blob_ptr).as_slice()[..bad.len()]
+        };
+        let loaded = Model::load(blob).map(|m| (m.arena_bytes(), PlanSize::of(&m)));
+        let mut glue = medwasm::glue::Glue::new();
+        // SAFETY: as above; the glue is dropped at the end of the round.
+        let code = glue.init(blob, || unsafe {
+            ((*arena_ptr).as_mut_slice(), (*plan_ptr).storage())
+        });
+        match loaded {
+            Err(e) => {
+                assert_ne!(code, 0, "the glue accepted a blob the loader refuses: {e}");
+                refused += 1;
+            }
+            Ok((arena_bytes, size)) if arena_bytes <= ARENA && size.steps <= 64 => {
+                assert!(
+                    size.operands > 512 || code == 0,
+                    "the glue refused a blob the loader accepts: code {code}"
+                );
+                if code == 0 {
+                    accepted += 1;
+                    let x = glue.ptr(false, 0);
+                    if !x.is_null() {
+                        // SAFETY: input 0's buffer in the arena, `len(false, 0)` floats.
+                        let n = glue.len(false, 0) as usize;
+                        unsafe { core::slice::from_raw_parts_mut(x, n) }.fill(0.5);
+                    }
+                    let _ = glue.run(&Probe);
+                }
+            }
+            Ok(_) => assert_ne!(code, 0, "the glue took more memory than it has"),
+        }
+    }
+    assert!(
+        accepted > 0 && refused > 0,
+        "{accepted} accepted, {refused} refused"
+    );
 }

@@ -24,7 +24,7 @@ use crate::error::{Error, malformed};
 use crate::format::Storage;
 use crate::loader::prepare_nodes;
 use crate::model::{Model, TensorRecord};
-use crate::ops::{Kind, OpSet, op_bit};
+use crate::ops::{Kind, OpSet};
 
 /// One prepared node: its kernel and parameters, and where its operands lie.
 #[derive(Debug, Clone, Copy)]
@@ -184,23 +184,6 @@ impl<const STEPS: usize, const OPERANDS: usize> Default for PlanArrays<STEPS, OP
     }
 }
 
-/// Writes slot `i` (in range once the sizes are checked; an error, not a panic, if not).
-fn fill<T>(
-    slots: &mut [MaybeUninit<T>],
-    i: usize,
-    value: T,
-    what: &'static str,
-    needed: usize,
-) -> Result<(), Error> {
-    let slot = slots.get_mut(i).ok_or(Error::PlanTooSmall {
-        what,
-        needed,
-        actual: i,
-    })?;
-    slot.write(value);
-    Ok(())
-}
-
 /// A built plan: the filled prefix of its storage.
 #[derive(Debug)]
 pub(crate) struct Plan<'p> {
@@ -208,8 +191,6 @@ pub(crate) struct Plan<'p> {
     /// The steps' inputs, then the graph inputs and outputs (from `io`).
     pub(crate) operands: &'p [Operand],
     pub(crate) io: usize,
-    /// [`op_bit`]s of the operators the steps run.
-    pub(crate) ops: u32,
 }
 
 impl<'p> Plan<'p> {
@@ -220,32 +201,37 @@ impl<'p> Plan<'p> {
         storage: PlanStorage<'p>,
     ) -> Result<Plan<'p>, Error> {
         let size = PlanSize::of(model);
-        for (what, needed, actual) in [
-            ("steps", size.steps, storage.steps.len()),
-            ("operands", size.operands, storage.operands.len()),
-        ] {
-            if actual < needed {
-                return Err(Error::PlanTooSmall {
-                    what,
-                    needed,
-                    actual,
-                });
-            }
-        }
         let PlanStorage { steps, operands } = storage;
-        let mut next = 0;
-        let mut ops = 0;
-        prepare_nodes::<S>(model, |i, p| {
-            let first = word(next)?;
+        let (Some(steps), Some(operands)) = (
+            steps.get_mut(..size.steps),
+            operands.get_mut(..size.operands),
+        ) else {
+            let (what, needed, actual) = if steps.len() < size.steps {
+                ("steps", size.steps, steps.len())
+            } else {
+                ("operands", size.operands, operands.len())
+            };
+            return Err(Error::PlanTooSmall {
+                what,
+                needed,
+                actual,
+            });
+        };
+        // Sized from the same node records that `prepare_nodes` walks, so every
+        // `next()` below has a slot; running out would be a bug, reported as one.
+        let full = malformed("plan operands miscounted", 0);
+        let mut slots = operands.iter_mut();
+        let mut step_slots = steps.iter_mut();
+        prepare_nodes::<S>(model, |_, p| {
+            let first = word(size.operands - slots.len())?;
             for input in p.inputs.iter().take(p.n_inputs) {
                 let operand = match input {
                     Some(rec) => Operand::of(model, rec)?,
                     None => Operand::ABSENT,
                 };
-                fill(operands, next, operand, "operands", size.operands)?;
-                next += 1;
+                slots.next().ok_or(full)?.write(operand);
             }
-            let step = Step {
+            step_slots.next().ok_or(full)?.write(Step {
                 kind: p.kind,
                 first,
                 n_inputs: p.n_inputs as u8,
@@ -254,33 +240,30 @@ impl<'p> Plan<'p> {
                     Some(rec) => Region::of(rec)?,
                     None => Region::EMPTY,
                 },
-            };
-            fill(steps, i, step, "steps", size.steps)?;
-            ops |= op_bit(p.kind.op());
+            });
             Ok(())
         })?;
-        let io = next;
+        let io = size.operands - slots.len();
         for g in 0..model.input_count() + model.output_count() {
             let operand = Operand::of(model, &model.tensor(model.io_tensor(g)?)?)?;
-            fill(operands, next, operand, "operands", size.operands)?;
-            next += 1;
+            slots.next().ok_or(full)?.write(operand);
         }
-        let operands_len = next;
-        // SAFETY: `prepare_nodes` returned `Ok` only after handing over every node, and
-        // each wrote its step `i < size.steps`; operands `0..next` were written one
-        // after another. Both prefixes are initialized, and `MaybeUninit<T>` has the
+        if slots.len() != 0 || step_slots.len() != 0 {
+            return Err(full);
+        }
+        // SAFETY: every slot of `steps` and `operands` (both cut to the plan's size)
+        // was written above, as the two iterators ran out; `MaybeUninit<T>` has the
         // layout of `T`.
         let (steps, operands) = unsafe {
             (
-                core::slice::from_raw_parts(steps.as_ptr().cast::<Step>(), size.steps),
-                core::slice::from_raw_parts(operands.as_ptr().cast::<Operand>(), operands_len),
+                core::slice::from_raw_parts(steps.as_ptr().cast::<Step>(), steps.len()),
+                core::slice::from_raw_parts(operands.as_ptr().cast::<Operand>(), operands.len()),
             )
         };
         Ok(Plan {
             steps,
             operands,
             io,
-            ops,
         })
     }
 }
