@@ -143,12 +143,16 @@ impl Glue {
     /// Elements of input or output `i`; -1 when out of range or before init.
     pub fn len(&self, output: bool, i: i32) -> i32 {
         let Some(rt) = &self.rt else { return -1 };
-        let info = if output {
-            rt.model().output(i as usize)
+        if i < 0 {
+            return -1;
+        }
+        // From the plan's spans, like `ptr`: no tensor record is decoded again.
+        let data = if output {
+            rt.output(i as usize)
         } else {
-            rt.model().input(i as usize)
+            rt.input(i as usize)
         };
-        info.map(|t| t.len() as i32).unwrap_or(-1)
+        data.map(|d| d.len() as i32).unwrap_or(-1)
     }
 
     /// Address of input or output `i`; null when out of range or before init.
