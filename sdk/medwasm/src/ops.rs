@@ -686,7 +686,7 @@ pub fn execute_in<S: OpSet>(
     use crate::kernels::{binary, conv, gemm, misc, pool, reduce};
     let linked = |op: OpCode| S::OPS & op_bit(op) != 0;
     let opt = |k: usize| ins.get(k).copied().flatten();
-    let x = |k: usize| opt(k).ok_or(malformed("plan step without a required input", node));
+    let x = |k: usize| opt(k).ok_or(malformed("missing required input", node));
     match *kind {
         Kind::Gemm { m, k, n, act } if linked(OpCode::Gemm) => {
             match opt(2) {
@@ -732,7 +732,7 @@ pub fn execute_in<S: OpSet>(
             // length over `outer` (at least 1: no dimension is zero).
             let mut offset = 0;
             for part in ins {
-                let part = part.ok_or(malformed("plan step without a required input", node))?;
+                let part = part.ok_or(malformed("missing required input", node))?;
                 let len = part.len().checked_div(outer).unwrap_or(0);
                 misc::concat_part(part, out, outer, len, row, offset);
                 offset += len;

@@ -179,7 +179,7 @@ fn run_step<S: OpSet>(
     operands: &[Operand],
     arena: &mut [u8],
 ) -> Result<(), Error> {
-    let bad = malformed("plan operand outside the arena", node);
+    let bad = malformed("operand outside the arena", node);
     let output = (step.output.offset as usize, step.output.bytes as usize, 0u8);
     let mut regions = [output, (0, 0, 1u8)];
     let mut n_regions = 1;

@@ -219,7 +219,7 @@ impl<'p> Plan<'p> {
         };
         // Sized from the same node records that `prepare_nodes` walks, so every
         // `next()` below has a slot; running out would be a bug, reported as one.
-        let full = malformed("plan operands miscounted", 0);
+        let full = malformed("node operand count", 0);
         let mut slots = operands.iter_mut();
         let mut step_slots = steps.iter_mut();
         prepare_nodes::<S>(model, |_, p| {
