@@ -134,6 +134,8 @@ pub fn error_name(code: i32) -> Option<&'static str> {
         9 => "BadIndex",
         10 => "InputLength",
         11 => "NonFinite",
+        12 => "UnlinkedOperator",
+        13 => "PlanTooSmall",
         _ => return None,
     })
 }

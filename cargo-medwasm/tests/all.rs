@@ -508,7 +508,8 @@ fn mcu_template_builds_conforms_in_qemu_and_links_from_c() {
         medwasm::AlignedBuf::from_bytes(&std::fs::read(project.join("model/model.mwm")).unwrap());
     let model = medwasm::Model::load(blob.as_slice()).unwrap();
     let mut arena = medwasm::AlignedBuf::zeroed(model.arena_bytes());
-    let mut rt = medwasm::Runtime::new(model, arena.as_mut_slice()).unwrap();
+    let mut plan = medwasm::PlanBuf::for_model(&model);
+    let mut rt = medwasm::Runtime::new(model, arena.as_mut_slice(), plan.storage()).unwrap();
     rt.set_input(0, &[0.5; 96]).unwrap();
     rt.run().unwrap();
     let native = rt.output(1).unwrap()[0];

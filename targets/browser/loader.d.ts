@@ -49,7 +49,7 @@ export declare const build: BuildInfo;
 export type ErrorKind =
   | "Truncated" | "BadMagic" | "UnsupportedVersion" | "Checksum" | "Malformed"
   | "ArenaTooSmall" | "Misaligned" | "NotInitialized" | "BadIndex" | "InputLength"
-  | "NonFinite" | "Unknown";
+  | "NonFinite" | "UnlinkedOperator" | "PlanTooSmall" | "Unknown";
 
 /** An error the detector reported, with the ABI's code and message. */
 export declare class MedwasmError extends Error {

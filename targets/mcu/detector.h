@@ -6,8 +6,8 @@
  * docs/detector-abi.md in the cargo-medwasm repository: the same names, codes and
  * rules as the wasm exports, with real pointers instead of linear-memory offsets.
  *
- * The library allocates nothing. Its arena (@ARENA@ bytes) is a static in .bss and the
- * model (@BLOB@ bytes) stays in flash (.rodata). One detector per image; not
+ * The library allocates nothing. Its arena (@ARENA@ bytes) and the plan that init
+ * prepares are statics in .bss, and the model (@BLOB@ bytes) stays in flash (.rodata). One detector per image; not
  * reentrant: call it from one thread or interrupt context at a time. */
 
 #ifndef @GUARD@
@@ -32,7 +32,9 @@ enum medwasm_status {
     MEDWASM_NOT_INITIALIZED = 8,     /* a call that needs medwasm_init came first */
     MEDWASM_BAD_INDEX = 9,           /* input/output index out of range */
     MEDWASM_INPUT_LENGTH = 10,       /* an input has the wrong number of elements */
-    MEDWASM_NON_FINITE = 11          /* an input holds NaN or +-Inf */
+    MEDWASM_NON_FINITE = 11,         /* an input holds NaN or +-Inf */
+    MEDWASM_UNLINKED_OPERATOR = 12,  /* the model needs an operator this build leaves out */
+    MEDWASM_PLAN_TOO_SMALL = 13      /* the plan storage is smaller than the model needs */
 };
 
 /* The ABI version this header describes. */
@@ -41,8 +43,9 @@ enum medwasm_status {
 @TENSORS@
 /* 1 for this header. */
 int32_t medwasm_abi_version(void);
-/* Validates the embedded model and sets up the arena; MEDWASM_OK or an error code.
- * Idempotent. Every call below needs a successful init first. */
+/* Validates the embedded model, prepares it once into the plan and sets up the
+ * arena; MEDWASM_OK or an error code. Idempotent. Every call below needs a
+ * successful init first. */
 int32_t medwasm_init(void);
 /* Number of graph inputs / outputs; -1 before init. */
 int32_t medwasm_input_count(void);

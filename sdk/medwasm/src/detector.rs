@@ -1,6 +1,7 @@
 //! The detector interface: what a detector crate implements on top of a model.
 
 use crate::error::Error;
+use crate::plan::PlanStorage;
 use crate::runtime::Runtime;
 
 /// What a detector concluded from one inference.
@@ -46,6 +47,13 @@ pub trait Detector {
     const MODEL: &'static [u8];
     /// Arena bytes the model needs (from the generated `src/model.rs`).
     const ARENA_BYTES: usize;
+    /// Steps of the model's prepared plan, one per node (`NODES` in the generated
+    /// `src/model.rs`): the runtime prepares the model once, at init, into static
+    /// storage of this size.
+    const NODES: usize;
+    /// Operand slots of the prepared plan (`OPERANDS` in the generated
+    /// `src/model.rs`): every node's inputs, then the graph inputs and outputs.
+    const OPERANDS: usize;
     /// The operators to link ([`crate::ops::op_bit`] bits; `OPS` in the generated
     /// `src/model.rs`). Only their kernels end up in the artifact; every operator
     /// when not given.
@@ -63,15 +71,18 @@ impl<D: Detector> crate::ops::OpSet for Linked<D> {
     const OPS: u32 = D::OPS;
 }
 
-/// Loads `D`'s model into `arena`, sets the inputs, runs, and interprets: the whole
-/// detector call for hosts that link the SDK natively (tests, the CLI's self-check).
+/// Loads `D`'s model, prepares it into `plan` and `arena`, sets the inputs, runs,
+/// and interprets: the whole detector call for hosts that link the SDK natively
+/// (tests), e.g. with `AlignedBuf::zeroed(D::ARENA_BYTES)` and
+/// `PlanBuf::new(D::NODES, D::OPERANDS)`.
 pub fn run_once<D: Detector>(
     detector: &D,
     arena: &mut [u8],
+    plan: PlanStorage<'_>,
     inputs: &[&[f32]],
 ) -> Result<Finding, Error> {
     let model = crate::Model::load_in::<Linked<D>>(D::MODEL)?;
-    let mut rt = Runtime::new(model, arena)?;
+    let mut rt = Runtime::new_in::<Linked<D>>(model, arena, plan)?;
     if inputs.len() != model.input_count() {
         return Err(Error::BadIndex {
             index: inputs.len() as u32,

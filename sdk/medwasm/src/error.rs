@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+use crate::format::OpCode;
+
 /// Everything that can go wrong when loading a model or running it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Error {
@@ -73,6 +75,23 @@ pub enum Error {
         /// Element position.
         position: usize,
     },
+    /// The model needs an operator this detector was built without: its blob and
+    /// the `OPS` of its generated `src/model.rs` come from different imports.
+    UnlinkedOperator {
+        /// The operator.
+        op: OpCode,
+        /// Index of the first node that needs it.
+        node: u32,
+    },
+    /// The storage given for the prepared plan is smaller than the model needs.
+    PlanTooSmall {
+        /// `steps` or `operands`.
+        what: &'static str,
+        /// Slots the model needs.
+        needed: usize,
+        /// Slots given.
+        actual: usize,
+    },
 }
 
 impl Error {
@@ -90,6 +109,8 @@ impl Error {
             Error::BadIndex { .. } => 9,
             Error::InputLength { .. } => 10,
             Error::NonFinite { .. } => 11,
+            Error::UnlinkedOperator { .. } => 12,
+            Error::PlanTooSmall { .. } => 13,
         }
     }
 }
@@ -205,6 +226,30 @@ impl Error {
                 put_dec(sink, position);
                 sink.put(
                     " is NaN or infinite; clean or impute the signal before running",
+                );
+            }
+            Error::UnlinkedOperator { op, node } => {
+                sink.put("the model needs operator `");
+                sink.put(op.name());
+                sink.put("` (node ");
+                put_dec(sink, node as usize);
+                sink.put(
+                    ") but this detector was built without it; run `cargo medwasm import` again so `src/model.rs` lists the model's operators, then rebuild the detector",
+                );
+            }
+            Error::PlanTooSmall {
+                what,
+                needed,
+                actual,
+            } => {
+                sink.put("plan storage too small: the model needs ");
+                put_dec(sink, needed);
+                sink.put(" ");
+                sink.put(what);
+                sink.put(", the storage holds ");
+                put_dec(sink, actual);
+                sink.put(
+                    "; size it with `NODES` and `OPERANDS` of the generated `src/model.rs` (run `cargo medwasm import` again if the model changed)",
                 );
             }
         }

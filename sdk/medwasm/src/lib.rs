@@ -15,8 +15,10 @@ mod error;
 pub mod format;
 pub mod glue;
 pub mod kernels;
+mod loader;
 mod model;
 pub mod ops;
+mod plan;
 mod runtime;
 mod shape;
 
@@ -29,5 +31,8 @@ pub use crc32::crc32;
 pub use detector::{Detector, Finding, Io, run_once};
 pub use error::{Error, MessageSink};
 pub use model::{Model, NodeRecord, TensorInfo, TensorRecord};
+#[cfg(feature = "std")]
+pub use plan::PlanBuf;
+pub use plan::{Operand, PlanArrays, PlanSize, PlanStorage, Step};
 pub use runtime::Runtime;
 pub use shape::Dims;

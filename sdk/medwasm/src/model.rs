@@ -1,19 +1,20 @@
-//! The validating, zero-copy model loader.
+//! A model blob's tables, read in place: the header, tensor and node records, the
+//! io table and the word pool.
 //!
-//! [`Model::load`] checks the header, the checksum, every table entry and every
-//! node's shapes before it returns, so that execution can never index out of
-//! bounds whatever the blob says. Nothing is copied: records are read in place and
-//! constant tensors are borrowed from the blob.
+//! Every read is checked (a record, an index or a range that points outside its
+//! table or section is an [`Error`]), and nothing is copied: records are decoded
+//! on demand and constant tensors are borrowed from the blob. This module knows
+//! no operator: the per-operator checks live in [`crate::ops`], and the loader that
+//! runs both, [`Model::load`], in `loader.rs` above them.
 
 use crate::error::{Error, malformed};
 use crate::format::{
     self, ALIGN, DType, HEADER_LEN, MAX_GRAPH_IO, MAX_NODE_INPUTS, MAX_RANK, NO_TENSOR,
     NODE_RECORD_LEN, OpCode, Storage, TENSOR_RECORD_LEN, header, read_u16, read_u32,
 };
-use crate::ops;
 use crate::shape::Dims;
 
-/// A loaded, validated model borrowed from its blob.
+/// A loaded, validated model borrowed from its blob ([`Model::load`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Model<'a> {
     blob: &'a [u8],
@@ -31,6 +32,7 @@ pub struct Model<'a> {
     strings_len: usize,
     data_off: usize,
     data_len: usize,
+    operand_count: usize,
 }
 
 /// One tensor's record.
@@ -109,17 +111,9 @@ fn range_end(off: usize, len: usize, limit: usize, what: &'static str) -> Result
 }
 
 impl<'a> Model<'a> {
-    /// Validates `blob` and returns a view of it.
-    ///
-    /// The blob must start at a 16-byte aligned address (use `include_model!`, or
-    /// `AlignedBuf` on the host), so that weights can be borrowed as `&[f32]`.
-    pub fn load(blob: &'a [u8]) -> Result<Model<'a>, Error> {
-        Self::load_in::<ops::AllOps>(blob)
-    }
-
-    /// [`Model::load`] for a build that links the operators of `S` only: a blob with
-    /// any other operator is refused (`Malformed`).
-    pub fn load_in<S: ops::OpSet>(blob: &'a [u8]) -> Result<Model<'a>, Error> {
+    /// Reads `blob`'s header and checks every table, tensor record, node record and
+    /// io entry; the per-node operator checks are the loader's ([`Model::load`]).
+    pub(crate) fn read_tables(blob: &'a [u8]) -> Result<Model<'a>, Error> {
         if blob.len() < HEADER_LEN {
             return Err(Error::Truncated {
                 needed: HEADER_LEN,
@@ -161,7 +155,7 @@ impl<'a> Model<'a> {
             return Err(malformed("header flags or reserved fields set", 0));
         }
         let io_counts = get_u32(blob, header::IO)?;
-        let model = Model {
+        let mut model = Model {
             blob,
             arena_bytes: get_u32(blob, header::ARENA_BYTES)?,
             tensor_count: get_u32(blob, header::TENSORS)?,
@@ -177,12 +171,13 @@ impl<'a> Model<'a> {
             strings_len: get_u32(blob, header::STRINGS + 4)?,
             data_off: get_u32(blob, header::DATA)?,
             data_len: get_u32(blob, header::DATA + 4)?,
+            operand_count: 0,
         };
-        model.validate::<S>()?;
+        model.check_tables()?;
         Ok(model)
     }
 
-    fn validate<S: ops::OpSet>(&self) -> Result<(), Error> {
+    fn check_tables(&mut self) -> Result<(), Error> {
         let total = self.blob.len();
         let tables = [
             (
@@ -245,21 +240,15 @@ impl<'a> Model<'a> {
                 return Err(malformed("graph input or output is not an arena tensor", i));
             }
         }
+        // Node records are read here too, so that the loader's per-node checks start
+        // from in-range records and the prepared plan can be sized before it is built.
+        let mut operands = 0usize;
         for i in 0..self.node_count {
-            let node = self.node(i)?;
-            ops::validate::<S>(self, i, &node)?;
-            // Nothing may write into a graph input: inputs are pinned for the whole run
-            // so a host can write them once and the detector can read them afterwards.
-            for o in 0..node.n_outputs {
-                let out = self.tensor(self.node_output(&node, o)?)?;
-                for g in 0..self.input_count {
-                    let input = self.tensor(self.io_tensor(g)?)?;
-                    if overlaps(&out, &input) {
-                        return Err(malformed("node writes over a graph input", i));
-                    }
-                }
-            }
+            operands = operands
+                .checked_add(self.node(i)?.n_inputs)
+                .ok_or(malformed("node table out of bounds", i))?;
         }
+        self.operand_count = operands;
         Ok(())
     }
 
@@ -286,6 +275,11 @@ impl<'a> Model<'a> {
     /// Number of nodes.
     pub fn node_count(&self) -> usize {
         self.node_count
+    }
+
+    /// Input slots over all nodes, absent optional inputs included.
+    pub(crate) fn operand_count(&self) -> usize {
+        self.operand_count
     }
 
     /// Number of graph inputs.
@@ -330,7 +324,8 @@ impl<'a> Model<'a> {
         })
     }
 
-    fn io_tensor(&self, i: usize) -> Result<usize, Error> {
+    /// Tensor index of io table entry `i`: the graph inputs, then the outputs.
+    pub(crate) fn io_tensor(&self, i: usize) -> Result<usize, Error> {
         let t = get_u32(self.blob, self.io_off + i * 4)?;
         if t >= self.tensor_count {
             return Err(malformed("io table names a missing tensor", i));
@@ -528,6 +523,11 @@ impl<'a> Model<'a> {
             .get(start..start + rec.byte_len)
             .ok_or(malformed("constant out of bounds", 0))?;
         crate::cast::f32s(bytes).ok_or(Error::Misaligned { what: "model blob" })
+    }
+
+    /// Where a constant tensor's bytes start in the blob.
+    pub(crate) fn const_start(&self, rec: &TensorRecord) -> usize {
+        self.data_off + rec.offset
     }
 }
 

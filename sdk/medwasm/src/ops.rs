@@ -1,8 +1,11 @@
 //! Per-operator parameter layouts, shape checks and execution.
 //!
 //! [`prepare`] decodes one node and checks every shape relation its kernel relies
-//! on. The loader calls it on every node, and the executor calls it again before
-//! running, so a kernel only ever sees operands it can index safely.
+//! on, and [`Kind`] is what it decodes: everything the kernel needs besides the
+//! operand slices. The loader prepares every node to validate a blob, and
+//! [`crate::Runtime::new`] prepares them once more to keep each [`Kind`] in its plan;
+//! running a step ([`execute`]) decodes nothing, so a kernel only ever sees
+//! operands it can index safely.
 //!
 //! Parameter words per op (all u32; f32 stored as bits; "act" is the triple
 //! `[kind, alpha, beta]` of [`Act`]):
@@ -18,14 +21,14 @@
 //! | ReduceMean | X | axes bitmask |
 //! | Transpose | X | perm (one word per axis) |
 //! | Concat | X1..Xn | axis |
-//! | Pad | X | mode value begin[rank] end[rank] |
+//! | Pad | X | mode value begin\[rank\] end\[rank\] |
 //! | Copy | X | — |
 
 use crate::error::{Error, malformed};
 use crate::format::{DType, MAX_NODE_INPUTS, MAX_RANK, OpCode, Storage};
 use crate::kernels::act::Act;
 use crate::kernels::binary::{BinOp, broadcast};
-use crate::kernels::conv::Geometry;
+use crate::kernels::conv::{ConvKind, Geometry};
 use crate::kernels::misc::PadMode;
 use crate::kernels::pool::AvgCount;
 use crate::model::{Model, NodeRecord, TensorRecord, overlaps};
@@ -74,7 +77,8 @@ pub const CONV_PARAMS: usize = 14;
 /// Words of a pooling op's parameters.
 pub const POOL_PARAMS: usize = 11;
 
-/// A decoded, checked node.
+/// A decoded, checked node, with its operands' full records (the plan keeps only
+/// where each operand lives; see [`crate::Step`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Prepared {
     /// Operator-specific parameters.
@@ -89,7 +93,8 @@ pub struct Prepared {
     pub scratch: Option<TensorRecord>,
 }
 
-/// Decoded parameters (fields named as in the table in the module docs).
+/// Decoded parameters (fields named as in the table in the module docs), with the
+/// shapes the kernel reads: what a step of the plan runs.
 #[allow(missing_docs)]
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
@@ -102,8 +107,14 @@ pub enum Kind {
     },
     /// Convolution.
     Conv { g: Geometry, act: Act },
-    /// Broadcasting arithmetic.
-    Binary { op: BinOp, act: Act },
+    /// Broadcasting arithmetic: `y` is the broadcast of `a` and `b`.
+    Binary {
+        op: BinOp,
+        act: Act,
+        a: Dims,
+        b: Dims,
+        y: Dims,
+    },
     /// Activation alone.
     Activation(Act),
     /// Softmax as (outer, n, inner).
@@ -120,19 +131,46 @@ pub enum Kind {
         max: bool,
         count: AvgCount,
     },
-    /// Mean over axes.
-    ReduceMean { mask: u32 },
-    /// Permutation.
-    Transpose { perm: [usize; MAX_RANK] },
-    /// Concatenation as (outer, row).
-    Concat { axis: usize },
-    /// Padding.
+    /// Mean of `x` over the axes in `mask`.
+    ReduceMean { x: Dims, mask: u32 },
+    /// Permutation of `x` into `y`.
+    Transpose {
+        x: Dims,
+        y: Dims,
+        perm: [usize; MAX_RANK],
+    },
+    /// Concatenation as `outer` rows of `row` elements; each input fills its share
+    /// of every row in turn.
+    Concat { outer: usize, row: usize },
+    /// Padding of `x` into `y`.
     Pad {
+        x: Dims,
+        y: Dims,
         mode: PadMode,
         begin: [usize; MAX_RANK],
     },
     /// Plain copy.
     Copy,
+}
+
+impl Kind {
+    /// The operator this runs.
+    pub fn op(&self) -> OpCode {
+        match self {
+            Kind::Gemm { .. } => OpCode::Gemm,
+            Kind::Conv { .. } => OpCode::Conv,
+            Kind::Binary { .. } => OpCode::Binary,
+            Kind::Activation(_) => OpCode::Activation,
+            Kind::Softmax { .. } => OpCode::Softmax,
+            Kind::Pool { max: true, .. } => OpCode::MaxPool,
+            Kind::Pool { max: false, .. } => OpCode::AveragePool,
+            Kind::ReduceMean { .. } => OpCode::ReduceMean,
+            Kind::Transpose { .. } => OpCode::Transpose,
+            Kind::Concat { .. } => OpCode::Concat,
+            Kind::Pad { .. } => OpCode::Pad,
+            Kind::Copy => OpCode::Copy,
+        }
+    }
 }
 
 fn act_at(model: &Model<'_>, node: &NodeRecord, at: usize, i: usize) -> Result<Act, Error> {
@@ -164,11 +202,14 @@ pub fn prepare_in<S: OpSet>(
     node: &NodeRecord,
 ) -> Result<Prepared, Error> {
     let linked = |op: OpCode| S::OPS & op_bit(op) != 0;
+    // A known operator this build leaves out is not a corrupt blob: it has its own
+    // error code, whose message says to import again and rebuild.
+    let unlinked = Error::UnlinkedOperator {
+        op: node.op,
+        node: i as u32,
+    };
     if !linked(node.op) {
-        return Err(malformed(
-            "operator not linked into this detector (its model was imported with other operators; import it again)",
-            i,
-        ));
+        return Err(unlinked);
     }
     let mut inputs = [None; MAX_NODE_INPUTS];
     for (k, slot) in inputs.iter_mut().enumerate().take(node.n_inputs) {
@@ -296,7 +337,16 @@ pub fn prepare_in<S: OpSet>(
                     i,
                 )?;
             }
-            let needed = g.scratch_elems();
+            // The im2col scratch size, computed without overflow on 32-bit targets
+            // (`Geometry::scratch_elems` assumes a validated geometry).
+            let needed = match g.kind() {
+                ConvKind::Im2col => (g.c / group)
+                    .checked_mul(g.kh)
+                    .and_then(|v| v.checked_mul(g.kw))
+                    .and_then(|v| v.checked_mul(g.ow))
+                    .ok_or(malformed("Conv scratch too large", i))?,
+                _ => 0,
+            };
             if needed > 0 {
                 let s = scratch.ok_or(malformed("Conv needs a scratch tensor", i))?;
                 need(s.dims.elements() >= needed, "Conv scratch too small", i)?;
@@ -319,6 +369,9 @@ pub fn prepare_in<S: OpSet>(
             Kind::Binary {
                 op,
                 act: act_at(model, node, 1, i)?,
+                a: a.dims,
+                b: b.dims,
+                y: od,
             }
         }
         OpCode::Activation if linked(OpCode::Activation) => {
@@ -350,6 +403,14 @@ pub fn prepare_in<S: OpSet>(
             let g = geometry(model, node, &xt.dims, &od, i)?;
             need(g.m == g.c, "pooling changes the channel count", i)?;
             check_window(&g, p(8), p(9), true, i)?;
+            // A window wholly in padding has no maximum (it would output -inf) and
+            // nothing to average (exclude-pad would divide by zero).
+            need(
+                windows_touch_input(g.h, g.kh, g.sh, g.dh, g.pt, g.oh)
+                    && windows_touch_input(g.w, g.kw, g.sw, g.dw, g.pl, g.ow),
+                "pooling window lies entirely in padding",
+                i,
+            )?;
             let count = if p(10) == 0 {
                 AvgCount::ExcludePad
             } else {
@@ -374,7 +435,7 @@ pub fn prepare_in<S: OpSet>(
                 .map(|d| xd.get(d))
                 .product();
             need(od.elements() == kept, "ReduceMean output shape", i)?;
-            Kind::ReduceMean { mask }
+            Kind::ReduceMean { x: xd, mask }
         }
         OpCode::Transpose if linked(OpCode::Transpose) => {
             single(1)?;
@@ -396,7 +457,7 @@ pub fn prepare_in<S: OpSet>(
                 seen |= 1 << v;
                 *slot = v;
             }
-            Kind::Transpose { perm }
+            Kind::Transpose { x: xd, y: od, perm }
         }
         OpCode::Concat if linked(OpCode::Concat) => {
             need(plen == 1, "wrong parameter count", i)?;
@@ -409,10 +470,16 @@ pub fn prepare_in<S: OpSet>(
                 for a in 0..od.rank() {
                     need(a == axis || d.get(a) == od.get(a), "Concat shapes", i)?;
                 }
-                total += d.get(axis);
+                total = total
+                    .checked_add(d.get(axis))
+                    .ok_or(malformed("Concat output shape", i))?;
             }
             need(total == od.get(axis), "Concat output shape", i)?;
-            Kind::Concat { axis }
+            let inner: usize = od.as_slice()[axis + 1..].iter().product();
+            Kind::Concat {
+                outer: od.as_slice()[..axis].iter().product(),
+                row: od.get(axis) * inner,
+            }
         }
         OpCode::Pad if linked(OpCode::Pad) => {
             single(1)?;
@@ -443,7 +510,12 @@ pub fn prepare_in<S: OpSet>(
                 }
                 begin[d] = b;
             }
-            Kind::Pad { mode, begin }
+            Kind::Pad {
+                x: xd,
+                y: od,
+                mode,
+                begin,
+            }
         }
         OpCode::Copy if linked(OpCode::Copy) => {
             single(1)?;
@@ -455,7 +527,7 @@ pub fn prepare_in<S: OpSet>(
             Kind::Copy
         }
         // Checked on entry; the arms of unlinked operators are compiled out.
-        _ => return Err(malformed("operator not linked into this detector", i)),
+        _ => return Err(unlinked),
     };
     Ok(Prepared {
         kind,
@@ -528,6 +600,9 @@ fn geometry(
 }
 
 /// Checks the output size against the floor (and, for pooling, ceil) formula.
+///
+/// In `u64`: the parameters are below 2^24 but their products are not, and on a
+/// 32-bit target a wrapped product could pass the check with the wrong geometry.
 fn check_window(
     g: &Geometry,
     pb: usize,
@@ -536,6 +611,7 @@ fn check_window(
     i: usize,
 ) -> Result<(), Error> {
     let fits = |n: usize, k: usize, s: usize, d: usize, p0: usize, p1: usize, out: usize| {
+        let [n, k, s, d, p0, p1, out] = [n, k, s, d, p0, p1, out].map(|v| v as u64);
         let span = (k - 1) * d + 1;
         let padded = n + p0 + p1;
         if padded < span {
@@ -556,29 +632,62 @@ fn check_window(
     )
 }
 
-/// Runs a prepared node on its operand slices.
-pub fn execute(
-    p: &Prepared,
-    ins: &[&[f32]; MAX_NODE_INPUTS],
-    out: &mut [f32],
-    scratch: &mut [f32],
-) {
-    execute_in::<AllOps>(p, ins, out, scratch)
+/// True when each of the `out` windows along one axis (input length `n`, kernel
+/// `k`, stride `s`, dilation `d`, leading pad `p0`) has a tap on the input.
+///
+/// In padded coordinates the input is `[p0, p0 + n)` and window `o` taps
+/// `o·s + j·d` for `j < k`. A window starting inside the input taps it at once; one
+/// starting past its end taps only padding, and since starts grow with `o`, the last
+/// window tells. A window starting in the leading pad (fewer than `p0 / s + 1` of
+/// them, and `p0 < 2^24`) hits the input if its first tap at or past `p0` is a tap
+/// of the window (`j < k`) and still inside the input: with a dilation wider than
+/// the input, taps can step over it.
+fn windows_touch_input(n: usize, k: usize, s: usize, d: usize, p0: usize, out: usize) -> bool {
+    let [n, k, s, d, p0, out] = [n, k, s, d, p0, out].map(|v| v as u64);
+    let Some(last) = out.checked_sub(1) else {
+        return true;
+    };
+    if last * s >= p0 + n {
+        return false;
+    }
+    (0..out.min(p0.div_ceil(s))).all(|o| {
+        let start = o * s;
+        let j = (p0 - start).div_ceil(d);
+        j < k && start + j * d < p0 + n
+    })
 }
 
-/// [`execute`] for a build that links the operators of `S` only; a node that
-/// [`prepare_in`] accepted for `S` always has a linked kernel.
-pub fn execute_in<S: OpSet>(
-    p: &Prepared,
-    ins: &[&[f32]; MAX_NODE_INPUTS],
+/// Runs one step: `kind` on its operand slices, `ins[k]` being input `k` (`None` for
+/// an absent optional input), for node `node` (named in errors).
+///
+/// The slices must have the lengths of the records `kind` was prepared from, as a
+/// plan built by [`crate::Runtime::new`] gives them; a kernel handed others fails a
+/// bounds check (a trap in wasm), it never reads out of bounds.
+pub fn execute(
+    node: usize,
+    kind: &Kind,
+    ins: &[Option<&[f32]>],
     out: &mut [f32],
     scratch: &mut [f32],
-) {
+) -> Result<(), Error> {
+    execute_in::<AllOps>(node, kind, ins, out, scratch)
+}
+
+/// [`execute`] for a build that links the operators of `S` only: a kind whose
+/// operator is not in `S` gives [`Error::UnlinkedOperator`] (never a skipped node;
+/// [`prepare_in`] for `S` never makes one).
+pub fn execute_in<S: OpSet>(
+    node: usize,
+    kind: &Kind,
+    ins: &[Option<&[f32]>],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
     use crate::kernels::{binary, conv, gemm, misc, pool, reduce};
     let linked = |op: OpCode| S::OPS & op_bit(op) != 0;
-    let dims = |k: usize| p.inputs[k].map(|t| t.dims).unwrap_or(Dims::scalar());
-    let opt = |k: usize| p.inputs[k].map(|_| ins[k]);
-    match p.kind {
+    let opt = |k: usize| ins.get(k).copied().flatten();
+    let x = |k: usize| opt(k).ok_or(malformed("missing required input", node));
+    match *kind {
         Kind::Gemm { m, k, n, act } if linked(OpCode::Gemm) => {
             match opt(2) {
                 Some(bias) => out
@@ -586,22 +695,22 @@ pub fn execute_in<S: OpSet>(
                     .for_each(|row| row.copy_from_slice(bias)),
                 None => out.fill(0.0),
             }
-            gemm::gemm(m, n, k, ins[0], k, ins[1], n, out, n);
+            gemm::gemm(m, n, k, x(0)?, k, x(1)?, n, out, n);
             act.apply(out);
         }
         Kind::Conv { g, act } if linked(OpCode::Conv) => {
-            conv::conv(&g, ins[0], ins[1], opt(2), act, out, scratch)
+            conv::conv(&g, x(0)?, x(1)?, opt(2), act, out, scratch)
         }
-        Kind::Binary { op, act } if linked(OpCode::Binary) => {
-            binary::binary(op, ins[0], &dims(0), ins[1], &dims(1), out, &p.output.dims);
+        Kind::Binary { op, act, a, b, y } if linked(OpCode::Binary) => {
+            binary::binary(op, x(0)?, &a, x(1)?, &b, out, &y);
             act.apply(out);
         }
         Kind::Activation(act) if linked(OpCode::Activation) => {
-            out.copy_from_slice(ins[0]);
+            out.copy_from_slice(x(0)?);
             act.apply(out);
         }
         Kind::Softmax { outer, n, inner } if linked(OpCode::Softmax) => {
-            misc::softmax(ins[0], out, outer, n, inner)
+            misc::softmax(x(0)?, out, outer, n, inner)
         }
         Kind::Pool {
             g,
@@ -610,51 +719,88 @@ pub fn execute_in<S: OpSet>(
             max,
             count,
         } if linked(OpCode::MaxPool) || linked(OpCode::AveragePool) => {
-            pool::pool(&g, pb, pr, max, count, ins[0], out)
+            pool::pool(&g, pb, pr, max, count, x(0)?, out)
         }
-        Kind::ReduceMean { mask } if linked(OpCode::ReduceMean) => {
-            reduce::reduce_mean(ins[0], &dims(0), mask, out)
+        Kind::ReduceMean { x: xd, mask } if linked(OpCode::ReduceMean) => {
+            reduce::reduce_mean(x(0)?, &xd, mask, out)
         }
-        Kind::Transpose { perm } if linked(OpCode::Transpose) => {
-            let r = p.output.dims.rank();
-            misc::transpose(ins[0], &dims(0), &perm[..r], out, &p.output.dims)
+        Kind::Transpose { x: xd, y, perm } if linked(OpCode::Transpose) => {
+            misc::transpose(x(0)?, &xd, &perm[..y.rank()], out, &y)
         }
-        Kind::Concat { axis } if linked(OpCode::Concat) => {
-            let od = p.output.dims;
-            let outer: usize = od.as_slice()[..axis].iter().product();
-            let inner: usize = od.as_slice()[axis + 1..].iter().product();
-            let row = od.get(axis) * inner;
+        Kind::Concat { outer, row } if linked(OpCode::Concat) => {
+            // Input `k` holds `outer` blocks, one per output row, so its block is its
+            // length over `outer` (at least 1: no dimension is zero).
             let mut offset = 0;
-            for k in 0..p.n_inputs {
-                let len = dims(k).get(axis) * inner;
-                misc::concat_part(ins[k], out, outer, len, row, offset);
+            for part in ins {
+                let part = part.ok_or(malformed("missing required input", node))?;
+                let len = part.len().checked_div(outer).unwrap_or(0);
+                misc::concat_part(part, out, outer, len, row, offset);
                 offset += len;
             }
         }
-        Kind::Pad { mode, begin } if linked(OpCode::Pad) => {
-            let r = p.output.dims.rank();
-            misc::pad(ins[0], &dims(0), &begin[..r], mode, out, &p.output.dims)
+        Kind::Pad {
+            x: xd,
+            y,
+            mode,
+            begin,
+        } if linked(OpCode::Pad) => misc::pad(x(0)?, &xd, &begin[..y.rank()], mode, out, &y),
+        Kind::Copy if linked(OpCode::Copy) => out.copy_from_slice(x(0)?),
+        // `prepare_in` for `S` makes no such step, and `Runtime::run_in` refuses a plan
+        // prepared for more operators than `S` before running any.
+        _ => {
+            return Err(Error::UnlinkedOperator {
+                op: kind.op(),
+                node: node as u32,
+            });
         }
-        Kind::Copy if linked(OpCode::Copy) => out.copy_from_slice(ins[0]),
-        // `prepare_in` refuses unlinked operators, so no such node gets here.
-        _ => {}
     }
+    Ok(())
 }
 
 /// Multiply-accumulates of a prepared node (Gemm and Conv), for reports.
 pub fn macs(p: &Prepared) -> u64 {
     match p.kind {
-        Kind::Gemm { m, k, n, .. } => (m * k * n) as u64,
-        Kind::Conv { g, .. } => (g.n * g.m * g.oh * g.ow * (g.c / g.group) * g.kh * g.kw) as u64,
+        Kind::Gemm { m, k, n, .. } => [m, k, n].iter().map(|&v| v as u64).product(),
+        Kind::Conv { g, .. } => [g.n, g.m, g.oh, g.ow, g.c / g.group, g.kh, g.kw]
+            .iter()
+            .map(|&v| v as u64)
+            .product(),
         _ => 0,
     }
 }
 
-/// Validation entry for the loader.
-pub(crate) fn validate<S: OpSet>(
-    model: &Model<'_>,
-    i: usize,
-    node: &NodeRecord,
-) -> Result<(), Error> {
-    prepare_in::<S>(model, i, node).map(|_| ())
+#[cfg(test)]
+mod tests {
+    use super::windows_touch_input;
+
+    /// The closed form against tapping every window of every small geometry.
+    #[test]
+    fn windows_touch_input_matches_enumerating_every_tap() {
+        let mut refused = 0;
+        for n in 1..6 {
+            for k in 1..5 {
+                for s in 1..4 {
+                    for d in 1..5 {
+                        for p0 in 0..6 {
+                            for out in 1..8 {
+                                let brute = (0..out).all(|o| {
+                                    (0..k).any(|j| {
+                                        let at = o * s + j * d;
+                                        at >= p0 && at < p0 + n
+                                    })
+                                });
+                                refused += usize::from(!brute);
+                                assert_eq!(
+                                    windows_touch_input(n, k, s, d, p0, out),
+                                    brute,
+                                    "n={n} k={k} s={s} d={d} p0={p0} out={out}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(refused > 0);
+    }
 }

@@ -1,24 +1,53 @@
-//! The plan executor: runs a validated model in a caller-provided arena.
-//! Inference allocates nothing; every tensor sits at the offset the converter's
+//! The plan executor: runs a validated model in caller-provided memory.
+//!
+//! [`Runtime::new`] prepares the model once into a plan ([`crate::Step`]); a run
+//! then checks the inputs are finite and executes the plan's steps, decoding no
+//! record and allocating nothing. Every tensor sits at the offset the converter's
 //! static memory plan gave it.
 
 use crate::cast::{f32s, f32s_mut};
-use crate::error::Error;
-use crate::format::{ALIGN, MAX_NODE_INPUTS, Storage};
-use crate::model::{Model, TensorInfo, TensorRecord};
-use crate::ops;
+use crate::error::{Error, malformed};
+use crate::format::{ALIGN, MAX_NODE_INPUTS};
+use crate::model::Model;
+use crate::ops::{self, AllOps, OpSet};
+use crate::plan::{Operand, Place, Plan, PlanStorage, Step};
 
-/// A model bound to an arena, ready to run.
+/// A model prepared into a plan and bound to an arena, ready to run.
 #[derive(Debug)]
 pub struct Runtime<'m, 'a> {
     model: Model<'m>,
     arena: &'a mut [u8],
+    plan: Plan<'a>,
+}
+
+/// `[offset, offset + bytes)` as a range, if it does not overflow.
+fn range(offset: u32, bytes: u32) -> Option<core::ops::Range<usize>> {
+    let start = offset as usize;
+    Some(start..start.checked_add(bytes as usize)?)
 }
 
 impl<'m, 'a> Runtime<'m, 'a> {
-    /// Binds `model` to `arena`, which must be 16-byte aligned and at least
+    /// Prepares `model` into `plan` (which must hold [`crate::PlanSize::of`] the
+    /// model) and binds it to `arena`, which must be 16-byte aligned and at least
     /// `model.arena_bytes()` long. The arena is zeroed.
-    pub fn new(model: Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
+    pub fn new(
+        model: Model<'m>,
+        arena: &'a mut [u8],
+        plan: PlanStorage<'a>,
+    ) -> Result<Self, Error> {
+        Self::new_in::<AllOps>(model, arena, plan)
+    }
+
+    /// [`Runtime::new`] for a build that links the operators of `S` only: a model
+    /// with another operator gives [`Error::UnlinkedOperator`].
+    ///
+    /// Building the plan runs every per-node check of [`Model::load_in`], so the
+    /// detector glue calls this on a model whose tables alone were read.
+    pub fn new_in<S: OpSet>(
+        model: Model<'m>,
+        arena: &'a mut [u8],
+        plan: PlanStorage<'a>,
+    ) -> Result<Self, Error> {
         if arena.len() < model.arena_bytes() {
             return Err(Error::ArenaTooSmall {
                 needed: model.arena_bytes(),
@@ -28,9 +57,10 @@ impl<'m, 'a> Runtime<'m, 'a> {
         if !(arena.as_ptr() as usize).is_multiple_of(ALIGN) {
             return Err(Error::Misaligned { what: "arena" });
         }
+        let plan = Plan::build::<S>(&model, plan)?;
         let arena = &mut arena[..model.arena_bytes()];
         arena.fill(0);
-        Ok(Runtime { model, arena })
+        Ok(Runtime { model, arena, plan })
     }
 
     /// The model.
@@ -38,48 +68,62 @@ impl<'m, 'a> Runtime<'m, 'a> {
         &self.model
     }
 
-    fn arena_slice(&self, rec: &TensorRecord) -> Result<&[f32], Error> {
-        let bytes = self
-            .arena
-            .get(rec.offset..rec.offset + rec.byte_len)
-            .ok_or(Error::Malformed {
-                what: "tensor outside the arena",
-                index: 0,
-            })?;
-        f32s(bytes).ok_or(Error::Misaligned { what: "arena" })
+    /// The steps of the plan, one per node in execution order.
+    pub fn steps(&self) -> &[Step] {
+        self.plan.steps
     }
 
-    fn io_record(&self, info: TensorInfo<'_>) -> Result<TensorRecord, Error> {
-        self.model.tensor(info.tensor)
+    /// Where graph input `i` (`output` false) or output `i` lies.
+    fn io(&self, output: bool, i: usize) -> Result<Operand, Error> {
+        let count = if output {
+            self.model.output_count()
+        } else {
+            self.model.input_count()
+        };
+        if i >= count {
+            return Err(Error::BadIndex {
+                index: i as u32,
+                count: count as u32,
+            });
+        }
+        let at = self.plan.io + if output { self.model.input_count() } else { 0 } + i;
+        self.plan
+            .operands
+            .get(at)
+            .copied()
+            .ok_or(malformed("graph input or output missing from the plan", i))
+    }
+
+    fn arena_slice(&self, io: Operand) -> Result<&[f32], Error> {
+        let bytes = range(io.offset, io.bytes)
+            .and_then(|r| self.arena.get(r))
+            .ok_or(malformed("tensor outside the arena", 0))?;
+        f32s(bytes).ok_or(Error::Misaligned { what: "arena" })
     }
 
     /// Input `i`'s buffer, for writing in place (no checks: [`Self::run`] checks).
     pub fn input_mut(&mut self, i: usize) -> Result<&mut [f32], Error> {
-        let rec = self.io_record(self.model.input(i)?)?;
-        let bytes = self
-            .arena
-            .get_mut(rec.offset..rec.offset + rec.byte_len)
-            .ok_or(Error::Malformed {
-                what: "tensor outside the arena",
-                index: 0,
-            })?;
+        let io = self.io(false, i)?;
+        let bytes = range(io.offset, io.bytes)
+            .and_then(|r| self.arena.get_mut(r))
+            .ok_or(malformed("tensor outside the arena", 0))?;
         f32s_mut(bytes).ok_or(Error::Misaligned { what: "arena" })
     }
 
     /// Input `i`'s current contents.
     pub fn input(&self, i: usize) -> Result<&[f32], Error> {
-        self.arena_slice(&self.io_record(self.model.input(i)?)?)
+        self.arena_slice(self.io(false, i)?)
     }
 
     /// Output `i` of the last run.
     pub fn output(&self, i: usize) -> Result<&[f32], Error> {
-        self.arena_slice(&self.io_record(self.model.output(i)?)?)
+        self.arena_slice(self.io(true, i)?)
     }
 
     /// Copies `data` into input `i` after checking its length and that every element
     /// is finite.
     pub fn set_input(&mut self, i: usize, data: &[f32]) -> Result<(), Error> {
-        let expected = self.model.input(i)?.len();
+        let expected = self.io(false, i)?.bytes as usize / 4;
         if data.len() != expected {
             return Err(Error::InputLength {
                 input: i as u32,
@@ -92,21 +136,22 @@ impl<'m, 'a> Runtime<'m, 'a> {
         Ok(())
     }
 
-    /// Runs the graph on the current inputs. Refuses NaN or infinite inputs.
+    /// Runs the plan on the current inputs. Refuses NaN or infinite inputs.
     pub fn run(&mut self) -> Result<(), Error> {
-        self.run_in::<ops::AllOps>()
+        self.run_in::<AllOps>()
     }
 
-    /// [`Runtime::run`] for a build that links the operators of `S` only (the model
-    /// must have been loaded with [`Model::load_in`] for the same `S`).
-    pub fn run_in<S: ops::OpSet>(&mut self) -> Result<(), Error> {
+    /// [`Runtime::run`] for a build that links the operators of `S` only: a step
+    /// whose operator is not in `S` gives [`Error::UnlinkedOperator`], never a
+    /// skipped node (prepare with [`Runtime::new_in`] for the same `S`, as the
+    /// detector glue does, and it cannot happen).
+    pub fn run_in<S: OpSet>(&mut self) -> Result<(), Error> {
         for i in 0..self.model.input_count() {
             check_finite(i, self.input(i)?)?;
         }
-        for n in 0..self.model.node_count() {
-            let node = self.model.node(n)?;
-            let p = ops::prepare_in::<S>(&self.model, n, &node)?;
-            run_node::<S>(&self.model, &p, self.arena)?;
+        let blob = self.model.blob();
+        for (node, step) in self.plan.steps.iter().enumerate() {
+            run_step::<S>(node, blob, step, self.plan.operands, self.arena)?;
         }
         Ok(())
     }
@@ -122,22 +167,24 @@ fn check_finite(i: usize, data: &[f32]) -> Result<(), Error> {
     }
 }
 
-/// Splits the arena into the node's writable regions (output, scratch) and the
+/// Splits the arena into the step's writable regions (output, scratch) and the
 /// read-only gaps between them, then runs the kernel. The loader has checked that
-/// no input overlaps a writable region, so each input lies inside one gap.
-fn run_node<S: ops::OpSet>(
-    model: &Model<'_>,
-    p: &ops::Prepared,
+/// no input overlaps a writable region, so each input lies inside one gap; every
+/// slice is still taken with a checked range, so even a wrong plan could not make a
+/// kernel read or write outside the arena or the blob.
+fn run_step<S: OpSet>(
+    node: usize,
+    blob: &[u8],
+    step: &Step,
+    operands: &[Operand],
     arena: &mut [u8],
 ) -> Result<(), Error> {
-    let bad = Error::Malformed {
-        what: "operand outside the arena",
-        index: 0,
-    };
-    let mut regions = [(p.output.offset, p.output.byte_len, 0u8), (0, 0, 1u8)];
+    let bad = malformed("operand outside the arena", node);
+    let output = (step.output.offset as usize, step.output.bytes as usize, 0u8);
+    let mut regions = [output, (0, 0, 1u8)];
     let mut n_regions = 1;
-    if let Some(s) = p.scratch {
-        regions[1] = (s.offset, s.byte_len, 1);
+    if step.scratch.bytes > 0 {
+        regions[1] = (step.scratch.offset as usize, step.scratch.bytes as usize, 1);
         n_regions = 2;
         if regions[1].0 < regions[0].0 {
             regions.swap(0, 1);
@@ -165,26 +212,35 @@ fn run_node<S: ops::OpSet>(
     }
     gaps[n_regions] = (base, rest);
 
-    let mut ins: [&[f32]; MAX_NODE_INPUTS] = [&[]; MAX_NODE_INPUTS];
-    for (k, rec) in p.inputs.iter().enumerate().take(p.n_inputs) {
-        let Some(rec) = rec else { continue };
-        ins[k] = match rec.storage {
-            Storage::Const => model.const_f32(rec)?,
-            Storage::Arena => {
+    let first = step.first as usize;
+    let n = step.n_inputs as usize;
+    let inputs = first
+        .checked_add(n)
+        .and_then(|end| operands.get(first..end))
+        .ok_or(bad)?;
+    let mut ins: [Option<&[f32]>; MAX_NODE_INPUTS] = [None; MAX_NODE_INPUTS];
+    let slots = ins.get_mut(..n).ok_or(bad)?;
+    for (slot, operand) in slots.iter_mut().zip(inputs) {
+        let span = range(operand.offset, operand.bytes).ok_or(bad)?;
+        *slot = match operand.place {
+            Place::Absent => None,
+            Place::Const => {
+                let bytes = blob
+                    .get(span)
+                    .ok_or(malformed("constant out of bounds", node))?;
+                Some(f32s(bytes).ok_or(Error::Misaligned { what: "model blob" })?)
+            }
+            Place::Arena => {
                 let (gbase, gap) = gaps[..=n_regions]
                     .iter()
-                    .find(|(gb, gap)| {
-                        rec.offset >= *gb && rec.offset + rec.byte_len <= gb + gap.len()
-                    })
+                    .find(|(gb, gap)| span.start >= *gb && span.end <= gb + gap.len())
                     .ok_or(bad)?;
-                let start = rec.offset - gbase;
-                f32s(&gap[start..start + rec.byte_len])
-                    .ok_or(Error::Misaligned { what: "arena" })?
+                let bytes = &gap[span.start - gbase..span.end - gbase];
+                Some(f32s(bytes).ok_or(Error::Misaligned { what: "arena" })?)
             }
         };
     }
     let out = f32s_mut(out).ok_or(Error::Misaligned { what: "arena" })?;
     let scratch = f32s_mut(scratch).ok_or(Error::Misaligned { what: "arena" })?;
-    ops::execute_in::<S>(p, &ins, out, scratch);
-    Ok(())
+    ops::execute_in::<S>(node, &step.kind, &ins[..n], out, scratch)
 }

@@ -12,7 +12,7 @@ use medwasm::kernels::misc::{PadMode, pad, softmax, transpose};
 use medwasm::kernels::pool::{AvgCount, pool};
 use medwasm::kernels::reduce::reduce_mean;
 use medwasm::ops::{OpSet, op_bit};
-use medwasm::{AlignedBuf, Dims, Error, Model, Runtime};
+use medwasm::{AlignedBuf, Dims, Error, Model, PlanBuf, PlanSize, Runtime};
 
 /// SplitMix64: deterministic on every target.
 struct Rng(u64);
@@ -437,7 +437,8 @@ fn run_small(blob: &[u8], x: &[f32]) -> Result<(Vec<f32>, Vec<f32>), Error> {
     let buf = AlignedBuf::from_bytes(blob);
     let model = Model::load(buf.as_slice())?;
     let mut arena = AlignedBuf::zeroed(model.arena_bytes());
-    let mut rt = Runtime::new(model, arena.as_mut_slice())?;
+    let mut plan = PlanBuf::for_model(&model);
+    let mut rt = Runtime::new(model, arena.as_mut_slice(), plan.storage())?;
     rt.set_input(0, x)?;
     rt.run()?;
     Ok((rt.output(0)?.to_vec(), rt.output(1)?.to_vec()))
@@ -481,29 +482,41 @@ fn restricted_operator_sets_run_their_models_and_refuse_others() {
 
     let model = Model::load_in::<GemmAndBinary>(buf.as_slice()).unwrap();
     let mut arena = AlignedBuf::zeroed(model.arena_bytes());
-    let mut rt = Runtime::new(model, arena.as_mut_slice()).unwrap();
+    let mut plan = PlanBuf::for_model(&model);
+    let mut rt =
+        Runtime::new_in::<GemmAndBinary>(model, arena.as_mut_slice(), plan.storage()).unwrap();
     rt.set_input(0, &[1.0, 0.0, -1.0, 2.0]).unwrap();
     rt.run_in::<GemmAndBinary>().unwrap();
     assert_eq!(rt.output(0).unwrap(), y.as_slice());
     assert_eq!(rt.output(1).unwrap(), z.as_slice());
 
-    // The Binary node (node 1) is not linked: the loader refuses the blob by name.
-    match Model::load_in::<GemmOnly>(buf.as_slice()) {
-        Err(Error::Malformed { what, index }) => {
-            assert!(what.contains("not linked"), "{what}");
-            assert_eq!(index, 1);
-        }
-        other => panic!("a Gemm-only build loaded a Binary node: {other:?}"),
-    }
-    // A runtime whose model was loaded with every operator still refuses to run an
-    // unlinked one, instead of skipping it.
+    // The Binary node (node 1) is not linked: the loader refuses the blob with its own
+    // code, naming the operator and the node.
+    let unlinked = Error::UnlinkedOperator {
+        op: OpCode::Binary,
+        node: 1,
+    };
+    let err = Model::load_in::<GemmOnly>(buf.as_slice()).unwrap_err();
+    assert_eq!(err, unlinked);
+    assert_eq!(err.code(), 12);
+    assert!(err.to_string().contains("`Binary` (node 1)"), "{err}");
+    assert!(err.to_string().contains("cargo medwasm import"), "{err}");
+    // Preparing a model loaded with every operator for a Gemm-only build fails the same
+    // way, and so does running a plan prepared with every operator with Gemm only: at
+    // the Binary step, instead of skipping it.
     let model = Model::load(buf.as_slice()).unwrap();
-    let mut rt = Runtime::new(model, arena.as_mut_slice()).unwrap();
+    assert_eq!(
+        Runtime::new_in::<GemmOnly>(model, arena.as_mut_slice(), plan.storage()).err(),
+        Some(unlinked)
+    );
+    let mut rt = Runtime::new(model, arena.as_mut_slice(), plan.storage()).unwrap();
     rt.set_input(0, &[1.0, 0.0, -1.0, 2.0]).unwrap();
-    assert!(matches!(
-        rt.run_in::<GemmOnly>(),
-        Err(Error::Malformed { index: 1, .. })
-    ));
+    assert_eq!(rt.run_in::<GemmOnly>(), Err(unlinked));
+    assert_eq!(
+        rt.output(1).unwrap(),
+        [0.0; 3],
+        "the Binary step did not run"
+    );
 }
 
 #[test]
@@ -535,7 +548,8 @@ fn bad_inputs_are_typed_errors() {
     let buf = AlignedBuf::from_bytes(&blob);
     let model = Model::load(buf.as_slice()).unwrap();
     let mut arena = AlignedBuf::zeroed(64);
-    let mut rt = Runtime::new(model, arena.as_mut_slice()).unwrap();
+    let mut plan = PlanBuf::for_model(&model);
+    let mut rt = Runtime::new(model, arena.as_mut_slice(), plan.storage()).unwrap();
     rt.input_mut(0).unwrap()[3] = f32::NEG_INFINITY;
     assert_eq!(
         rt.run(),
@@ -551,7 +565,7 @@ fn bad_inputs_are_typed_errors() {
     // Arena checks.
     let mut small = AlignedBuf::zeroed(32);
     assert_eq!(
-        Runtime::new(model, small.as_mut_slice()).err(),
+        Runtime::new(model, small.as_mut_slice(), plan.storage()).err(),
         Some(Error::ArenaTooSmall {
             needed: 48,
             actual: 32
@@ -559,7 +573,7 @@ fn bad_inputs_are_typed_errors() {
     );
     let mut big = AlignedBuf::zeroed(80);
     assert_eq!(
-        Runtime::new(model, &mut big.as_mut_slice()[4..]).err(),
+        Runtime::new(model, &mut big.as_mut_slice()[4..], plan.storage()).err(),
         Some(Error::Misaligned { what: "arena" })
     );
 }
@@ -628,21 +642,23 @@ fn hostile_blobs_never_panic() {
             loaded += 1;
             // A mutated header may claim an arena no host would give (gigabytes on a
             // 32-bit wasm host): the runtime must then refuse a smaller one, not use it.
+            let mut plan = PlanBuf::for_model(&model);
             if model.arena_bytes() > 1 << 24 {
                 let mut small = AlignedBuf::zeroed(4096);
                 assert!(matches!(
-                    Runtime::new(model, small.as_mut_slice()),
+                    Runtime::new(model, small.as_mut_slice(), plan.storage()),
                     Err(Error::ArenaTooSmall { .. })
                 ));
                 continue;
             }
             let mut arena = AlignedBuf::zeroed(model.arena_bytes());
-            if let Ok(mut rt) = Runtime::new(model, arena.as_mut_slice()) {
-                if let Ok(x) = rt.input_mut(0) {
-                    x.fill(0.5);
-                }
-                let _ = rt.run();
+            // A model that loads prepares: the plan is built from the loader's checks.
+            let mut rt = Runtime::new(model, arena.as_mut_slice(), plan.storage())
+                .unwrap_or_else(|e| panic!("a loaded model did not prepare: {e}"));
+            if let Ok(x) = rt.input_mut(0) {
+                x.fill(0.5);
             }
+            let _ = rt.run();
         }
     }
     // Some mutations only change weights or names and still load: they must run.
@@ -704,4 +720,510 @@ fn error_messages_are_written_without_core_fmt_but_read_the_same() {
         err.write_message(&mut Collect(&mut pieces));
         assert_eq!(pieces, want);
     }
+}
+
+/// Builds blobs tensor by tensor: arena tensors get their own 16-byte aligned
+/// offsets (no reuse), constants their data.
+#[derive(Default)]
+struct Graph {
+    w: BlobWriter,
+    arena: u32,
+}
+
+impl Graph {
+    fn tensor(&mut self, name: &str, dims: &[u32], data: Option<Vec<u8>>, offset: u32) -> u32 {
+        self.w.tensors.push(TensorSpec {
+            name: name.into(),
+            dtype: DType::F32,
+            dims: dims.to_vec(),
+            data,
+            arena_offset: offset,
+        });
+        self.w.tensors.len() as u32 - 1
+    }
+
+    fn arena(&mut self, name: &str, dims: &[u32]) -> u32 {
+        let offset = self.arena;
+        self.arena += (dims.iter().product::<u32>() * 4).div_ceil(16) * 16;
+        self.tensor(name, dims, None, offset)
+    }
+
+    /// An arena tensor at a chosen offset (to make overlaps on purpose).
+    fn arena_at(&mut self, name: &str, dims: &[u32], offset: u32) -> u32 {
+        self.tensor(name, dims, None, offset)
+    }
+
+    fn constant(&mut self, dims: &[u32], values: &[f32]) -> u32 {
+        assert_eq!(values.len(), dims.iter().product::<u32>() as usize);
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.tensor("", dims, Some(bytes), 0)
+    }
+
+    fn node(&mut self, op: OpCode, inputs: &[u32], output: u32, scratch: u32, params: &[u32]) {
+        self.w.nodes.push(NodeSpec {
+            op,
+            inputs: inputs.to_vec(),
+            outputs: vec![output],
+            scratch,
+            params: params.to_vec(),
+        });
+    }
+
+    fn finish(mut self, inputs: &[u32], outputs: &[u32]) -> Vec<u8> {
+        self.w.inputs = inputs.to_vec();
+        self.w.outputs = outputs.to_vec();
+        self.w.arena_bytes = self.arena;
+        self.w.finish()
+    }
+}
+
+fn act(a: Act) -> Vec<u32> {
+    a.encode().to_vec()
+}
+
+/// Every operator in one graph: x [1,2,5,5] → Conv (im2col, scratch) → MaxPool
+/// (ceil) and AveragePool (padded) → Concat → Transpose → Pad (reflect) →
+/// ReduceMean → Binary Add (broadcast, Tanh) → Softmax → Binary Mul ([3,1]
+/// broadcast) → Copy → Gemm (bias, Sigmoid) → Activation (LeakyRelu).
+fn every_op_blob() -> Vec<u8> {
+    let mut rng = Rng(7);
+    let mut g = Graph::default();
+    let x = g.arena("x", &[1, 2, 5, 5]);
+    let w = g.constant(&[3, 2, 3, 3], &rng.vec(54));
+    let b = g.constant(&[3], &rng.vec(3));
+    let c1 = g.arena("", &[1, 3, 5, 5]);
+    let col = g.arena("", &[90]);
+    let mut conv = vec![3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1];
+    conv.extend(act(Act::Relu));
+    g.node(OpCode::Conv, &[x, w, b], c1, col, &conv);
+    let mp = g.arena("", &[1, 3, 3, 3]);
+    g.node(
+        OpCode::MaxPool,
+        &[c1],
+        mp,
+        NO_TENSOR,
+        &[2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0],
+    );
+    let ap = g.arena("", &[1, 3, 3, 3]);
+    g.node(
+        OpCode::AveragePool,
+        &[c1],
+        ap,
+        NO_TENSOR,
+        &[3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0],
+    );
+    let cat = g.arena("", &[1, 6, 3, 3]);
+    g.node(OpCode::Concat, &[mp, ap], cat, NO_TENSOR, &[1]);
+    let tr = g.arena("", &[1, 3, 3, 6]);
+    g.node(OpCode::Transpose, &[cat], tr, NO_TENSOR, &[0, 2, 3, 1]);
+    let pd = g.arena("", &[1, 3, 5, 6]);
+    g.node(
+        OpCode::Pad,
+        &[tr],
+        pd,
+        NO_TENSOR,
+        &[1, 0, 0, 0, 1, 0, 0, 0, 1, 0],
+    );
+    let rm = g.arena("", &[1, 3, 6]);
+    g.node(OpCode::ReduceMean, &[pd], rm, NO_TENSOR, &[0b100]);
+    let c6 = g.constant(&[6], &rng.vec(6));
+    let bn = g.arena("", &[1, 3, 6]);
+    let mut add = vec![BinOp::Add.encode()];
+    add.extend(act(Act::Tanh));
+    g.node(OpCode::Binary, &[rm, c6], bn, NO_TENSOR, &add);
+    let sm = g.arena("probabilities", &[1, 3, 6]);
+    g.node(OpCode::Softmax, &[bn], sm, NO_TENSOR, &[2, 3]);
+    let k31 = g.constant(&[3, 1], &rng.vec(3));
+    let bm = g.arena("", &[1, 3, 6]);
+    let mut mul = vec![BinOp::Mul.encode()];
+    mul.extend(act(Act::None));
+    g.node(OpCode::Binary, &[sm, k31], bm, NO_TENSOR, &mul);
+    let cp = g.arena("", &[1, 18]);
+    g.node(OpCode::Copy, &[bm], cp, NO_TENSOR, &[]);
+    let gw = g.constant(&[18, 4], &rng.vec(72));
+    let gb = g.constant(&[4], &rng.vec(4));
+    let gm = g.arena("", &[1, 4]);
+    g.node(
+        OpCode::Gemm,
+        &[cp, gw, gb],
+        gm,
+        NO_TENSOR,
+        &act(Act::Sigmoid),
+    );
+    let y = g.arena("y", &[1, 4]);
+    g.node(
+        OpCode::Activation,
+        &[gm],
+        y,
+        NO_TENSOR,
+        &act(Act::LeakyRelu(0.1)),
+    );
+    g.finish(&[x], &[y, sm])
+}
+
+/// Runs `model` the way the runtime did before it kept a plan: each node prepared
+/// anew with `ops::prepare` on every run and executed on its own buffers (one per
+/// tensor, outside any arena). Returns the graph outputs.
+fn run_by_prepare(model: &Model<'_>, inputs: &[&[f32]]) -> Vec<Vec<f32>> {
+    use std::collections::HashMap;
+    let mut tensors: HashMap<usize, Vec<f32>> = HashMap::new();
+    for (i, data) in inputs.iter().enumerate() {
+        tensors.insert(model.input(i).unwrap().tensor, data.to_vec());
+    }
+    for i in 0..model.node_count() {
+        let node = model.node(i).unwrap();
+        let p = medwasm::ops::prepare(model, i, &node).unwrap();
+        let mut ins = Vec::new();
+        for k in 0..node.n_inputs {
+            ins.push(model.node_input(&node, k).unwrap().map(|t| {
+                let rec = model.tensor(t).unwrap();
+                match rec.storage {
+                    medwasm::format::Storage::Const => model.const_f32(&rec).unwrap().to_vec(),
+                    medwasm::format::Storage::Arena => tensors[&t].clone(),
+                }
+            }));
+        }
+        let ins: Vec<Option<&[f32]>> = ins.iter().map(|v| v.as_deref()).collect();
+        let mut out = vec![0.0; p.output.dims.elements()];
+        let mut scratch = vec![0.0; p.scratch.map_or(0, |s| s.dims.elements())];
+        medwasm::ops::execute(i, &p.kind, &ins, &mut out, &mut scratch).unwrap();
+        tensors.insert(model.node_output(&node, 0).unwrap(), out);
+    }
+    (0..model.output_count())
+        .map(|i| tensors[&model.output(i).unwrap().tensor].clone())
+        .collect()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn the_plan_runs_bit_identical_to_preparing_every_node_on_every_run() {
+    let blob = every_op_blob();
+    let buf = AlignedBuf::from_bytes(&blob);
+    let model = Model::load(buf.as_slice()).unwrap();
+    let ops: Vec<OpCode> = (0..model.node_count())
+        .map(|i| model.node(i).unwrap().op)
+        .collect();
+    for op in (1..=12).filter_map(OpCode::from_u16) {
+        assert!(ops.contains(&op), "the graph lacks {op:?}");
+    }
+    let mut arena = AlignedBuf::zeroed(model.arena_bytes());
+    let mut plan = PlanBuf::for_model(&model);
+    let mut rt = Runtime::new(model, arena.as_mut_slice(), plan.storage()).unwrap();
+    // One step per node, in order, each running its node's operator.
+    let planned: Vec<OpCode> = rt.steps().iter().map(|s| s.kind().op()).collect();
+    assert_eq!(planned, ops);
+
+    let mut rng = Rng(8);
+    for round in 0..4 {
+        let x = rng.vec(50);
+        rt.set_input(0, &x).unwrap();
+        // Twice on the same input: a run leaves the plan as it found it.
+        for _ in 0..2 {
+            rt.run().unwrap();
+            let want = run_by_prepare(&model, &[&x]);
+            for (o, want) in want.iter().enumerate() {
+                assert_eq!(
+                    bits(rt.output(o).unwrap()),
+                    bits(want),
+                    "round {round}, output {o}"
+                );
+            }
+        }
+        assert!(rt.output(1).unwrap().iter().all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn plan_storage_of_the_wrong_size_is_a_clear_error() {
+    let blob = small_blob();
+    let buf = AlignedBuf::from_bytes(&blob);
+    let model = Model::load(buf.as_slice()).unwrap();
+    // Two nodes with 3 and 2 inputs, one graph input and two outputs.
+    let size = PlanSize::of(&model);
+    assert_eq!(
+        size,
+        PlanSize {
+            steps: 2,
+            operands: 8
+        }
+    );
+    let mut arena = AlignedBuf::zeroed(model.arena_bytes());
+    let mut short = PlanBuf::new(size.steps - 1, size.operands);
+    let err = Runtime::new(model, arena.as_mut_slice(), short.storage()).unwrap_err();
+    assert_eq!(
+        err,
+        Error::PlanTooSmall {
+            what: "steps",
+            needed: 2,
+            actual: 1
+        }
+    );
+    assert_eq!(err.code(), 13);
+    assert_eq!(
+        err.to_string(),
+        "plan storage too small: the model needs 2 steps, the storage holds 1; size it with `NODES` and `OPERANDS` of the generated `src/model.rs` (run `cargo medwasm import` again if the model changed)"
+    );
+    let mut short = PlanBuf::new(size.steps, size.operands - 1);
+    assert_eq!(
+        Runtime::new(model, arena.as_mut_slice(), short.storage()).err(),
+        Some(Error::PlanTooSmall {
+            what: "operands",
+            needed: 8,
+            actual: 7
+        })
+    );
+    // Larger storage is fine: the plan takes the slots it needs.
+    let mut roomy = PlanBuf::new(size.steps + 3, size.operands + 5);
+    let mut rt = Runtime::new(model, arena.as_mut_slice(), roomy.storage()).unwrap();
+    rt.set_input(0, &[1.0, 0.0, -1.0, 2.0]).unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.output(1).unwrap(), [5.0, 4.0, 8.5]);
+}
+
+/// The small blob with node 0's op code replaced and the checksum fixed.
+fn with_op_code(code: u16) -> Vec<u8> {
+    let mut blob = small_blob();
+    let nodes = u32::from_le_bytes(blob[36..40].try_into().unwrap()) as usize;
+    blob[nodes..nodes + 2].copy_from_slice(&code.to_le_bytes());
+    let crc = medwasm::crc32(&blob[16..]);
+    blob[12..16].copy_from_slice(&crc.to_le_bytes());
+    blob
+}
+
+#[test]
+fn an_unlinked_operator_and_a_corrupt_one_have_different_codes() {
+    // Node 0 becomes a Softmax, a known operator the Gemm-and-Binary build leaves out.
+    let blob = with_op_code(OpCode::Softmax as u16);
+    let buf = AlignedBuf::from_bytes(&blob);
+    let err = Model::load_in::<GemmAndBinary>(buf.as_slice()).unwrap_err();
+    assert_eq!(
+        err,
+        Error::UnlinkedOperator {
+            op: OpCode::Softmax,
+            node: 0
+        }
+    );
+    assert_eq!(err.code(), 12);
+    assert_eq!(
+        err.to_string(),
+        "the model needs operator `Softmax` (node 0) but this detector was built without it; run `cargo medwasm import` again so `src/model.rs` lists the model's operators, then rebuild the detector"
+    );
+    // An op code no runtime knows is a corrupt blob, whatever the build links.
+    let blob = with_op_code(99);
+    let buf = AlignedBuf::from_bytes(&blob);
+    for err in [
+        Model::load(buf.as_slice()).unwrap_err(),
+        Model::load_in::<GemmAndBinary>(buf.as_slice()).unwrap_err(),
+    ] {
+        assert_eq!(
+            err,
+            Error::Malformed {
+                what: "unknown operator",
+                index: 0
+            }
+        );
+        assert_eq!(err.code(), 5);
+    }
+}
+
+/// A single pooling node over `x_dims` with the given window parameters.
+fn pool_blob(op: OpCode, x_dims: &[u32], y_dims: &[u32], params: &[u32]) -> Vec<u8> {
+    let mut g = Graph::default();
+    let x = g.arena("x", x_dims);
+    let y = g.arena("y", y_dims);
+    g.node(op, &[x], y, NO_TENSOR, params);
+    g.finish(&[x], &[y])
+}
+
+#[test]
+fn pooling_windows_wholly_in_padding_are_refused() {
+    let refused = Error::Malformed {
+        what: "pooling window lies entirely in padding",
+        index: 0,
+    };
+    // Name, input dims, output dims, then params: kh kw sh sw dh dw pt pl pb pr
+    // count_include_pad.
+    type Case<'a> = (&'a str, &'a [u32], &'a [u32], [u32; 11]);
+    let cases: &[Case<'_>] = &[
+        // 1-D, W 4, window 2, stride 2, left pad 2: window 0 is both pads.
+        (
+            "leading pad",
+            &[1, 1, 4],
+            &[1, 1, 3],
+            [1, 2, 1, 2, 1, 1, 0, 2, 0, 0, 0],
+        ),
+        // W 2, window 1, right pad 2: the last two windows are pad only.
+        (
+            "trailing pad",
+            &[1, 1, 2],
+            &[1, 1, 4],
+            [1, 1, 1, 1, 1, 1, 0, 0, 0, 2, 0],
+        ),
+        // W 1, window 2 dilated by 3, pads 2: every window steps over the input.
+        (
+            "dilation",
+            &[1, 1, 1],
+            &[1, 1, 2],
+            [1, 2, 1, 1, 1, 3, 0, 2, 0, 2, 1],
+        ),
+        // 2-D, 2×2 input, 1×1 window, top pad 1: the first output row is pad only.
+        (
+            "top pad",
+            &[1, 1, 2, 2],
+            &[1, 1, 3, 2],
+            [1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1],
+        ),
+    ];
+    for (what, x, y, params) in cases {
+        for op in [OpCode::AveragePool, OpCode::MaxPool] {
+            let blob = pool_blob(op, x, y, params);
+            let buf = AlignedBuf::from_bytes(&blob);
+            let err = Model::load(buf.as_slice()).unwrap_err();
+            assert_eq!(err, refused, "{what}, {op:?}");
+            assert_eq!(err.code(), 5);
+        }
+    }
+    // Left and right pad 1: every window holds an input element, and the averages
+    // without padding are finite.
+    let blob = pool_blob(
+        OpCode::AveragePool,
+        &[1, 1, 4],
+        &[1, 1, 3],
+        &[1, 2, 1, 2, 1, 1, 0, 1, 0, 1, 0],
+    );
+    let buf = AlignedBuf::from_bytes(&blob);
+    let model = Model::load(buf.as_slice()).unwrap();
+    let mut arena = AlignedBuf::zeroed(model.arena_bytes());
+    let mut plan = PlanBuf::for_model(&model);
+    let mut rt = Runtime::new(model, arena.as_mut_slice(), plan.storage()).unwrap();
+    rt.set_input(0, &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    rt.run().unwrap();
+    assert_eq!(rt.output(0).unwrap(), [1.0, 2.5, 4.0]);
+}
+
+#[test]
+fn a_scratch_over_a_graph_input_is_refused() {
+    // Copy x into y, then an im2col Conv on y whose scratch lies on x: the Conv does
+    // not read x, but writing its scratch would clobber the pinned graph input.
+    let mut g = Graph::default();
+    let x = g.arena("x", &[1, 2, 3, 3]);
+    let y = g.arena("", &[1, 2, 3, 3]);
+    g.node(OpCode::Copy, &[x], y, NO_TENSOR, &[]);
+    let w = g.constant(&[1, 2, 3, 3], &[0.5; 18]);
+    let z = g.arena("z", &[1, 1, 1, 1]);
+    let col = g.arena_at("", &[18], 0);
+    let mut conv = vec![3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1];
+    conv.extend(act(Act::None));
+    g.node(OpCode::Conv, &[y, w, NO_TENSOR], z, col, &conv);
+    let blob = g.finish(&[x], &[z]);
+    assert_eq!(
+        Model::load(AlignedBuf::from_bytes(&blob).as_slice()).err(),
+        Some(Error::Malformed {
+            what: "node writes over a graph input",
+            index: 1
+        })
+    );
+}
+
+#[test]
+fn a_plan_step_stays_small() {
+    // A step lives in RAM on a microcontroller: one per node, with its inputs in the
+    // shared operand array. 124 bytes on wasm32 and Cortex-M (32-bit), where the
+    // largest kinds (Binary with three shapes, Pad, Conv and pooling geometry) set it.
+    let step = if cfg!(target_pointer_width = "32") {
+        124
+    } else {
+        208
+    };
+    assert_eq!(std::mem::size_of::<medwasm::Step>(), step);
+    assert_eq!(std::mem::size_of::<medwasm::Operand>(), 12);
+}
+
+/// A detector that only runs the model: for driving the glue directly.
+struct Probe;
+
+impl medwasm::Detector for Probe {
+    const MODEL: &'static [u8] = &[];
+    const ARENA_BYTES: usize = 0;
+    const NODES: usize = 0;
+    const OPERANDS: usize = 0;
+
+    fn interpret(&self, _: &medwasm::Io<'_, '_, '_>) -> Result<medwasm::Finding, Error> {
+        Ok(medwasm::Finding::default())
+    }
+}
+
+/// `medwasm_init` reads the tables and lets the plan builder run the loader's node
+/// checks: it must refuse every hostile blob `Model::load` refuses, and a blob it
+/// accepts must run without a panic.
+#[test]
+fn the_detector_glue_refuses_what_the_loader_refuses() {
+    const ARENA: usize = 1 << 16;
+    // One blob buffer, arena and plan storage for every round, leaked so the glue
+    // can hold them as `'static` like a detector's statics; each round's `Glue` is
+    // dropped before the next one takes them again.
+    let blob_buf: &'static mut AlignedBuf = Box::leak(Box::new(AlignedBuf::zeroed(4096)));
+    let arena: &'static mut AlignedBuf = Box::leak(Box::new(AlignedBuf::zeroed(ARENA)));
+    let plan: &'static mut PlanBuf = Box::leak(Box::new(PlanBuf::new(64, 512)));
+    let (blob_ptr, arena_ptr, plan_ptr): (*mut AlignedBuf, *mut AlignedBuf, *mut PlanBuf) =
+        (blob_buf, arena, plan);
+    let small = small_blob();
+    let mut rng = Rng(5);
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..5_000 {
+        let mut bad = small.clone();
+        for _ in 0..1 + rng.below(3) {
+            let at = 16 + rng.below(bad.len() - 16);
+            bad[at] = match rng.below(3) {
+                0 => rng.next() as u8,
+                1 => 0xFF,
+                _ => bad[at].wrapping_add(1),
+            };
+        }
+        let crc = medwasm::crc32(&bad[16..]);
+        bad[12..16].copy_from_slice(&crc.to_le_bytes());
+        // SAFETY: no reference into the buffers outlives a round: the glue of the last
+        // round, and the model borrowed from the blob, are gone.
+        let blob: &'static [u8] = unsafe {
+            let buf = &mut *blob_ptr;
+            buf.as_mut_slice()[..bad.len()].copy_from_slice(&bad);
+            &(*blob_ptr).as_slice()[..bad.len()]
+        };
+        let loaded = Model::load(blob).map(|m| (m.arena_bytes(), PlanSize::of(&m)));
+        let mut glue = medwasm::glue::Glue::new();
+        // SAFETY: as above; the glue is dropped at the end of the round.
+        let code = glue.init(blob, || unsafe {
+            ((*arena_ptr).as_mut_slice(), (*plan_ptr).storage())
+        });
+        match loaded {
+            Err(e) => {
+                assert_ne!(code, 0, "the glue accepted a blob the loader refuses: {e}");
+                refused += 1;
+            }
+            Ok((arena_bytes, size)) if arena_bytes <= ARENA && size.steps <= 64 => {
+                assert!(
+                    size.operands > 512 || code == 0,
+                    "the glue refused a blob the loader accepts: code {code}"
+                );
+                if code == 0 {
+                    accepted += 1;
+                    let x = glue.ptr(false, 0);
+                    if !x.is_null() {
+                        // SAFETY: input 0's buffer in the arena, `len(false, 0)` floats.
+                        let n = glue.len(false, 0) as usize;
+                        unsafe { core::slice::from_raw_parts_mut(x, n) }.fill(0.5);
+                    }
+                    let _ = glue.run(&Probe);
+                }
+            }
+            Ok(_) => assert_ne!(code, 0, "the glue took more memory than it has"),
+        }
+    }
+    assert!(
+        accepted > 0 && refused > 0,
+        "{accepted} accepted, {refused} refused"
+    );
 }

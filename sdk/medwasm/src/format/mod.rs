@@ -1,7 +1,7 @@
 //! The compact model format: layout constants, and (with `std`) the writer.
 //!
 //! `docs/model-format.md` is the human description; this file is the truth. Every
-//! number is little-endian. The reader lives in [`crate::model`] and never trusts a
+//! number is little-endian. The reader, [`crate::Model::load`], never trusts a
 //! field it has not checked.
 
 /// First four bytes of every blob.

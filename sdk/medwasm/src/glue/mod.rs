@@ -5,6 +5,7 @@ use crate::detector::{Detector, Finding, Io, Linked};
 use crate::error::{Error, MessageSink};
 use crate::model::Model;
 use crate::ops::{AllOps, OpSet};
+use crate::plan::PlanStorage;
 use crate::runtime::Runtime;
 
 #[cfg(all(
@@ -83,10 +84,15 @@ impl Glue {
         e.code()
     }
 
-    /// `medwasm_init`: validates `model` and binds it to `arena` (idempotent), for a
-    /// build that links every operator.
-    pub fn init(&mut self, model: &'static [u8], arena: impl FnOnce() -> &'static mut [u8]) -> i32 {
-        self.init_in::<AllOps>(model, arena)
+    /// `medwasm_init`: validates `model`, prepares it into the plan storage and binds
+    /// it to the arena that `memory` hands out (idempotent), for a build that links
+    /// every operator.
+    pub fn init(
+        &mut self,
+        model: &'static [u8],
+        memory: impl FnOnce() -> (&'static mut [u8], PlanStorage<'static>),
+    ) -> i32 {
+        self.init_in::<AllOps>(model, memory)
     }
 
     /// `medwasm_init` for detector `D`: only the operators of `D::OPS` are accepted,
@@ -94,21 +100,29 @@ impl Glue {
     pub fn init_for<D: Detector>(
         &mut self,
         model: &'static [u8],
-        arena: impl FnOnce() -> &'static mut [u8],
+        memory: impl FnOnce() -> (&'static mut [u8], PlanStorage<'static>),
     ) -> i32 {
-        self.init_in::<Linked<D>>(model, arena)
+        self.init_in::<Linked<D>>(model, memory)
     }
 
     fn init_in<S: OpSet>(
         &mut self,
         model: &'static [u8],
-        arena: impl FnOnce() -> &'static mut [u8],
+        memory: impl FnOnce() -> (&'static mut [u8], PlanStorage<'static>),
     ) -> i32 {
         if self.rt.is_some() {
             return 0;
         }
         self.err_len = 0;
-        match Model::load_in::<S>(model).and_then(|m| Runtime::new(m, arena())) {
+        // The tables first, then `Runtime::new_in` prepares every node with the
+        // loader's own checks as it builds the plan: the checks of `Model::load_in`
+        // in one pass instead of two, which halves the work of init and links one
+        // copy of the per-operator checks instead of two.
+        let prepared = Model::read_tables(model).and_then(|m| {
+            let (arena, plan) = memory();
+            Runtime::new_in::<S>(m, arena, plan)
+        });
+        match prepared {
             Ok(rt) => {
                 self.rt = Some(rt);
                 0
@@ -129,12 +143,16 @@ impl Glue {
     /// Elements of input or output `i`; -1 when out of range or before init.
     pub fn len(&self, output: bool, i: i32) -> i32 {
         let Some(rt) = &self.rt else { return -1 };
-        let info = if output {
-            rt.model().output(i as usize)
+        if i < 0 {
+            return -1;
+        }
+        // From the plan's spans, like `ptr`: no tensor record is decoded again.
+        let data = if output {
+            rt.output(i as usize)
         } else {
-            rt.model().input(i as usize)
+            rt.input(i as usize)
         };
-        info.map(|t| t.len() as i32).unwrap_or(-1)
+        data.map(|d| d.len() as i32).unwrap_or(-1)
     }
 
     /// Address of input or output `i`; null when out of range or before init.
@@ -194,6 +212,11 @@ macro_rules! export_detector {
             #[repr(C, align(16))]
             struct Arena([u8; <$ty as $crate::Detector>::ARENA_BYTES]);
             static mut ARENA: Arena = Arena([0; <$ty as $crate::Detector>::ARENA_BYTES]);
+            // The prepared plan: filled once by `medwasm_init`, read by every run.
+            static mut PLAN: $crate::PlanArrays<
+                { <$ty as $crate::Detector>::NODES },
+                { <$ty as $crate::Detector>::OPERANDS },
+            > = $crate::PlanArrays::new();
             static mut GLUE: $crate::glue::Glue = $crate::glue::Glue::new();
             static DETECTOR: $ty = $init;
 
@@ -212,9 +235,11 @@ macro_rules! export_detector {
             #[unsafe(no_mangle)]
             pub extern "C" fn medwasm_init() -> i32 {
                 glue().init_for::<$ty>(<$ty as $crate::Detector>::MODEL, || {
-                    // SAFETY: the arena is handed out once, on the first successful init;
-                    // later inits return early without calling this.
-                    unsafe { &mut (*(&raw mut ARENA)).0 }
+                    // SAFETY: the arena and the plan storage are handed out at most once
+                    // per init that reaches them, and the runtime holding the previous
+                    // borrow is gone by then: a failed init drops it, a successful one
+                    // makes every later init return early without calling this.
+                    unsafe { (&mut (*(&raw mut ARENA)).0, (*(&raw mut PLAN)).storage()) }
                 })
             }
 
