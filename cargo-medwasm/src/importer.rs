@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::convert::{self, ConvertOptions};
+use crate::convert::{self, ConvertOptions, run_native};
 use crate::files::write_atomically as write;
 use crate::manifest::{BLOB_FILE, MANIFEST_FILE, Manifest};
 use crate::npy::Array;
@@ -277,22 +277,6 @@ fn prepare_vectors(
         write_inputs,
         write_expected,
     })
-}
-
-/// Runs a blob with the SDK natively (scalar kernels).
-pub fn run_native(blob: &[u8], inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
-    let aligned = medwasm::AlignedBuf::from_bytes(blob);
-    let model = medwasm::Model::load(aligned.as_slice())?;
-    let mut arena = medwasm::AlignedBuf::zeroed(model.arena_bytes());
-    let mut plan = medwasm::PlanBuf::for_model(&model);
-    let mut rt = medwasm::Runtime::new(model, arena.as_mut_slice(), plan.storage())?;
-    for (i, data) in inputs.iter().enumerate() {
-        rt.set_input(i, data)?;
-    }
-    rt.run()?;
-    (0..model.output_count())
-        .map(|i| Ok(rt.output(i)?.to_vec()))
-        .collect()
 }
 
 /// The operators `blob` uses, as `(op_bit mask, names)` for the generated `OPS`.

@@ -78,7 +78,7 @@ pub fn check_native(
     };
     for s in 0..inputs.samples() {
         let x = inputs.sample(s).context("missing input sample")?.to_vec();
-        let out = cargo_medwasm::importer::run_native(&converted.blob, &[x])?;
+        let out = cargo_medwasm::convert::run_native(&converted.blob, &[x])?;
         let want = expected.sample(s).context("missing expected sample")?;
         worst = worst.merge(Deviation::compare(&out[0], want, tol));
     }

@@ -20,10 +20,13 @@ use crate::manifest::{Manifest, Source, TensorSpec};
 
 mod check;
 pub mod ir;
+mod native;
 mod onnx;
 mod passes;
 mod plan;
 pub mod support;
+
+pub use native::run_native;
 #[cfg(test)]
 mod testing;
 mod write;

@@ -25,17 +25,7 @@ pub fn blob_of(g: &Graph) -> Vec<u8> {
 
 /// Runs `blob` natively on `inputs`; returns every output.
 pub fn run_blob(blob: &[u8], inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let aligned = medwasm::AlignedBuf::from_bytes(blob);
-    let model = medwasm::Model::load(aligned.as_slice()).expect("the blob loads");
-    let mut arena = medwasm::AlignedBuf::zeroed(model.arena_bytes());
-    let mut rt = medwasm::Runtime::new(model, arena.as_mut_slice()).expect("runtime");
-    for (i, data) in inputs.iter().enumerate() {
-        rt.set_input(i, data).expect("input");
-    }
-    rt.run().expect("run");
-    (0..model.output_count())
-        .map(|i| rt.output(i).expect("output").to_vec())
-        .collect()
+    super::run_native(blob, inputs).expect("the blob runs")
 }
 
 /// Runs `g` (after its passes, if the caller ran them) natively.
