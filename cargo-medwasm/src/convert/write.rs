@@ -80,6 +80,7 @@ fn records(g: &Graph, plan: &Plan) -> Result<BlobWriter, WriteError> {
                 .collect::<Result<_, _>>()?,
             data: tensor.data.as_ref().map(|d| d.le_bytes()),
             arena_offset: u32_of(plan.offsets[t].unwrap_or(0), "arena offset")?,
+            quant: None,
         });
     }
     for (i, n) in g.nodes.iter().enumerate() {
@@ -91,6 +92,7 @@ fn records(g: &Graph, plan: &Plan) -> Result<BlobWriter, WriteError> {
                     dims: vec![u32_of(bytes / BlobDType::F32.size(), "scratch size")?],
                     data: None,
                     arena_offset: u32_of(offset, "arena offset")?,
+                    quant: None,
                 });
                 u32_of(w.tensors.len() - 1, "tensor count")?
             }

@@ -36,6 +36,12 @@ impl<'r, 'm, 'a> Io<'r, 'm, 'a> {
     pub fn output(&self, i: usize) -> Result<&'r [f32], Error> {
         self.rt.output(i)
     }
+
+    /// Output `i` as its element type (an int8 output of a model imported with
+    /// native int8 outputs).
+    pub fn output_view(&self, i: usize) -> Result<crate::View<'r>, Error> {
+        self.rt.output_view(i)
+    }
 }
 
 /// A detector: a model plus the interpretation of its outputs.
@@ -57,7 +63,7 @@ pub trait Detector {
     /// The operators to link ([`crate::ops::op_bit`] bits; `OPS` in the generated
     /// `src/model.rs`). Only their kernels end up in the artifact; every operator
     /// when not given.
-    const OPS: u32 = crate::ops::ALL_OPS;
+    const OPS: u64 = crate::ops::ALL_OPS;
 
     /// Turns a finished run into a finding.
     fn interpret(&self, io: &Io<'_, '_, '_>) -> Result<Finding, Error>;
@@ -68,7 +74,7 @@ pub trait Detector {
 pub struct Linked<D>(core::marker::PhantomData<D>);
 
 impl<D: Detector> crate::ops::OpSet for Linked<D> {
-    const OPS: u32 = D::OPS;
+    const OPS: u64 = D::OPS;
 }
 
 /// Loads `D`'s model, prepares it into `plan` and `arena`, sets the inputs, runs,

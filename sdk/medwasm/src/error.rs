@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use crate::format::OpCode;
+use crate::format::{DType, OpCode};
 
 /// Everything that can go wrong when loading a model or running it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,16 @@ pub enum Error {
         /// Slots given.
         actual: usize,
     },
+    /// A graph input or output was asked for as f32 but holds another element type
+    /// (an int8 model imported with its native int8 inputs and outputs).
+    WrongDtype {
+        /// An output (else an input).
+        output: bool,
+        /// Its index.
+        index: u32,
+        /// The element type it holds.
+        dtype: DType,
+    },
 }
 
 impl Error {
@@ -111,6 +121,7 @@ impl Error {
             Error::NonFinite { .. } => 11,
             Error::UnlinkedOperator { .. } => 12,
             Error::PlanTooSmall { .. } => 13,
+            Error::WrongDtype { .. } => 14,
         }
     }
 }
@@ -171,9 +182,15 @@ impl Error {
                 put_dec(sink, minor.into());
                 sink.put(" is not supported by this runtime (reads ");
                 put_dec(sink, crate::format::VERSION_MAJOR.into());
-                sink.put(
-                    ".x); update the `medwasm` crate or re-import with a matching cargo-medwasm",
-                );
+                if major < crate::format::VERSION_MAJOR {
+                    sink.put(
+                        ".x); run `cargo medwasm import` again to rewrite `model/model.mwm` in the current format",
+                    );
+                } else {
+                    sink.put(
+                        ".x); update the `medwasm` crate or re-import with a matching cargo-medwasm",
+                    );
+                }
             }
             Error::Checksum { stored, computed } => {
                 sink.put("model blob corrupted: checksum ");
@@ -250,6 +267,19 @@ impl Error {
                 put_dec(sink, actual);
                 sink.put(
                     "; size it with `NODES` and `OPERANDS` of the generated `src/model.rs` (run `cargo medwasm import` again if the model changed)",
+                );
+            }
+            Error::WrongDtype {
+                output,
+                index,
+                dtype,
+            } => {
+                sink.put(if output { "output " } else { "input " });
+                put_dec(sink, index as usize);
+                sink.put(" holds ");
+                sink.put(dtype.name());
+                sink.put(
+                    " elements, not f32; read it through `input_view`/`output_view`, or import with f32 inputs and outputs",
                 );
             }
         }

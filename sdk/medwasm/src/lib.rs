@@ -21,6 +21,7 @@ pub mod ops;
 mod plan;
 mod runtime;
 mod shape;
+mod view;
 
 #[cfg(feature = "std")]
 mod aligned;
@@ -30,9 +31,11 @@ pub use aligned::AlignedBuf;
 pub use crc32::crc32;
 pub use detector::{Detector, Finding, Io, run_once};
 pub use error::{Error, MessageSink};
+pub use format::{DType, Quant};
 pub use model::{Model, NodeRecord, TensorInfo, TensorRecord};
 #[cfg(feature = "std")]
 pub use plan::PlanBuf;
 pub use plan::{Operand, PlanArrays, PlanSize, PlanStorage, Step};
 pub use runtime::Runtime;
 pub use shape::Dims;
+pub use view::{View, ViewMut};

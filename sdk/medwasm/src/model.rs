@@ -8,11 +8,14 @@
 //! runs both, [`Model::load`], in `loader.rs` above them.
 
 use crate::error::{Error, malformed};
+use crate::format::Element;
 use crate::format::{
     self, ALIGN, DType, HEADER_LEN, MAX_GRAPH_IO, MAX_NODE_INPUTS, MAX_RANK, NO_TENSOR,
-    NODE_RECORD_LEN, OpCode, Storage, TENSOR_RECORD_LEN, header, read_u16, read_u32,
+    NODE_RECORD_LEN, OpCode, QUANTIZED, Quant, Storage, TENSOR_RECORD_LEN, header, read_u16,
+    read_u32, tensor,
 };
 use crate::shape::Dims;
+use crate::view::View;
 
 /// A loaded, validated model borrowed from its blob ([`Model::load`]).
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +39,7 @@ pub struct Model<'a> {
 }
 
 /// One tensor's record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TensorRecord {
     /// Where it lives.
     pub storage: Storage,
@@ -44,6 +47,8 @@ pub struct TensorRecord {
     pub dtype: DType,
     /// Shape.
     pub dims: Dims,
+    /// Per-tensor quantization, when the record carries it (int8 and int32 only).
+    pub quant: Option<Quant>,
     /// Byte offset in the data section (const) or the arena.
     pub offset: usize,
     /// Byte length.
@@ -69,7 +74,7 @@ pub struct NodeRecord {
 }
 
 /// Name, shape and type of a graph input or output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TensorInfo<'a> {
     /// Name in the source model.
     pub name: &'a str,
@@ -77,6 +82,8 @@ pub struct TensorInfo<'a> {
     pub dims: Dims,
     /// Element type.
     pub dtype: DType,
+    /// Quantization of an int8 input or output.
+    pub quant: Option<Quant>,
     /// Tensor index inside the model.
     pub tensor: usize,
 }
@@ -320,6 +327,7 @@ impl<'a> Model<'a> {
             name: self.name(&rec),
             dims: rec.dims,
             dtype: rec.dtype,
+            quant: rec.quant,
             tensor,
         })
     }
@@ -349,22 +357,50 @@ impl<'a> Model<'a> {
         }
         let at = self.tensors_off + i * TENSOR_RECORD_LEN;
         let b = self.blob;
-        let storage = match b[at] {
+        let storage = match b[at + tensor::STORAGE] {
             0 => Storage::Const,
             1 => Storage::Arena,
             _ => return Err(malformed("unknown tensor storage", i)),
         };
-        let dtype = match b[at + 1] {
-            1 => DType::F32,
-            _ => return Err(malformed("unknown tensor dtype", i)),
-        };
-        let rank = b[at + 2] as usize;
-        if rank > MAX_RANK || b[at + 3] != 0 {
+        let dtype =
+            DType::from_u8(b[at + tensor::DTYPE]).ok_or(malformed("unknown tensor dtype", i))?;
+        if dtype == DType::F64 && storage != Storage::Const {
+            return Err(malformed("f64 tensor not constant", i));
+        }
+        let rank = b[at + tensor::RANK] as usize;
+        if rank > MAX_RANK {
             return Err(malformed("tensor rank above 6", i));
         }
+        let flags = b[at + tensor::FLAGS];
+        if flags & !QUANTIZED != 0 {
+            return Err(malformed("unknown tensor flags", i));
+        }
+        let scale = f32::from_bits(get_u32(b, at + tensor::SCALE)? as u32);
+        let zero_point = get_u32(b, at + tensor::ZERO_POINT)? as u32 as i32;
+        let quant = if flags & QUANTIZED != 0 {
+            let (lo, hi) = dtype
+                .zero_point_range()
+                .ok_or(malformed("quantized tensor of a float type", i))?;
+            // A zero, negative, infinite or NaN scale has no real value to stand for.
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err(malformed("quantization scale not finite and positive", i));
+            }
+            if zero_point < lo || zero_point > hi {
+                return Err(malformed("zero point outside the element type", i));
+            }
+            Some(Quant { scale, zero_point })
+        } else {
+            if scale.to_bits() != 0 || zero_point != 0 {
+                return Err(malformed(
+                    "unquantized tensor with a scale or zero point",
+                    i,
+                ));
+            }
+            None
+        };
         let mut dims = Dims::scalar();
         for d in 0..MAX_RANK {
-            let v = get_u32(b, at + 4 + d * 4)?;
+            let v = get_u32(b, at + tensor::DIMS + d * 4)?;
             if d < rank {
                 if v == 0 {
                     return Err(malformed("tensor has a zero dimension", i));
@@ -380,9 +416,11 @@ impl<'a> Model<'a> {
         let byte_len = elements
             .checked_mul(dtype.size())
             .ok_or(malformed("tensor too large", i))?;
-        let offset = get_u32(b, at + 28)?;
-        let name_off = get_u32(b, at + 32)?;
-        let name_len = get_u32(b, at + 36)?;
+        let offset = get_u32(b, at + tensor::OFFSET)?;
+        let name_off = get_u32(b, at + tensor::NAME)?;
+        let name_len = get_u32(b, at + tensor::NAME + 4)?;
+        // 16-aligned: every element type's alignment divides 16, so any typed view
+        // of a tensor is aligned once the blob and the arena are.
         if !offset.is_multiple_of(ALIGN) {
             return Err(malformed("tensor offset not 16-byte aligned", i));
         }
@@ -403,6 +441,7 @@ impl<'a> Model<'a> {
             storage,
             dtype,
             dims,
+            quant,
             offset,
             byte_len,
             name_off,
@@ -512,17 +551,34 @@ impl<'a> Model<'a> {
         node.params_len
     }
 
-    /// A constant tensor's elements, borrowed from the blob.
-    pub fn const_f32(&self, rec: &TensorRecord) -> Result<&'a [f32], Error> {
+    /// A constant tensor's bytes, borrowed from the blob.
+    pub fn const_bytes(&self, rec: &TensorRecord) -> Result<&'a [u8], Error> {
         if rec.storage != Storage::Const {
             return Err(malformed("expected a constant tensor", 0));
         }
         let start = self.data_off + rec.offset;
-        let bytes = self
-            .blob
+        self.blob
             .get(start..start + rec.byte_len)
-            .ok_or(malformed("constant out of bounds", 0))?;
-        crate::cast::f32s(bytes).ok_or(Error::Misaligned { what: "model blob" })
+            .ok_or(malformed("constant out of bounds", 0))
+    }
+
+    /// A constant tensor's elements as `T`, borrowed from the blob; an error when
+    /// the record's element type is not `T`.
+    pub fn const_elems<T: Element>(&self, rec: &TensorRecord) -> Result<&'a [T], Error> {
+        if rec.dtype != T::DTYPE {
+            return Err(malformed("constant of another element type", 0));
+        }
+        crate::cast::view(self.const_bytes(rec)?).ok_or(Error::Misaligned { what: "model blob" })
+    }
+
+    /// A constant f32 tensor's elements, borrowed from the blob.
+    pub fn const_f32(&self, rec: &TensorRecord) -> Result<&'a [f32], Error> {
+        self.const_elems(rec)
+    }
+
+    /// A constant tensor as a typed view, borrowed from the blob.
+    pub fn const_view(&self, rec: &TensorRecord) -> Result<View<'a>, Error> {
+        View::of(rec.dtype, self.const_bytes(rec)?).ok_or(Error::Misaligned { what: "model blob" })
     }
 
     /// Where a constant tensor's bytes start in the blob.

@@ -7,10 +7,11 @@
 
 use crate::cast::{f32s, f32s_mut};
 use crate::error::{Error, malformed};
-use crate::format::{ALIGN, MAX_NODE_INPUTS};
+use crate::format::{ALIGN, DType, MAX_NODE_INPUTS};
 use crate::model::Model;
 use crate::ops::{self, AllOps, OpSet};
 use crate::plan::{Operand, Place, Plan, PlanStorage, Step};
+use crate::view::{View, ViewMut};
 
 /// A model prepared into a plan and bound to an arena, ready to run.
 #[derive(Debug)]
@@ -94,36 +95,74 @@ impl<'m, 'a> Runtime<'m, 'a> {
             .ok_or(malformed("graph input or output missing from the plan", i))
     }
 
-    fn arena_slice(&self, io: Operand) -> Result<&[f32], Error> {
-        let bytes = range(io.offset, io.bytes)
+    fn arena_bytes(&self, io: Operand) -> Result<&[u8], Error> {
+        range(io.offset, io.bytes)
             .and_then(|r| self.arena.get(r))
-            .ok_or(malformed("tensor outside the arena", 0))?;
-        f32s(bytes).ok_or(Error::Misaligned { what: "arena" })
+            .ok_or(malformed("tensor outside the arena", 0))
+    }
+
+    fn arena_bytes_mut(&mut self, io: Operand) -> Result<&mut [u8], Error> {
+        range(io.offset, io.bytes)
+            .and_then(|r| self.arena.get_mut(r))
+            .ok_or(malformed("tensor outside the arena", 0))
+    }
+
+    /// Graph input (`output` false) or output `i`, which must hold f32 elements.
+    fn f32_io(&self, output: bool, i: usize) -> Result<Operand, Error> {
+        let io = self.io(output, i)?;
+        if io.dtype != DType::F32 {
+            return Err(Error::WrongDtype {
+                output,
+                index: i as u32,
+                dtype: io.dtype,
+            });
+        }
+        Ok(io)
+    }
+
+    fn arena_slice(&self, io: Operand) -> Result<&[f32], Error> {
+        f32s(self.arena_bytes(io)?).ok_or(Error::Misaligned { what: "arena" })
     }
 
     /// Input `i`'s buffer, for writing in place (no checks: [`Self::run`] checks).
+    /// An error for an input that does not hold f32 ([`Self::input_view_mut`]).
     pub fn input_mut(&mut self, i: usize) -> Result<&mut [f32], Error> {
-        let io = self.io(false, i)?;
-        let bytes = range(io.offset, io.bytes)
-            .and_then(|r| self.arena.get_mut(r))
-            .ok_or(malformed("tensor outside the arena", 0))?;
-        f32s_mut(bytes).ok_or(Error::Misaligned { what: "arena" })
+        let io = self.f32_io(false, i)?;
+        f32s_mut(self.arena_bytes_mut(io)?).ok_or(Error::Misaligned { what: "arena" })
     }
 
-    /// Input `i`'s current contents.
+    /// Input `i`'s current contents (f32 inputs; [`Self::input_view`] for any).
     pub fn input(&self, i: usize) -> Result<&[f32], Error> {
-        self.arena_slice(self.io(false, i)?)
+        self.arena_slice(self.f32_io(false, i)?)
     }
 
-    /// Output `i` of the last run.
+    /// Output `i` of the last run (f32 outputs; [`Self::output_view`] for any).
     pub fn output(&self, i: usize) -> Result<&[f32], Error> {
-        self.arena_slice(self.io(true, i)?)
+        self.arena_slice(self.f32_io(true, i)?)
+    }
+
+    /// Input `i`'s current contents, as its element type.
+    pub fn input_view(&self, i: usize) -> Result<View<'_>, Error> {
+        let io = self.io(false, i)?;
+        View::of(io.dtype, self.arena_bytes(io)?).ok_or(Error::Misaligned { what: "arena" })
+    }
+
+    /// Input `i`'s buffer as its element type, for writing in place.
+    pub fn input_view_mut(&mut self, i: usize) -> Result<ViewMut<'_>, Error> {
+        let io = self.io(false, i)?;
+        ViewMut::of(io.dtype, self.arena_bytes_mut(io)?).ok_or(Error::Misaligned { what: "arena" })
+    }
+
+    /// Output `i` of the last run, as its element type.
+    pub fn output_view(&self, i: usize) -> Result<View<'_>, Error> {
+        let io = self.io(true, i)?;
+        View::of(io.dtype, self.arena_bytes(io)?).ok_or(Error::Misaligned { what: "arena" })
     }
 
     /// Copies `data` into input `i` after checking its length and that every element
     /// is finite.
     pub fn set_input(&mut self, i: usize, data: &[f32]) -> Result<(), Error> {
-        let expected = self.io(false, i)?.bytes as usize / 4;
+        let expected = self.f32_io(false, i)?.bytes as usize / 4;
         if data.len() != expected {
             return Err(Error::InputLength {
                 input: i as u32,
@@ -147,7 +186,10 @@ impl<'m, 'a> Runtime<'m, 'a> {
     /// detector glue does, and it cannot happen).
     pub fn run_in<S: OpSet>(&mut self) -> Result<(), Error> {
         for i in 0..self.model.input_count() {
-            check_finite(i, self.input(i)?)?;
+            // Only f32 inputs can hold NaN or infinities.
+            if let View::F32(data) = self.input_view(i)? {
+                check_finite(i, data)?;
+            }
         }
         let blob = self.model.blob();
         for (node, step) in self.plan.steps.iter().enumerate() {
@@ -218,7 +260,7 @@ fn run_step<S: OpSet>(
         .checked_add(n)
         .and_then(|end| operands.get(first..end))
         .ok_or(bad)?;
-    let mut ins: [Option<&[f32]>; MAX_NODE_INPUTS] = [None; MAX_NODE_INPUTS];
+    let mut ins: [Option<View<'_>>; MAX_NODE_INPUTS] = [None; MAX_NODE_INPUTS];
     let slots = ins.get_mut(..n).ok_or(bad)?;
     for (slot, operand) in slots.iter_mut().zip(inputs) {
         let span = range(operand.offset, operand.bytes).ok_or(bad)?;
@@ -228,7 +270,10 @@ fn run_step<S: OpSet>(
                 let bytes = blob
                     .get(span)
                     .ok_or(malformed("constant out of bounds", node))?;
-                Some(f32s(bytes).ok_or(Error::Misaligned { what: "model blob" })?)
+                Some(
+                    View::of(operand.dtype, bytes)
+                        .ok_or(Error::Misaligned { what: "model blob" })?,
+                )
             }
             Place::Arena => {
                 let (gbase, gap) = gaps[..=n_regions]
@@ -236,11 +281,12 @@ fn run_step<S: OpSet>(
                     .find(|(gb, gap)| span.start >= *gb && span.end <= gb + gap.len())
                     .ok_or(bad)?;
                 let bytes = &gap[span.start - gbase..span.end - gbase];
-                Some(f32s(bytes).ok_or(Error::Misaligned { what: "arena" })?)
+                Some(View::of(operand.dtype, bytes).ok_or(Error::Misaligned { what: "arena" })?)
             }
         };
     }
-    let out = f32s_mut(out).ok_or(Error::Misaligned { what: "arena" })?;
-    let scratch = f32s_mut(scratch).ok_or(Error::Misaligned { what: "arena" })?;
+    let out = ViewMut::of(step.out_dtype, out).ok_or(Error::Misaligned { what: "arena" })?;
+    let scratch =
+        ViewMut::of(step.scratch_dtype, scratch).ok_or(Error::Misaligned { what: "arena" })?;
     ops::execute_in::<S>(node, &step.kind, &ins[..n], out, scratch)
 }

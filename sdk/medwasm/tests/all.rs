@@ -8,7 +8,7 @@ use medwasm::kernels::binary::{BinOp, binary, broadcast};
 use medwasm::kernels::conv::{Geometry, conv, conv_ref};
 use medwasm::kernels::gemm::{gemm, gemm_ref};
 use medwasm::kernels::gemm_blocked;
-use medwasm::kernels::misc::{PadMode, pad, softmax, transpose};
+use medwasm::kernels::misc::{Border, pad, softmax, transpose};
 use medwasm::kernels::pool::{AvgCount, pool};
 use medwasm::kernels::reduce::reduce_mean;
 use medwasm::ops::{OpSet, op_bit};
@@ -375,18 +375,11 @@ fn data_movement_hand_checked() {
     // Pad [3] by 2 before, 1 after.
     let x = [1.0, 2.0, 3.0];
     let mut y = [0.0; 6];
-    pad(&x, &d(&[3]), &[2], PadMode::Reflect, &mut y, &d(&[6]));
+    pad(&x, &d(&[3]), &[2], Border::Reflect, &mut y, &d(&[6]));
     assert_eq!(y, [3.0, 2.0, 1.0, 2.0, 3.0, 2.0]);
-    pad(&x, &d(&[3]), &[2], PadMode::Edge, &mut y, &d(&[6]));
+    pad(&x, &d(&[3]), &[2], Border::Edge, &mut y, &d(&[6]));
     assert_eq!(y, [1.0, 1.0, 1.0, 2.0, 3.0, 3.0]);
-    pad(
-        &x,
-        &d(&[3]),
-        &[2],
-        PadMode::Constant(-1.0),
-        &mut y,
-        &d(&[6]),
-    );
+    pad(&x, &d(&[3]), &[2], Border::Constant(-1.0), &mut y, &d(&[6]));
     assert_eq!(y, [-1.0, -1.0, 1.0, 2.0, 3.0, -1.0]);
 }
 
@@ -402,6 +395,7 @@ fn small_blob() -> Vec<u8> {
         dims: dims.to_vec(),
         data,
         arena_offset: off,
+        quant: None,
     };
     wr.tensors = vec![
         t("x", &[1, 4], None, 0),
@@ -464,14 +458,14 @@ fn runtime_runs_a_small_model() {
 struct GemmAndBinary;
 
 impl OpSet for GemmAndBinary {
-    const OPS: u32 = op_bit(OpCode::Gemm) | op_bit(OpCode::Binary);
+    const OPS: u64 = op_bit(OpCode::Gemm) | op_bit(OpCode::Binary);
 }
 
 /// A build that links Gemm only.
 struct GemmOnly;
 
 impl OpSet for GemmOnly {
-    const OPS: u32 = op_bit(OpCode::Gemm);
+    const OPS: u64 = op_bit(OpCode::Gemm);
 }
 
 #[test]
@@ -677,10 +671,22 @@ fn error_messages_are_written_without_core_fmt_but_read_the_same() {
         ),
         (
             Error::UnsupportedVersion {
-                major: 2,
+                major: 3,
                 minor: 10,
             },
-            "model format 2.10 is not supported by this runtime (reads 1.x); update the `medwasm` crate or re-import with a matching cargo-medwasm",
+            "model format 3.10 is not supported by this runtime (reads 2.x); update the `medwasm` crate or re-import with a matching cargo-medwasm",
+        ),
+        (
+            Error::UnsupportedVersion { major: 1, minor: 0 },
+            "model format 1.0 is not supported by this runtime (reads 2.x); run `cargo medwasm import` again to rewrite `model/model.mwm` in the current format",
+        ),
+        (
+            Error::WrongDtype {
+                output: true,
+                index: 0,
+                dtype: medwasm::DType::I8,
+            },
+            "output 0 holds i8 elements, not f32; read it through `input_view`/`output_view`, or import with f32 inputs and outputs",
         ),
         (
             Error::Checksum {
@@ -738,6 +744,7 @@ impl Graph {
             dims: dims.to_vec(),
             data,
             arena_offset: offset,
+            quant: None,
         });
         self.w.tensors.len() as u32 - 1
     }
@@ -863,12 +870,15 @@ fn every_op_blob() -> Vec<u8> {
 
 /// Runs `model` the way the runtime did before it kept a plan: each node prepared
 /// anew with `ops::prepare` on every run and executed on its own buffers (one per
-/// tensor, outside any arena). Returns the graph outputs.
-fn run_by_prepare(model: &Model<'_>, inputs: &[&[f32]]) -> Vec<Vec<f32>> {
+/// tensor, outside any arena, as raw little-endian bytes). Returns the graph
+/// outputs' bytes.
+fn run_by_prepare(model: &Model<'_>, inputs: &[&[u8]]) -> Vec<Vec<u8>> {
+    use medwasm::{View, ViewMut};
     use std::collections::HashMap;
-    let mut tensors: HashMap<usize, Vec<f32>> = HashMap::new();
+    // 16-byte aligned copies, so every typed view of them is aligned.
+    let mut tensors: HashMap<usize, AlignedBuf> = HashMap::new();
     for (i, data) in inputs.iter().enumerate() {
-        tensors.insert(model.input(i).unwrap().tensor, data.to_vec());
+        tensors.insert(model.input(i).unwrap().tensor, AlignedBuf::from_bytes(data));
     }
     for i in 0..model.node_count() {
         let node = model.node(i).unwrap();
@@ -877,25 +887,44 @@ fn run_by_prepare(model: &Model<'_>, inputs: &[&[f32]]) -> Vec<Vec<f32>> {
         for k in 0..node.n_inputs {
             ins.push(model.node_input(&node, k).unwrap().map(|t| {
                 let rec = model.tensor(t).unwrap();
-                match rec.storage {
-                    medwasm::format::Storage::Const => model.const_f32(&rec).unwrap().to_vec(),
-                    medwasm::format::Storage::Arena => tensors[&t].clone(),
-                }
+                let bytes = match rec.storage {
+                    medwasm::format::Storage::Const => model.const_bytes(&rec).unwrap(),
+                    medwasm::format::Storage::Arena => tensors[&t].as_slice(),
+                };
+                (rec.dtype, AlignedBuf::from_bytes(bytes))
             }));
         }
-        let ins: Vec<Option<&[f32]>> = ins.iter().map(|v| v.as_deref()).collect();
-        let mut out = vec![0.0; p.output.dims.elements()];
-        let mut scratch = vec![0.0; p.scratch.map_or(0, |s| s.dims.elements())];
-        medwasm::ops::execute(i, &p.kind, &ins, &mut out, &mut scratch).unwrap();
+        let views: Vec<Option<View<'_>>> = ins
+            .iter()
+            .map(|v| v.as_ref().map(|(t, b)| View::of(*t, b.as_slice()).unwrap()))
+            .collect();
+        let mut out = AlignedBuf::zeroed(p.output.byte_len);
+        let (sdt, sbytes) = p
+            .scratch
+            .map_or((medwasm::DType::F32, 0), |s| (s.dtype, s.byte_len));
+        let mut scratch = AlignedBuf::zeroed(sbytes);
+        medwasm::ops::execute(
+            i,
+            &p.kind,
+            &views,
+            ViewMut::of(p.output.dtype, out.as_mut_slice()).unwrap(),
+            ViewMut::of(sdt, scratch.as_mut_slice()).unwrap(),
+        )
+        .unwrap();
         tensors.insert(model.node_output(&node, 0).unwrap(), out);
     }
     (0..model.output_count())
-        .map(|i| tensors[&model.output(i).unwrap().tensor].clone())
+        .map(|i| {
+            tensors[&model.output(i).unwrap().tensor]
+                .as_slice()
+                .to_vec()
+        })
         .collect()
 }
 
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
+/// The bytes of f32 values.
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 #[test]
@@ -923,11 +952,11 @@ fn the_plan_runs_bit_identical_to_preparing_every_node_on_every_run() {
         // Twice on the same input: a run leaves the plan as it found it.
         for _ in 0..2 {
             rt.run().unwrap();
-            let want = run_by_prepare(&model, &[&x]);
+            let want = run_by_prepare(&model, &[&f32_bytes(&x)]);
             for (o, want) in want.iter().enumerate() {
                 assert_eq!(
-                    bits(rt.output(o).unwrap()),
-                    bits(want),
+                    rt.output_view(o).unwrap().bytes(),
+                    want.as_slice(),
                     "round {round}, output {o}"
                 );
             }

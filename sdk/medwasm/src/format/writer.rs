@@ -1,7 +1,8 @@
 //! Serializes a planned graph into a blob (host side only, behind `std`).
 
 use super::{
-    ALIGN, DType, HEADER_LEN, NODE_RECORD_LEN, OpCode, Storage, TENSOR_RECORD_LEN, header,
+    ALIGN, DType, Element, HEADER_LEN, NODE_RECORD_LEN, OpCode, QUANTIZED, Quant, Storage,
+    TENSOR_RECORD_LEN, header, tensor,
 };
 use crate::crc32::crc32;
 use std::string::String;
@@ -21,6 +22,50 @@ pub struct TensorSpec {
     pub data: Option<Vec<u8>>,
     /// Arena offset for arena tensors (from the memory plan).
     pub arena_offset: u32,
+    /// Per-tensor quantization (int8 and int32 tensors only), or `None`.
+    pub quant: Option<Quant>,
+}
+
+impl TensorSpec {
+    /// An arena tensor of `dtype` at `offset`, unquantized.
+    pub fn arena(name: &str, dtype: DType, dims: &[u32], offset: u32) -> TensorSpec {
+        TensorSpec {
+            name: name.into(),
+            dtype,
+            dims: dims.to_vec(),
+            data: None,
+            arena_offset: offset,
+            quant: None,
+        }
+    }
+
+    /// A constant holding `values` (row-major, `dims` elements), unquantized.
+    pub fn constant<T: Element>(name: &str, dims: &[u32], values: &[T]) -> TensorSpec {
+        TensorSpec {
+            name: name.into(),
+            dtype: T::DTYPE,
+            dims: dims.to_vec(),
+            data: Some(le_bytes(values)),
+            arena_offset: 0,
+            quant: None,
+        }
+    }
+
+    /// `self` with per-tensor quantization `scale`, `zero_point`.
+    pub fn quantized(mut self, scale: f32, zero_point: i32) -> TensorSpec {
+        self.quant = Some(Quant { scale, zero_point });
+        self
+    }
+}
+
+/// The little-endian bytes of `values`, as a constant's `data`.
+pub fn le_bytes<T: Element>(values: &[T]) -> Vec<u8> {
+    let size = T::DTYPE.size();
+    let mut out = vec![0u8; values.len() * size];
+    for (v, chunk) in values.iter().zip(out.chunks_exact_mut(size)) {
+        v.write_le(chunk);
+    }
+    out
 }
 
 /// A node to write.
@@ -141,20 +186,25 @@ impl BlobWriter {
             } else {
                 Storage::Arena
             };
-            out[at] = storage as u8;
-            out[at + 1] = t.dtype as u8;
-            out[at + 2] = t.dims.len() as u8;
+            out[at + tensor::STORAGE] = storage as u8;
+            out[at + tensor::DTYPE] = t.dtype as u8;
+            out[at + tensor::RANK] = t.dims.len() as u8;
             for (d, &dim) in t.dims.iter().enumerate() {
-                put_u32(&mut out, at + 4 + d * 4, dim);
+                put_u32(&mut out, at + tensor::DIMS + d * 4, dim);
             }
             let offset = if t.data.is_some() {
                 data_offsets[i] as u32
             } else {
                 t.arena_offset
             };
-            put_u32(&mut out, at + 28, offset);
-            put_u32(&mut out, at + 32, names[i].0 as u32);
-            put_u32(&mut out, at + 36, names[i].1 as u32);
+            put_u32(&mut out, at + tensor::OFFSET, offset);
+            put_u32(&mut out, at + tensor::NAME, names[i].0 as u32);
+            put_u32(&mut out, at + tensor::NAME + 4, names[i].1 as u32);
+            if let Some(q) = t.quant {
+                out[at + tensor::FLAGS] = QUANTIZED;
+                put_u32(&mut out, at + tensor::SCALE, q.scale.to_bits());
+                put_u32(&mut out, at + tensor::ZERO_POINT, q.zero_point as u32);
+            }
         }
         for (i, n) in self.nodes.iter().enumerate() {
             let at = nodes_off + i * NODE_RECORD_LEN;

@@ -83,22 +83,38 @@ fn bstrides(d: &Dims, rank: usize) -> [usize; MAX_RANK] {
 
 /// `y = a op b` with `y` of the broadcast shape `yd` (checked by the loader).
 pub fn binary(op: BinOp, a: &[f32], ad: &Dims, b: &[f32], bd: &Dims, y: &mut [f32], yd: &Dims) {
+    broadcast_zip(a, ad, b, bd, y, yd, |x, z| op.eval(x, z));
+}
+
+/// `y[i] = f(a[..], b[..])` over the broadcast shape `yd` of `ad` and `bd`
+/// (checked by the loader): the element walk every broadcasting kernel shares,
+/// f32 and int8.
+#[inline]
+pub fn broadcast_zip<A: Copy, B: Copy, Y>(
+    a: &[A],
+    ad: &Dims,
+    b: &[B],
+    bd: &Dims,
+    y: &mut [Y],
+    yd: &Dims,
+    f: impl Fn(A, B) -> Y,
+) {
     if ad == bd {
         for ((o, &x), &z) in y.iter_mut().zip(a).zip(b) {
-            *o = op.eval(x, z);
+            *o = f(x, z);
         }
         return;
     }
     if b.len() == 1 {
         let z = b[0];
         for (o, &x) in y.iter_mut().zip(a) {
-            *o = op.eval(x, z);
+            *o = f(x, z);
         }
         return;
     }
     let rank = yd.rank();
     if rank == 0 {
-        y[0] = op.eval(a[0], b[0]);
+        y[0] = f(a[0], b[0]);
         return;
     }
     let (sa, sb) = (bstrides(ad, rank), bstrides(bd, rank));
@@ -116,7 +132,7 @@ pub fn binary(op: BinOp, a: &[f32], ad: &Dims, b: &[f32], bd: &Dims, y: &mut [f3
         }
         let row = &mut y[out_off..out_off + inner];
         for (j, o) in row.iter_mut().enumerate() {
-            *o = op.eval(a[oa + j * ia], b[ob + j * ib]);
+            *o = f(a[oa + j * ia], b[ob + j * ib]);
         }
         out_off += inner;
         if !outer.advance() {

@@ -1,4 +1,6 @@
-//! Data movement and normalization: Softmax, Transpose, Concat, Pad, Copy.
+//! Data movement and normalization: Softmax (f32), and Transpose, Concat and Pad
+//! for any element type (generic over the element, instantiated per element size:
+//! they copy values, never interpret them).
 
 use super::Counter;
 use crate::shape::Dims;
@@ -26,7 +28,7 @@ pub fn softmax(x: &[f32], y: &mut [f32], outer: usize, n: usize, inner: usize) {
 }
 
 /// `y[i] = x[perm-mapped i]` where `y.dims[d] = x.dims[perm[d]]`.
-pub fn transpose(x: &[f32], xd: &Dims, perm: &[usize], y: &mut [f32], yd: &Dims) {
+pub fn transpose<T: Copy>(x: &[T], xd: &Dims, perm: &[usize], y: &mut [T], yd: &Dims) {
     let xs = xd.strides();
     let mut step = [0usize; crate::format::MAX_RANK];
     for (d, &p) in perm.iter().enumerate() {
@@ -42,13 +44,21 @@ pub fn transpose(x: &[f32], xd: &Dims, perm: &[usize], y: &mut [f32], yd: &Dims)
 
 /// Copies one input's block into a concatenation: `outer` blocks of `len` elements,
 /// each landing `offset` into an output row of `row` elements.
-pub fn concat_part(x: &[f32], y: &mut [f32], outer: usize, len: usize, row: usize, offset: usize) {
+pub fn concat_part<T: Copy>(
+    x: &[T],
+    y: &mut [T],
+    outer: usize,
+    len: usize,
+    row: usize,
+    offset: usize,
+) {
     for o in 0..outer {
         y[o * row + offset..o * row + offset + len].copy_from_slice(&x[o * len..(o + 1) * len]);
     }
 }
 
-/// Padding modes.
+/// Padding modes of an f32 Pad node (the converter's view; the kernel takes a
+/// [`Border`] of the element type).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PadMode {
     /// Fill with a value.
@@ -59,8 +69,37 @@ pub enum PadMode {
     Edge,
 }
 
+/// What lies beyond the input's edges, for elements of type `T`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Border<T> {
+    /// A fixed element (an f32 constant, or an int8 tensor's zero point).
+    Constant(T),
+    /// Mirror without repeating the edge.
+    Reflect,
+    /// Repeat the edge.
+    Edge,
+}
+
+impl<T> Border<T> {
+    /// The same border with the constant mapped.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Border<U> {
+        match self {
+            Border::Constant(v) => Border::Constant(f(v)),
+            Border::Reflect => Border::Reflect,
+            Border::Edge => Border::Edge,
+        }
+    }
+}
+
 /// Pads `x` by `begin[d]` before and the rest after each dim to make `y`.
-pub fn pad(x: &[f32], xd: &Dims, begin: &[usize], mode: PadMode, y: &mut [f32], yd: &Dims) {
+pub fn pad<T: Copy>(
+    x: &[T],
+    xd: &Dims,
+    begin: &[usize],
+    border: Border<T>,
+    y: &mut [T],
+    yd: &Dims,
+) {
     let xs = xd.strides();
     let mut c = Counter::new(yd.as_slice());
     for o in y.iter_mut() {
@@ -72,13 +111,13 @@ pub fn pad(x: &[f32], xd: &Dims, begin: &[usize], mode: PadMode, y: &mut [f32], 
             let j = if j >= 0 && (j as usize) < n {
                 j as usize
             } else {
-                match mode {
-                    PadMode::Constant(_) => {
+                match border {
+                    Border::Constant(_) => {
                         inside = false;
                         break;
                     }
-                    PadMode::Edge => j.clamp(0, n as isize - 1) as usize,
-                    PadMode::Reflect => {
+                    Border::Edge => j.clamp(0, n as isize - 1) as usize,
+                    Border::Reflect => {
                         // Pads are < n (checked by the loader), so one reflection suffices.
                         if j < 0 {
                             (-j) as usize
@@ -90,10 +129,9 @@ pub fn pad(x: &[f32], xd: &Dims, begin: &[usize], mode: PadMode, y: &mut [f32], 
             };
             src += j * xs[d];
         }
-        *o = match (inside, mode) {
-            (true, _) => x[src],
-            (false, PadMode::Constant(v)) => v,
-            (false, _) => 0.0,
+        *o = match (inside, border) {
+            (false, Border::Constant(v)) => v,
+            _ => x[src],
         };
         c.advance();
     }

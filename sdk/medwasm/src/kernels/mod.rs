@@ -1,13 +1,15 @@
-//! f32 kernels. Each is a plain function over slices and shapes that the loader has
-//! already validated. The scalar code is the reference; the `simd128` GEMM
-//! (`gemm_simd128.rs`, wasm) and the register-blocked GEMM (`gemm_blocked.rs`,
-//! Cortex-M) sit beside it and run the same test battery.
+//! Kernels. Each is a plain function over slices and shapes that the loader has
+//! already validated. The f32 kernels run NCHW; the int8 and hybrid ones
+//! ([`int8`]) run NHWC with TFLite's semantics. The scalar code is the reference;
+//! the `simd128` GEMM (`gemm_simd128.rs`, wasm) and the register-blocked GEMM
+//! (`gemm_blocked.rs`, Cortex-M) sit beside it and run the same test battery.
 
 pub mod act;
 pub mod binary;
 pub mod conv;
 pub mod gemm;
 pub mod gemm_blocked;
+pub mod int8;
 pub mod misc;
 pub mod pool;
 pub mod reduce;

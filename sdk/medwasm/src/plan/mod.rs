@@ -9,8 +9,9 @@
 //!
 //! On wasm32 and Cortex-M a [`Step`] takes 124 bytes and an [`Operand`] 12: a Concat's
 //! sixteen inputs sit in the shared operand array, not in every step. The largest
-//! kinds (Binary with its three shapes, Pad, Conv and pooling with their geometry)
-//! set the step's size.
+//! kinds (Binary with its three shapes, Pad, the convolutions and pooling with their
+//! geometry) set the step's size. Each operand and region keeps its element type, so
+//! the executor hands a kernel `&[i8]`, `&[i32]`, `&[f32]` or `&[f64]` as prepared.
 
 #[cfg(feature = "std")]
 mod buf;
@@ -21,7 +22,7 @@ pub use buf::PlanBuf;
 use core::mem::MaybeUninit;
 
 use crate::error::{Error, malformed};
-use crate::format::Storage;
+use crate::format::{DType, Storage};
 use crate::loader::prepare_nodes;
 use crate::model::{Model, TensorRecord};
 use crate::ops::{Kind, OpSet};
@@ -33,6 +34,10 @@ pub struct Step {
     /// Index of the step's first input in the operand array.
     pub(crate) first: u32,
     pub(crate) n_inputs: u8,
+    /// Element type of the output.
+    pub(crate) out_dtype: DType,
+    /// Element type of the scratch (any when it is empty).
+    pub(crate) scratch_dtype: DType,
     pub(crate) output: Region,
     /// Empty when the kernel needs no scratch.
     pub(crate) scratch: Region,
@@ -49,6 +54,7 @@ impl Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Operand {
     pub(crate) place: Place,
+    pub(crate) dtype: DType,
     /// Byte offset in the blob (constants) or the arena.
     pub(crate) offset: u32,
     pub(crate) bytes: u32,
@@ -80,6 +86,7 @@ fn word(v: usize) -> Result<u32, Error> {
 impl Operand {
     const ABSENT: Operand = Operand {
         place: Place::Absent,
+        dtype: DType::F32,
         offset: 0,
         bytes: 0,
     };
@@ -88,11 +95,13 @@ impl Operand {
         Ok(match rec.storage {
             Storage::Const => Operand {
                 place: Place::Const,
+                dtype: rec.dtype,
                 offset: word(model.const_start(rec))?,
                 bytes: word(rec.byte_len)?,
             },
             Storage::Arena => Operand {
                 place: Place::Arena,
+                dtype: rec.dtype,
                 offset: word(rec.offset)?,
                 bytes: word(rec.byte_len)?,
             },
@@ -235,6 +244,8 @@ impl<'p> Plan<'p> {
                 kind: p.kind,
                 first,
                 n_inputs: p.n_inputs as u8,
+                out_dtype: p.output.dtype,
+                scratch_dtype: p.scratch.map_or(DType::F32, |s| s.dtype),
                 output: Region::of(&p.output)?,
                 scratch: match &p.scratch {
                     Some(rec) => Region::of(rec)?,
