@@ -1,6 +1,20 @@
 //! The SDK's test battery. It runs natively (scalar kernels) and, compiled for
 //! `wasm32-wasip1` with `+simd128`, under Wasmtime (the simd128 GEMM), so both
 //! kernel sets pass the same checks: `cargo test -p medwasm --features std`.
+//!
+//! The int8 kernels have their own modules: `fixed` (the fixed-point helpers
+//! against their definitions), `int8` (every int8 and hybrid operator on small
+//! blobs against expectations the test computes itself, from `refs`), and
+//! `int8_blobs` (the loader's refusals and the hostile-blob loop on v2 blobs).
+
+#[path = "all/fixed.rs"]
+mod fixed;
+#[path = "all/int8.rs"]
+mod int8;
+#[path = "all/int8_blobs.rs"]
+mod int8_blobs;
+#[path = "all/refs.rs"]
+mod refs;
 
 use medwasm::format::{BlobWriter, DType, NO_TENSOR, NodeSpec, OpCode, TensorSpec};
 use medwasm::kernels::act::Act;
@@ -737,22 +751,46 @@ struct Graph {
 }
 
 impl Graph {
+    fn push(&mut self, spec: TensorSpec) -> u32 {
+        self.w.tensors.push(spec);
+        self.w.tensors.len() as u32 - 1
+    }
+
     fn tensor(&mut self, name: &str, dims: &[u32], data: Option<Vec<u8>>, offset: u32) -> u32 {
-        self.w.tensors.push(TensorSpec {
+        self.push(TensorSpec {
             name: name.into(),
             dtype: DType::F32,
             dims: dims.to_vec(),
             data,
             arena_offset: offset,
             quant: None,
-        });
-        self.w.tensors.len() as u32 - 1
+        })
     }
 
     fn arena(&mut self, name: &str, dims: &[u32]) -> u32 {
+        self.arena_of(name, DType::F32, dims, None)
+    }
+
+    /// An arena tensor of any element type, quantized with `(scale, zero point)`.
+    fn arena_of(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        dims: &[u32],
+        quant: Option<(f32, i32)>,
+    ) -> u32 {
         let offset = self.arena;
-        self.arena += (dims.iter().product::<u32>() * 4).div_ceil(16) * 16;
-        self.tensor(name, dims, None, offset)
+        self.arena += (dims.iter().product::<u32>() * dtype.size() as u32).div_ceil(16) * 16;
+        let spec = TensorSpec::arena(name, dtype, dims, offset);
+        self.push(match quant {
+            Some((s, z)) => spec.quantized(s, z),
+            None => spec,
+        })
+    }
+
+    /// An int8 activation quantized with `(scale, zero point)`.
+    fn arena_q(&mut self, name: &str, dims: &[u32], scale: f32, zp: i32) -> u32 {
+        self.arena_of(name, DType::I8, dims, Some((scale, zp)))
     }
 
     /// An arena tensor at a chosen offset (to make overlaps on purpose).
@@ -761,9 +799,13 @@ impl Graph {
     }
 
     fn constant(&mut self, dims: &[u32], values: &[f32]) -> u32 {
+        self.constant_of(dims, values)
+    }
+
+    /// A constant of any element type.
+    fn constant_of<T: medwasm::format::Element>(&mut self, dims: &[u32], values: &[T]) -> u32 {
         assert_eq!(values.len(), dims.iter().product::<u32>() as usize);
-        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.tensor("", dims, Some(bytes), 0)
+        self.push(TensorSpec::constant("", dims, values))
     }
 
     fn node(&mut self, op: OpCode, inputs: &[u32], output: u32, scratch: u32, params: &[u32]) {

@@ -151,13 +151,15 @@ pub fn round_away_f32(x: f32) -> f32 {
     // Truncation is exact below 2^23, and so is the fraction `x - t`.
     let t = x as i32 as f32;
     let f = x - t;
-    if f >= 0.5 {
+    let r = if f >= 0.5 {
         t + 1.0
     } else if f <= -0.5 {
         t - 1.0
     } else {
         t
-    }
+    };
+    // A result of zero keeps the sign of `x`, as `roundf` does (-0.3 gives -0).
+    f32::from_bits(r.to_bits() | (x.to_bits() & 0x8000_0000))
 }
 
 /// `(i32) round(x)` with ties away from zero (C's `round` on a double), saturating
