@@ -5,8 +5,10 @@
 //! The int8 kernels have their own modules: `fixed` (the fixed-point helpers
 //! against their definitions), `int8` (every int8 and hybrid operator on small
 //! blobs against expectations the test computes itself, from `refs`), and
-//! `int8_blobs` (the loader's refusals and the hostile-blob loop on v2 blobs), and
-//! `link` (native only: which kernels a Cortex-M detector links, per operator set).
+//! `int8_blobs` (the loader's refusals and the hostile-blob loop on v2 blobs),
+//! `litert` (LiteRT's own outputs for the weightless int8 operators, from the
+//! TFLite fixtures in `conformance/tflite/`), and `link` (native only: which
+//! kernels a Cortex-M detector links, per operator set).
 
 #[path = "all/fixed.rs"]
 mod fixed;
@@ -17,6 +19,8 @@ mod int8_blobs;
 #[cfg(not(target_arch = "wasm32"))]
 #[path = "all/link.rs"]
 mod link;
+#[path = "all/litert.rs"]
+mod litert;
 #[path = "all/refs.rs"]
 mod refs;
 
