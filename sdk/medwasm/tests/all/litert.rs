@@ -1,13 +1,11 @@
-//! Known answers from LiteRT itself: the TFLite operator fixtures of
+//! Known answers from LiteRT itself: the single-operator TFLite fixtures of
 //! `conformance/tflite/` (inputs and `expected_ref.npy`, LiteRT's BUILTIN_REF
-//! outputs) for the int8 operators that have no weights, so this file can build
-//! their blobs from the quantization in `index.json` alone, computing every
-//! parameter as TFLite's `Prepare` does (the math the converter will use). The
-//! outputs must match bit for bit. The fixtures are compiled in, so the check runs
-//! under Wasmtime too.
-//!
-//! The weighted operators (conv, depthwise, fully connected) get the same check
-//! from the conformance suite once the converter writes int8 blobs.
+//! outputs). Each blob is built from the quantization in `index.json` and, for
+//! weighted operators, the weights a small flatbuffer reader takes from the
+//! `.tflite`, computing every parameter as TFLite's `Prepare` does (the math the
+//! converter will use). The outputs must match bit for bit. The fixtures are
+//! compiled in, so the check runs under Wasmtime too. Graphs of several operators
+//! are the conformance suite's, through the converter.
 
 use super::Graph;
 use super::int8::{Data, Win, hard_swish_params, lut, run, softmax_params};
@@ -425,5 +423,317 @@ fn quantize_and_dequantize_around_a_pool_match_litert() {
     g.node(OpCode::QAveragePool, &[q], p, NO_TENSOR, &params);
     let y = g.arena("y", &dims(pout));
     g.node(OpCode::Dequantize, &[p], y, NO_TENSOR, &[]);
+    check(name, inputs, expected, &g.finish(&[x], &[y]));
+}
+
+/// A minimal reader of the TFLite flatbuffer (spec §8): enough of `schema.fbs` to
+/// take a single-operator model's weight and bias tensors with their quantization.
+mod flat {
+    /// A table: the buffer and the table's position.
+    #[derive(Clone, Copy)]
+    pub struct Table<'b> {
+        buf: &'b [u8],
+        pos: usize,
+    }
+
+    fn u32_at(buf: &[u8], at: usize) -> usize {
+        u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize
+    }
+
+    impl<'b> Table<'b> {
+        /// The root table.
+        pub fn root(buf: &'b [u8]) -> Table<'b> {
+            assert_eq!(&buf[4..8], b"TFL3");
+            Table {
+                buf,
+                pos: u32_at(buf, 0),
+            }
+        }
+
+        /// Where field `i` lies, if present: through the table's vtable.
+        fn field(&self, i: usize) -> Option<usize> {
+            let soffset = i32::from_le_bytes(self.buf[self.pos..self.pos + 4].try_into().unwrap());
+            let vtable = (self.pos as i64 - soffset as i64) as usize;
+            let vlen = u16::from_le_bytes([self.buf[vtable], self.buf[vtable + 1]]) as usize;
+            let vo = 4 + 2 * i;
+            if vo >= vlen {
+                return None;
+            }
+            let off =
+                u16::from_le_bytes([self.buf[vtable + vo], self.buf[vtable + vo + 1]]) as usize;
+            (off != 0).then_some(self.pos + off)
+        }
+
+        fn indirect(&self, at: usize) -> usize {
+            at + u32_at(self.buf, at)
+        }
+
+        /// Field `i` as a table.
+        pub fn table(&self, i: usize) -> Option<Table<'b>> {
+            self.field(i).map(|at| Table {
+                buf: self.buf,
+                pos: self.indirect(at),
+            })
+        }
+
+        /// Field `i` as a vector: element count and where the elements start.
+        fn vector(&self, i: usize) -> (usize, usize) {
+            match self.field(i) {
+                Some(at) => {
+                    let v = self.indirect(at);
+                    (u32_at(self.buf, v), v + 4)
+                }
+                None => (0, 0),
+            }
+        }
+
+        /// Field `i` as a vector of tables.
+        pub fn tables(&self, i: usize) -> Vec<Table<'b>> {
+            let (n, start) = self.vector(i);
+            (0..n)
+                .map(|k| Table {
+                    buf: self.buf,
+                    pos: self.indirect(start + 4 * k),
+                })
+                .collect()
+        }
+
+        /// Field `i` as a vector of `size`-byte little-endian elements.
+        pub fn bytes(&self, i: usize, size: usize) -> &'b [u8] {
+            let (n, start) = self.vector(i);
+            &self.buf[start..start + n * size]
+        }
+
+        /// Field `i` as an unsigned scalar of `size` bytes (0 when absent).
+        pub fn scalar(&self, i: usize, size: usize) -> u64 {
+            self.field(i).map_or(0, |at| {
+                let mut b = [0u8; 8];
+                b[..size].copy_from_slice(&self.buf[at..at + size]);
+                u64::from_le_bytes(b)
+            })
+        }
+    }
+}
+
+/// A constant tensor of a single-operator TFLite model: its raw little-endian
+/// data and per-channel (or per-tensor) scales.
+struct Weights {
+    data: Vec<u8>,
+    scales: Vec<f32>,
+    zero_points: Vec<i64>,
+}
+
+/// Input `k` of the only operator of a `.tflite` file.
+fn tflite_input(model: &[u8], k: usize) -> Option<Weights> {
+    let root = flat::Table::root(model);
+    let sg = root.tables(2)[0];
+    let tensors = sg.tables(0);
+    let buffers = root.tables(4);
+    let ops = sg.tables(3);
+    let inputs = ops.last().unwrap().bytes(1, 4);
+    let t = i32::from_le_bytes(inputs[4 * k..4 * k + 4].try_into().unwrap());
+    let tensor = tensors[usize::try_from(t).ok()?];
+    let buffer = buffers[tensor.scalar(2, 4) as usize];
+    let q = tensor.table(4);
+    let f32s = |b: &[u8]| {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let i64s = |b: &[u8]| {
+        b.chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    Some(Weights {
+        data: buffer.bytes(0, 1).to_vec(),
+        scales: q.map_or(Vec::new(), |q| f32s(q.bytes(2, 4))),
+        zero_points: q.map_or(Vec::new(), |q| i64s(q.bytes(3, 8))),
+    })
+}
+
+macro_rules! model {
+    ($name:literal) => {
+        (
+            fixture!($name),
+            include_bytes!(concat!("../../../../conformance/tflite/", $name, ".tflite")).as_slice(),
+        )
+    };
+}
+
+fn i8s(b: &[u8]) -> Vec<i8> {
+    b.iter().map(|&v| v as i8).collect()
+}
+
+fn i32s(b: &[u8]) -> Vec<i32> {
+    b.chunks_exact(4)
+        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// The window of a conv-like operator from its options and shapes.
+fn conv_window(options: &Value, xd: &[u32], w: (usize, usize)) -> Win {
+    let get = |k: &str| options[k].as_u64().unwrap() as usize;
+    Win::new(
+        xd[1] as usize,
+        xd[2] as usize,
+        [w.0, w.1],
+        [get("stride_h"), get("stride_w")],
+        [get("dilation_h_factor"), get("dilation_w_factor")],
+        options["padding"] == "SAME",
+    )
+    .unwrap()
+}
+
+#[test]
+fn conv_and_depthwise_match_litert() {
+    for ((name, inputs, expected), tfl) in [
+        model!("conv2d_same_relu_int8"),
+        model!("conv2d_same_s2_relu6_int8"),
+        model!("conv2d_valid_s2_int8"),
+        model!("conv2d_k4x3_s1x2_n1_to_1_int8"),
+        model!("conv2d_dilation2_int8"),
+        model!("dw_m1_same_relu_int8"),
+        model!("dw_m2_valid_s2_relu6_int8"),
+        model!("dw_m2_dilation2_int8"),
+        model!("dw_k3_s2_same_n1_to_1_int8"),
+    ] {
+        let c = case(name);
+        let depthwise = name.starts_with("dw");
+        let (options, input, output) = op(&c, 0);
+        let wdims: Vec<u32> = dims(&c["op_details"][0]["inputs"][1]);
+        let (w, b) = (tflite_input(tfl, 1).unwrap(), tflite_input(tfl, 2).unwrap());
+        let ((si, zi), (so, zo)) = (quant(input), quant(output));
+        let channels = if depthwise { wdims[3] } else { wdims[0] } as usize;
+        assert_eq!(w.scales.len(), channels, "{name}: per-channel weights");
+        assert!(w.zero_points.iter().all(|&z| z == 0));
+        // `PopulateConvolutionQuantizationParams`: f64 product per channel.
+        let ms: Vec<(i32, i32)> = w
+            .scales
+            .iter()
+            .map(|&sw| quantize_multiplier(si as f64 * sw as f64 / so as f64))
+            .collect();
+        let win = conv_window(
+            options,
+            &dims(input),
+            (wdims[1] as usize, wdims[2] as usize),
+        );
+        let (lo, hi) = fused(options, (so, zo));
+        let mut g = Graph::default();
+        let x = g.arena_q("x", &dims(input), si, zi);
+        let wt = g.constant_of(&wdims, &i8s(&w.data));
+        let bt = g.constant_of(&[channels as u32], &i32s(&b.data));
+        let mt = g.constant_of(
+            &[channels as u32],
+            &ms.iter().map(|p| p.0).collect::<Vec<_>>(),
+        );
+        let st = g.constant_of(
+            &[channels as u32],
+            &ms.iter().map(|p| p.1).collect::<Vec<_>>(),
+        );
+        let y = g.arena_q("y", &dims(output), so, zo);
+        let mut params = win.words();
+        params.extend(words(&[lo, hi]));
+        let code = if depthwise {
+            OpCode::QDepthwiseConv
+        } else {
+            OpCode::QConv
+        };
+        g.node(code, &[x, wt, bt, mt, st], y, NO_TENSOR, &params);
+        check(name, inputs, expected, &g.finish(&[x], &[y]));
+    }
+}
+
+#[test]
+fn fully_connected_matches_litert_in_its_f64_mode() {
+    for ((name, inputs, expected), tfl) in [
+        model!("fc_relu_int8"),
+        model!("fc_per_tensor_int8pt"),
+        model!("fc_keep_dims_relu6_int8"),
+        model!("fc_nobias_n1_to_1_int8"),
+    ] {
+        let c = case(name);
+        let (options, input, output) = op(&c, 0);
+        let wdims = dims(&c["op_details"][0]["inputs"][1]);
+        let w = tflite_input(tfl, 1).unwrap();
+        let bias = tflite_input(tfl, 2);
+        let ((si, zi), (so, zo)) = (quant(input), quant(output));
+        let units = wdims[0] as usize;
+        // LiteRT's reference FC today: `round(acc · s_in · s_w / s_out)` in f64.
+        let eff: Vec<f64> = w
+            .scales
+            .iter()
+            .map(|&sw| si as f64 * sw as f64 / so as f64)
+            .collect();
+        let (lo, hi) = fused(options, (so, zo));
+        let mut g = Graph::default();
+        let x = g.arena_q("x", &dims(input), si, zi);
+        let spec = medwasm::format::TensorSpec::constant("", &wdims, &i8s(&w.data));
+        let wt = g.push(if w.scales.len() == 1 {
+            spec.quantized(w.scales[0], w.zero_points[0] as i32)
+        } else {
+            spec
+        });
+        let bt = match bias {
+            Some(b) => g.constant_of(&[units as u32], &i32s(&b.data)),
+            None => NO_TENSOR,
+        };
+        let sc = g.constant_of(&[eff.len() as u32], &eff);
+        let y = g.arena_q("y", &dims(output), so, zo);
+        g.node(
+            OpCode::QFullyConnected,
+            &[x, wt, bt, sc],
+            y,
+            NO_TENSOR,
+            &words(&[1, lo, hi]),
+        );
+        check(name, inputs, expected, &g.finish(&[x], &[y]));
+    }
+}
+
+#[test]
+fn hybrid_conv_matches_litert() {
+    let ((name, inputs, expected), tfl) = model!("conv2d_same_relu_dynpt");
+    let c = case(name);
+    let (options, input, output) = op(&c, 0);
+    let wdims = dims(&c["op_details"][0]["inputs"][1]);
+    let (w, b) = (tflite_input(tfl, 1).unwrap(), tflite_input(tfl, 2).unwrap());
+    assert_eq!(
+        w.scales.len(),
+        1,
+        "per-tensor weights: the symmetric EvalHybrid"
+    );
+    let win = conv_window(
+        options,
+        &dims(input),
+        (wdims[1] as usize, wdims[2] as usize),
+    );
+    let xd = dims(input);
+    let mut g = Graph::default();
+    let x = g.arena("x", &xd);
+    let wt = g.push(
+        medwasm::format::TensorSpec::constant("", &wdims, &i8s(&w.data)).quantized(w.scales[0], 0),
+    );
+    let bias: Vec<f32> = b
+        .data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let bt = g.constant(&[bias.len() as u32], &bias);
+    let y = g.arena("y", &dims(output));
+    let scratch = g.arena_of(
+        "",
+        medwasm::format::DType::I8,
+        &[xd[1] * xd[2] * xd[3]],
+        None,
+    );
+    let mut params = win.words();
+    // Fused RELU on the float path: the clamp to [0, f32::MAX] of `CalculateActivationRange`.
+    let act = match options["fused_activation_function"].as_str().unwrap() {
+        "RELU" => medwasm::kernels::act::Act::Clip(0.0, f32::MAX),
+        other => panic!("{other}"),
+    };
+    params.extend(act.encode());
+    g.node(OpCode::HybridConv, &[x, wt, bt], y, scratch, &params);
     check(name, inputs, expected, &g.finish(&[x], &[y]));
 }
