@@ -59,6 +59,9 @@
 //! | HybridConv | X f32 `[N,H,W,C]`, W i8 const `[M,kh,kw,C]` (per-tensor scale, zero point 0), bias f32 `[M]`? → f32; scratch i8 `[H·W·C]` | win act |
 //! | HybridFullyConnected | X f32 `[.., K]`, W i8 const `[N, K]` (per-tensor scale), bias f32 `[N]`? → f32; scratch i8 `[K]` | act |
 //!
+//! The hybrid operators quantize their input symmetrically (LiteRT's `EvalHybrid`:
+//! per-tensor weights, and `asymmetric_quantize_inputs = false` for FC).
+//!
 //! A QFullyConnected's mode 0 requantizes in fixed point (TFLite Micro, CMSIS-NN);
 //! mode 1 with `round(acc · scale)` in f64 (LiteRT's BUILTIN_REF today). Its
 //! weights may carry a per-tensor zero point when one multiplier serves every unit.
