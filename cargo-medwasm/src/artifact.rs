@@ -140,6 +140,7 @@ mod tests {
             name: "x".into(),
             shape: vec![1, 3],
             dtype: "f32".into(),
+            quant: None,
         };
         let embedded = Embedded {
             manifest: Manifest {

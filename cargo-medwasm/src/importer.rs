@@ -32,6 +32,7 @@ pub struct ImportOptions {
 const SELF_CHECK: Tolerance = Tolerance {
     abs: 1e-3,
     rel: 1e-3,
+    steps: 0,
 };
 /// Vectors generated when a project has none.
 const GENERATED_VECTORS: usize = 8;
@@ -246,7 +247,7 @@ fn prepare_vectors(
             let data = (0..GENERATED_VECTORS * t.len())
                 .map(|_| rng.next_f32() * 2.0 - 1.0)
                 .collect();
-            Array { shape, data }
+            Array::floats(shape, data)
         })
         .collect();
     let mut outs: Vec<Vec<f32>> = vec![vec![]; m.outputs.len()];
@@ -268,7 +269,7 @@ fn prepare_vectors(
         .map(|(i, (data, t))| {
             let mut shape = vec![GENERATED_VECTORS];
             shape.extend(t.shape.iter().map(|&d| d as usize));
-            (i, Array { shape, data })
+            (i, Array::floats(shape, data))
         })
         .collect();
     let write_inputs = inputs.iter().cloned().enumerate().collect();

@@ -67,8 +67,47 @@ pub struct TensorSpec {
     pub name: String,
     /// Static shape.
     pub shape: Vec<u64>,
-    /// Element type, e.g. `f32`.
+    /// Element type at the detector's ABI, e.g. `f32`.
     pub dtype: String,
+    /// How the model itself quantizes this tensor, when it is an integer tensor inside
+    /// the model (an int8 model whose detector takes and returns f32 quantizes at the
+    /// graph's edge). `bench` compares such outputs in quantization steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quant: Option<Quant>,
+}
+
+/// Per-tensor quantization: `real = (q - zero_point) * scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Quant {
+    /// The integer type inside the model, e.g. `i8`.
+    pub dtype: QuantDtype,
+    /// Scale, finite and > 0.
+    pub scale: f32,
+    /// Zero point, in the integer type's range.
+    pub zero_point: i32,
+}
+
+/// Integer types a model quantizes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuantDtype {
+    /// Signed 8-bit.
+    I8,
+}
+
+impl Quant {
+    /// The real value of quantized `q`, as TFLite's DEQUANTIZE computes it (one f32
+    /// product of exact operands).
+    pub fn dequantize(&self, q: f32) -> f32 {
+        self.scale * (q - self.zero_point as f32)
+    }
+
+    /// The quantized value nearest `real`, as TFLite's QUANTIZE computes it: an f32
+    /// division, rounded half away from zero, plus the zero point, saturated.
+    pub fn quantize(&self, real: f32) -> i32 {
+        let q = (real / self.scale).round() as i64 + i64::from(self.zero_point);
+        q.clamp(-128, 127) as i32
+    }
 }
 
 impl TensorSpec {
@@ -114,6 +153,7 @@ impl Manifest {
                     name: (*name).into(),
                     shape: shape.to_vec(),
                     dtype: "f32".into(),
+                    quant: None,
                 })
                 .collect()
         };

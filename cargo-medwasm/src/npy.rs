@@ -6,13 +6,17 @@ use std::path::Path;
 
 use thiserror::Error;
 
-/// An f32 array with its shape, in C order.
+/// An array with its shape, in C order, its elements held as f32 (exact for every
+/// integer a quantized model stores).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Array {
     /// Dimensions, outermost first.
     pub shape: Vec<usize>,
     /// Elements in C (row-major) order.
     pub data: Vec<f32>,
+    /// Whether the elements are integers (the file held an integer dtype): quantized
+    /// values such as int8 test vectors, not real numbers.
+    pub integers: bool,
 }
 
 /// Why a `.npy` file could not be read.
@@ -176,13 +180,32 @@ impl Array {
                 .map(|v| exact(v.into()))
                 .collect::<Result<_, _>>()?,
         };
-        Ok(Array { shape, data })
+        Ok(Array {
+            shape,
+            data,
+            integers: ty.type_char() != npyz::TypeChar::Float,
+        })
     }
 
-    /// Serializes as a version 1 `.npy` file of dtype `<f4`, laid out as `np.save`
-    /// does: the header padded so that the data starts 64-byte aligned (npyz's writer
-    /// aligns to 16, so files would differ from NumPy's byte for byte).
+    /// An f32 array.
+    pub fn floats(shape: Vec<usize>, data: Vec<f32>) -> Array {
+        Array {
+            shape,
+            data,
+            integers: false,
+        }
+    }
+
+    /// Serializes as a version 1 `.npy` file laid out as `np.save` does: the header
+    /// padded so that the data starts 64-byte aligned (npyz's writer aligns to 16, so
+    /// files would differ from NumPy's byte for byte). Floats are `<f4`; integers are
+    /// `|i1` when every value fits an i8, else `<i4`.
     pub fn to_bytes(&self) -> Vec<u8> {
+        let descr = match self.integers {
+            false => "<f4",
+            true if self.data.iter().all(|&v| (-128.0..=127.0).contains(&v)) => "|i1",
+            true => "<i4",
+        };
         let shape = match self.shape.len() {
             1 => format!("({},)", self.shape[0]),
             _ => format!(
@@ -194,8 +217,8 @@ impl Array {
                     .join(", ")
             ),
         };
-        let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
-        // The header is padded with spaces so that the data starts 64-byte aligned.
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
         let unpadded = 10 + header.len() + 1;
         header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
         header.push('\n');
@@ -203,13 +226,18 @@ impl Array {
         out.extend_from_slice(b"\x93NUMPY\x01\x00");
         out.extend_from_slice(&(header.len() as u16).to_le_bytes());
         out.extend_from_slice(header.as_bytes());
-        for v in &self.data {
-            out.extend_from_slice(&v.to_le_bytes());
+        for &v in &self.data {
+            match descr {
+                "<f4" => out.extend_from_slice(&v.to_le_bytes()),
+                // Integer arrays hold exact integers (checked ranges above and at read).
+                "|i1" => out.push(v as i8 as u8),
+                _ => out.extend_from_slice(&(v as i32).to_le_bytes()),
+            }
         }
         out
     }
 
-    /// Writes a version 1 `.npy` file of dtype `<f4`.
+    /// Writes it as [`Array::to_bytes`] lays it out.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         std::fs::write(path, self.to_bytes())
     }
@@ -221,10 +249,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let a = Array {
-            shape: vec![2, 3],
-            data: vec![1.0, -2.0, 3.5, 0.0, f32::MAX, -0.25],
-        };
+        let a = Array::floats(vec![2, 3], vec![1.0, -2.0, 3.5, 0.0, f32::MAX, -0.25]);
         let bytes = a.to_bytes();
         assert_eq!(
             (bytes.len() - 6 * 4) % 64,
@@ -238,10 +263,7 @@ mod tests {
 
     #[test]
     fn rejects_truncated_and_wrong_dtype() {
-        let a = Array {
-            shape: vec![4],
-            data: vec![1.0; 4],
-        };
+        let a = Array::floats(vec![4], vec![1.0; 4]);
         let bytes = a.to_bytes();
         assert!(
             Array::parse(&bytes[..bytes.len() - 1])
@@ -273,6 +295,14 @@ mod tests {
         let a = Array::parse(&bytes).unwrap();
         assert_eq!(a.shape, [1, 3]);
         assert_eq!(a.data, [-128.0, 0.0, 127.0]);
+        assert!(a.integers);
+        // Written back as int8, byte for byte what NumPy wrote.
+        assert_eq!(a.to_bytes(), bytes);
+        let wide = Array {
+            data: vec![-129.0, 0.0, 127.0],
+            ..a.clone()
+        };
+        assert_eq!(Array::parse(&wide.to_bytes()).unwrap(), wide);
 
         let mut wide = bytes.clone();
         let at = wide.windows(3).position(|w| w == b"|i1").unwrap();

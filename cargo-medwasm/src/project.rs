@@ -31,6 +31,8 @@ pub struct Metadata {
     pub runs: Option<usize>,
     /// Board of the `mcu` target: a built-in name or a board file.
     pub board: Option<String>,
+    /// Quantization steps an int8 output element may be off (default 0).
+    pub int8_tolerance_steps: Option<u32>,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -39,6 +41,7 @@ const KNOWN_KEYS: &[&str] = &[
     "rel-tolerance",
     "runs",
     "board",
+    "int8-tolerance-steps",
 ];
 
 /// A detector project, located with cargo_metadata.

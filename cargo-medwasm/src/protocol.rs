@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Quant};
 use crate::report::{
     Deviation, Finding, Latency, Memory, Size, TargetReport, Tolerance, VectorResult,
 };
@@ -154,12 +154,13 @@ pub fn conformance(
     size: Size,
     tolerance: Tolerance,
 ) -> TargetReport {
+    let quant = output_quant(job.manifest);
     let vectors: Vec<VectorResult> = job
         .cases
         .iter()
         .zip(&execution.outcomes)
         .enumerate()
-        .map(|(index, (case, outcome))| compare(index, case, outcome, tolerance))
+        .map(|(index, (case, outcome))| compare(index, case, outcome, &quant, tolerance))
         .collect();
     // A runner that returned fewer outcomes than cases would otherwise pass silently.
     let complete = execution.outcomes.len() == job.cases.len();
@@ -180,8 +181,20 @@ pub fn conformance(
     }
 }
 
-/// Compares one outcome with the references of its case.
-pub fn compare(index: usize, case: &Case, outcome: &Outcome, tolerance: Tolerance) -> VectorResult {
+/// How the model quantizes each output (`None` for a float output), in manifest order.
+pub fn output_quant(manifest: &Manifest) -> Vec<Option<Quant>> {
+    manifest.outputs.iter().map(|o| o.quant).collect()
+}
+
+/// Compares one outcome with the references of its case; outputs the model quantizes
+/// (`quant[j]`) are compared in quantization steps.
+pub fn compare(
+    index: usize,
+    case: &Case,
+    outcome: &Outcome,
+    quant: &[Option<Quant>],
+    tolerance: Tolerance,
+) -> VectorResult {
     match outcome {
         Err(err) => VectorResult {
             index,
@@ -191,13 +204,13 @@ pub fn compare(index: usize, case: &Case, outcome: &Outcome, tolerance: Toleranc
             error: Some(err.to_string()),
         },
         Ok(inference) => {
-            let vs_tract = case
-                .tract
-                .as_ref()
-                .and_then(|want| deviation(&inference.outputs, want.iter().map(Some), tolerance));
+            let vs_tract = case.tract.as_ref().and_then(|want| {
+                deviation(&inference.outputs, want.iter().map(Some), quant, tolerance)
+            });
             let vs_expected = deviation(
                 &inference.outputs,
                 case.expected.iter().map(Option::as_ref),
+                quant,
                 tolerance,
             );
             VectorResult {
@@ -218,13 +231,17 @@ pub fn compare(index: usize, case: &Case, outcome: &Outcome, tolerance: Toleranc
 fn deviation<'w>(
     got: &[Vec<f32>],
     want: impl Iterator<Item = Option<&'w Vec<f32>>>,
+    quant: &[Option<Quant>],
     tolerance: Tolerance,
 ) -> Option<Deviation> {
     let mut merged: Option<Deviation> = None;
     for (j, want) in want.enumerate() {
         let Some(want) = want else { continue };
         let got = got.get(j).map(Vec::as_slice).unwrap_or(&[]);
-        let d = Deviation::compare(got, want, tolerance);
+        let d = match quant.get(j).copied().flatten() {
+            Some(q) => Deviation::compare_steps(got, want, &q, tolerance),
+            None => Deviation::compare(got, want, tolerance),
+        };
         merged = Some(match merged {
             Some(m) => m.merge(d),
             None => d,
@@ -240,6 +257,7 @@ mod tests {
     const TOL: Tolerance = Tolerance {
         abs: 1e-4,
         rel: 1e-3,
+        steps: 0,
     };
 
     fn ok(outputs: Vec<Vec<f32>>) -> Outcome {
@@ -260,7 +278,7 @@ mod tests {
             tract: Some(vec![vec![2.0], vec![3.0]]),
             expected: vec![None, Some(vec![3.5])],
         };
-        let row = compare(4, &case, &ok(vec![vec![2.0], vec![3.0]]), TOL);
+        let row = compare(4, &case, &ok(vec![vec![2.0], vec![3.0]]), &[], TOL);
         assert_eq!(row.index, 4);
         assert!(row.vs_tract.is_some_and(|d| d.pass));
         let vs_expected = row.vs_expected.expect("output 1 has an expected file");
@@ -276,7 +294,7 @@ mod tests {
             tract: Some(vec![vec![1.0], vec![2.0]]),
             expected: vec![],
         };
-        let row = compare(0, &case, &ok(vec![vec![1.0]]), TOL);
+        let row = compare(0, &case, &ok(vec![vec![1.0]]), &[], TOL);
         assert!(
             !row.vs_tract.is_some_and(|d| d.pass),
             "a missing output must fail"
@@ -288,7 +306,7 @@ mod tests {
             tract: None,
             expected: vec![None],
         };
-        let row = compare(0, &bare, &ok(vec![vec![1.0]]), TOL);
+        let row = compare(0, &bare, &ok(vec![vec![1.0]]), &[], TOL);
         assert!(row.vs_tract.is_none() && row.vs_expected.is_none());
         assert!(
             !row.passed(),
@@ -306,7 +324,7 @@ mod tests {
             err.to_string(),
             "error 11 (`NonFinite`): input 0 element 3 is NaN"
         );
-        let row = compare(0, &Case::default(), &Err(err), TOL);
+        let row = compare(0, &Case::default(), &Err(err), &[], TOL);
         assert!(!row.passed());
         assert_eq!(
             DetectorError::Code {
@@ -316,5 +334,54 @@ mod tests {
             .to_string(),
             "error 99"
         );
+    }
+
+    #[test]
+    fn quantized_outputs_are_compared_in_steps() {
+        use crate::manifest::QuantDtype;
+        let q = Quant {
+            dtype: QuantDtype::I8,
+            scale: 0.5,
+            zero_point: -3,
+        };
+        let real =
+            |ints: &[i32]| -> Vec<f32> { ints.iter().map(|&v| q.dequantize(v as f32)).collect() };
+        let want = real(&[-128, 0, 5, 127]);
+        let case = Case {
+            inputs: vec![],
+            tract: None,
+            expected: vec![Some(want)],
+        };
+        let quant = [Some(q)];
+        // Exactly the same integers: passes at 0 steps.
+        let row = compare(0, &case, &ok(vec![real(&[-128, 0, 5, 127])]), &quant, TOL);
+        let steps = row.vs_expected.unwrap().steps.unwrap();
+        assert!(row.passed());
+        assert_eq!(
+            (steps.exact, steps.one, steps.more, steps.max),
+            (4, 0, 0, 0)
+        );
+        // One element one step off: 0.5 apart in reals, far beyond abs/rel, but the
+        // verdict is in steps.
+        let row = compare(0, &case, &ok(vec![real(&[-128, 1, 5, 127])]), &quant, TOL);
+        let d = row.vs_expected.unwrap();
+        assert!(!d.pass, "0 steps allowed by default");
+        assert_eq!(d.steps.unwrap().one, 1);
+        let loose = Tolerance { steps: 1, ..TOL };
+        assert!(compare(0, &case, &ok(vec![real(&[-128, 1, 5, 127])]), &quant, loose).passed());
+        // Three steps and a moved maximum; NaN never passes.
+        let row = compare(
+            0,
+            &case,
+            &ok(vec![real(&[-128, 0, 127, 124])]),
+            &quant,
+            loose,
+        );
+        let steps = row.vs_expected.unwrap().steps.unwrap();
+        assert_eq!(steps.max, 122);
+        assert!(!steps.argmax_agrees);
+        let nan = compare(0, &case, &ok(vec![vec![f32::NAN; 4]]), &quant, loose);
+        assert!(!nan.passed());
+        assert_eq!(nan.vs_expected.unwrap().steps.unwrap().max, u64::MAX);
     }
 }

@@ -143,6 +143,7 @@ mod tests {
                 Tolerance {
                     abs: 1e-5,
                     rel: 1e-4,
+                    steps: 0,
                 },
             );
             assert!(d.pass, "{name} sample {i}: {d:?}");

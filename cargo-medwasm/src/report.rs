@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::manifest::Quant;
+
 /// Version of the `--json` schema; bump it when a field changes meaning or goes away.
 /// 2: `latency.median_us`, `p95_us` and `p99_us` are `null` where nothing was timed
 /// (device targets count instructions; a target whose every vector failed).
@@ -36,6 +38,9 @@ pub struct Tolerance {
     pub abs: f32,
     /// Relative part.
     pub rel: f32,
+    /// For outputs the model quantizes: how many quantization steps an element may be
+    /// off (0 against the reference kernels); `abs` and `rel` do not apply to them.
+    pub steps: u32,
 }
 
 /// What one target measured.
@@ -128,17 +133,44 @@ pub struct Deviation {
     pub max_rel: f32,
     /// Whether every element is within tolerance.
     pub pass: bool,
+    /// For outputs the model quantizes: how far off they are in quantization steps
+    /// (these outputs pass on `Tolerance::steps`, not on `abs`/`rel`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Steps>,
+}
+
+/// How far quantized outputs are off, in quantization steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Steps {
+    /// Elements exactly equal.
+    pub exact: u64,
+    /// Elements off by one step.
+    pub one: u64,
+    /// Elements off by more than one step (a non-finite element counts here).
+    pub more: u64,
+    /// The largest difference in steps (`u64::MAX` for a non-finite element).
+    pub max: u64,
+    /// Whether the position of the largest element agrees, for every output.
+    pub argmax_agrees: bool,
+}
+
+impl Steps {
+    fn merge(self, other: Steps) -> Steps {
+        Steps {
+            exact: self.exact + other.exact,
+            one: self.one + other.one,
+            more: self.more + other.more,
+            max: self.max.max(other.max),
+            argmax_agrees: self.argmax_agrees && other.argmax_agrees,
+        }
+    }
 }
 
 impl Deviation {
     /// Compares `got` against `want` element by element.
     pub fn compare(got: &[f32], want: &[f32], tol: Tolerance) -> Deviation {
         if got.len() != want.len() {
-            return Deviation {
-                max_abs: f32::INFINITY,
-                max_rel: f32::INFINITY,
-                pass: false,
-            };
+            return Deviation::length_mismatch();
         }
         let mut max_abs = 0.0f32;
         let mut max_rel = 0.0f32;
@@ -171,6 +203,61 @@ impl Deviation {
             max_abs,
             max_rel,
             pass,
+            steps: None,
+        }
+    }
+
+    fn length_mismatch() -> Deviation {
+        Deviation {
+            max_abs: f32::INFINITY,
+            max_rel: f32::INFINITY,
+            pass: false,
+            steps: None,
+        }
+    }
+
+    /// Compares the real values `got` and `want` of an output the model quantizes
+    /// with `quant`, in quantization steps: each value is mapped back to its integer
+    /// (exact for values that are dequantized integers) and the output passes when no
+    /// element is more than `tol.steps` apart. `max_abs`/`max_rel` are reported too.
+    pub fn compare_steps(got: &[f32], want: &[f32], quant: &Quant, tol: Tolerance) -> Deviation {
+        if got.len() != want.len() {
+            return Deviation::length_mismatch();
+        }
+        let floats = Deviation::compare(got, want, tol);
+        let mut steps = Steps {
+            exact: 0,
+            one: 0,
+            more: 0,
+            max: 0,
+            argmax_agrees: true,
+        };
+        let (mut best_got, mut best_want) = ((i32::MIN, 0), (i32::MIN, 0));
+        for (k, (&g, &w)) in got.iter().zip(want).enumerate() {
+            let (qg, qw) = (quant.quantize(g), quant.quantize(w));
+            let off = if g.is_finite() && w.is_finite() {
+                u64::from(qg.abs_diff(qw))
+            } else {
+                u64::MAX
+            };
+            match off {
+                0 => steps.exact += 1,
+                1 => steps.one += 1,
+                _ => steps.more += 1,
+            }
+            steps.max = steps.max.max(off);
+            if qg > best_got.0 {
+                best_got = (qg, k);
+            }
+            if qw > best_want.0 {
+                best_want = (qw, k);
+            }
+        }
+        steps.argmax_agrees = best_got.1 == best_want.1;
+        Deviation {
+            pass: steps.max <= u64::from(tol.steps),
+            steps: Some(steps),
+            ..floats
         }
     }
 
@@ -180,6 +267,10 @@ impl Deviation {
             max_abs: self.max_abs.max(other.max_abs),
             max_rel: self.max_rel.max(other.max_rel),
             pass: self.pass && other.pass,
+            steps: match (self.steps, other.steps) {
+                (Some(a), Some(b)) => Some(a.merge(b)),
+                (a, b) => a.or(b),
+            },
         }
     }
 }
@@ -497,6 +588,23 @@ fn short(x: f32) -> String {
 
 fn deviation_cell(d: Option<Deviation>) -> String {
     match d {
+        // Quantized outputs: elements off by 0 / 1 / more steps, the worst, argmax.
+        Some(Deviation { steps: Some(s), .. }) => format!(
+            "{}/{}/{} steps (max {}{})",
+            s.exact,
+            s.one,
+            s.more,
+            if s.max == u64::MAX {
+                "inf".to_string()
+            } else {
+                s.max.to_string()
+            },
+            if s.argmax_agrees {
+                ""
+            } else {
+                ", argmax differs"
+            }
+        ),
         Some(d) => format!("{} / {}", scientific(d.max_abs), scientific(d.max_rel)),
         None => "-".to_string(),
     }
@@ -551,6 +659,7 @@ mod tests {
         let tol = Tolerance {
             abs: 1e-4,
             rel: 1e-3,
+            steps: 0,
         };
         assert!(Deviation::compare(&[1.0, 2.0], &[1.0, 2.0], tol).pass);
         assert!(!Deviation::compare(&[1.0, f32::NAN], &[1.0, 2.0], tol).pass);
@@ -580,6 +689,7 @@ mod tests {
                 max_abs,
                 max_rel,
                 pass: true,
+                steps: None,
             })
         };
         BenchReport {
@@ -590,6 +700,7 @@ mod tests {
             tolerance: Tolerance {
                 abs: 1e-4,
                 rel: 1e-3,
+                steps: 0,
             },
             host: "AMD EPYC 7B13, 2 cores, linux x86_64".into(),
             targets: vec![TargetReport {
@@ -615,6 +726,7 @@ mod tests {
                             max_abs: 0.5,
                             max_rel: 0.0625,
                             pass: false,
+                            steps: None,
                         }),
                         finding: Some(Finding {
                             score: 12.5,
@@ -697,7 +809,8 @@ mod tests {
           "model_sha256": "3f2a9c0d1e2b4a5968778695a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5",
           "tolerance": {
             "abs": 0.0001,
-            "rel": 0.001
+            "rel": 0.001,
+            "steps": 0
           },
           "host": "AMD EPYC 7B13, 2 cores, linux x86_64",
           "targets": [
@@ -784,11 +897,13 @@ mod tests {
             max_abs: 0.0,
             max_rel: 0.0,
             pass: true,
+            steps: None,
         });
         let fail = Some(Deviation {
             max_abs: 1.0,
             max_rel: 1.0,
             pass: false,
+            steps: None,
         });
         let row = |vs_tract, vs_expected, error: Option<&str>| VectorResult {
             index: 0,

@@ -27,6 +27,7 @@ pub fn load_cases(project: &Project, manifest: &Manifest, ui: &Ui) -> Result<Vec
             )
         })?;
         check_vectors(&array, project, &path, "input", i, spec)?;
+        let array = to_abi(array, spec, project, &path)?;
         inputs.push((path, array));
     }
     let Some((first_path, first)) = inputs.first() else {
@@ -63,6 +64,7 @@ pub fn load_cases(project: &Project, manifest: &Manifest, ui: &Ui) -> Result<Vec
             )
         })?;
         check_vectors(&array, project, &path, "output", j, spec)?;
+        let array = to_abi(array, spec, project, &path)?;
         if array.samples() != count {
             bail!(
                 "`{}` holds {} vectors but `{}` holds {count}; store one expected sample per input vector, in the same order",
@@ -119,6 +121,27 @@ fn check_vectors(
     Ok(())
 }
 
+/// The vectors in the detector's ABI type: integer vectors of a tensor the model
+/// quantizes (int8 test vectors of an int8 model) become the real values they stand
+/// for, as the model's own DEQUANTIZE computes them; float vectors are real already.
+fn to_abi(array: Array, spec: &TensorSpec, project: &Project, path: &Path) -> Result<Array> {
+    let Some(quant) = spec.quant.filter(|_| array.integers) else {
+        return Ok(array);
+    };
+    if let Some(v) = array.data.iter().find(|v| !(-128.0..=127.0).contains(*v)) {
+        bail!(
+            "`{}` holds {v}, outside int8, but `{}` is int8 in the model; store its quantized values as int8",
+            relative(project, path),
+            spec.name
+        );
+    }
+    Ok(Array {
+        data: array.data.iter().map(|&q| quant.dequantize(q)).collect(),
+        integers: false,
+        ..array
+    })
+}
+
 /// Elements of sample `v` of an array already checked by [`check_vectors`].
 fn sample(array: &Array, v: usize) -> Vec<f32> {
     array.sample(v).map(<[f32]>::to_vec).unwrap_or_default()
@@ -168,7 +191,7 @@ mod tests {
         let len = shape.iter().product();
         let data = (0..len).map(|i| i as f32).collect();
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        Array { shape, data }.write(&path).expect("write npy");
+        Array::floats(shape, data).write(&path).expect("write npy");
     }
 
     #[test]
@@ -232,5 +255,45 @@ mod tests {
         write(project.inputs_file(1), vec![3, 2]);
         write(project.expected_file(0), vec![2, 3]);
         assert!(err(&project).contains("`vectors/expected.npy` holds 2 vectors"));
+    }
+
+    #[test]
+    fn int8_vectors_of_a_quantized_tensor_are_dequantized() {
+        use crate::manifest::{Quant, QuantDtype};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let project = project(dir.path());
+        let q = Quant {
+            dtype: QuantDtype::I8,
+            scale: 0.25,
+            zero_point: 10,
+        };
+        let mut manifest = Manifest::for_tests(&[("x", &[1, 3])], &[("y", &[1, 2])]);
+        manifest.inputs[0].quant = Some(q);
+        manifest.outputs[0].quant = Some(q);
+        let ints = |shape: Vec<usize>, data: Vec<f32>| Array {
+            shape,
+            data,
+            integers: true,
+        };
+        std::fs::create_dir_all(project.vectors_dir()).unwrap();
+        ints(vec![1, 3], vec![-128.0, 10.0, 127.0])
+            .write(&project.inputs_file(0))
+            .unwrap();
+        ints(vec![1, 2], vec![14.0, 6.0])
+            .write(&project.expected_file(0))
+            .unwrap();
+        let cases = load_cases(&project, &manifest, &Ui::silent()).expect("valid vectors");
+        assert_eq!(cases[0].inputs, vec![vec![-34.5, 0.0, 29.25]]);
+        assert_eq!(cases[0].expected, vec![Some(vec![1.0, -1.0])]);
+
+        // A value an int8 cannot hold is refused, not wrapped.
+        ints(vec![1, 3], vec![-129.0, 10.0, 127.0])
+            .write(&project.inputs_file(0))
+            .unwrap();
+        let err = format!(
+            "{:#}",
+            load_cases(&project, &manifest, &Ui::silent()).unwrap_err()
+        );
+        assert!(err.contains("holds -129, outside int8"), "{err}");
     }
 }

@@ -273,6 +273,7 @@ fn lower(path: &Path, bytes: &[u8], imported: Imported) -> Result<Converted, Con
         name: graph.tensors[t].name.clone(),
         shape: graph.tensors[t].dims.iter().map(|&d| d as u64).collect(),
         dtype: graph.tensors[t].dtype.name().into(),
+        quant: None,
     };
     let manifest = Manifest {
         format_version: medwasm::format::VERSION_MAJOR,

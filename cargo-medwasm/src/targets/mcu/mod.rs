@@ -23,7 +23,6 @@ use self::board::{Board, DEFAULT_BOARD};
 use crate::artifact::{BuildOutput, Embedded, shown};
 use crate::files::write_if_changed;
 use crate::manifest::Manifest;
-use crate::npy::Array;
 use crate::prereq::{self, Check, Probe, probe};
 use crate::project::Project;
 use crate::protocol::{Execution, Job, Progress};
@@ -394,55 +393,14 @@ pub fn example_gcc_args(dir: &Path, crate_name: &str, board: &Board) -> Vec<Stri
     ]
 }
 
-/// Inputs of every stored vector, or `None` when the project has none.
+/// Inputs of every stored vector (checked as `bench` checks them, in the detector's
+/// ABI type), or `None` when the project has none.
 fn stored_vectors(project: &Project, manifest: &Manifest) -> Result<Option<Vec<Vec<Vec<f32>>>>> {
-    let mut arrays = Vec::new();
-    for i in 0..manifest.inputs.len() {
-        let path = project.inputs_file(i);
-        if !path.exists() {
-            return Ok(None);
-        }
-        arrays.push(Array::read(&path)?);
+    if (0..manifest.inputs.len()).any(|i| !project.inputs_file(i).exists()) {
+        return Ok(None);
     }
-    let paths: Vec<PathBuf> = (0..arrays.len()).map(|i| project.inputs_file(i)).collect();
-    collect_cases(&arrays, &paths, manifest).map(Some)
-}
-
-/// One case per stored vector: input `i` of case `v` is sample `v` of `arrays[i]`
-/// (read from `paths[i]`). The firmware reads the vectors back to back, so a short or
-/// missing sample would shift every input after it: such a file set is refused.
-fn collect_cases(
-    arrays: &[Array],
-    paths: &[PathBuf],
-    manifest: &Manifest,
-) -> Result<Vec<Vec<Vec<f32>>>> {
-    let count = arrays.first().map_or(0, Array::samples);
-    let mut cases = Vec::with_capacity(count);
-    for v in 0..count {
-        let mut case = Vec::with_capacity(arrays.len());
-        for ((array, spec), path) in arrays.iter().zip(&manifest.inputs).zip(paths) {
-            let want: u64 = spec.shape.iter().product();
-            let Some(sample) = array.sample(v) else {
-                bail!(
-                    "`{}` holds {} vectors but input 0 has {count}; store the same number of vectors for every input",
-                    path.display(),
-                    array.samples()
-                );
-            };
-            if sample.len() as u64 != want {
-                bail!(
-                    "vector {v} of `{}` has {} elements but input `{}` takes {want} ({:?}); store the vectors as [N, ...shape]",
-                    path.display(),
-                    sample.len(),
-                    spec.name,
-                    spec.shape
-                );
-            }
-            case.push(sample.to_vec());
-        }
-        cases.push(case);
-    }
-    Ok(cases)
+    let cases = crate::vectors::load_cases(project, manifest, &Ui::silent())?;
+    Ok(Some(cases.into_iter().map(|c| c.inputs).collect()))
 }
 
 #[cfg(test)]
@@ -456,48 +414,6 @@ mod tests {
             macs: 6,
             ..Manifest::for_tests(&[("x", &[1, 3])], &[("y", &[1, 2])])
         }
-    }
-
-    #[test]
-    fn vector_files_must_agree_with_each_other_and_the_manifest() {
-        let spec = |name: &str, shape: Vec<u64>| crate::manifest::TensorSpec {
-            name: name.into(),
-            shape,
-            dtype: "f32".into(),
-        };
-        let mut manifest = sample_manifest();
-        manifest.inputs = vec![spec("a", vec![1, 2]), spec("b", vec![1, 1])];
-        let paths = [PathBuf::from("inputs.npy"), PathBuf::from("inputs.1.npy")];
-        let array = |shape: Vec<usize>| Array {
-            data: (0..shape.iter().product::<usize>())
-                .map(|x| x as f32)
-                .collect(),
-            shape,
-        };
-
-        let cases =
-            collect_cases(&[array(vec![2, 2]), array(vec![2, 1])], &paths, &manifest).unwrap();
-        assert_eq!(
-            cases,
-            vec![
-                vec![vec![0.0, 1.0], vec![0.0]],
-                vec![vec![2.0, 3.0], vec![1.0]]
-            ]
-        );
-
-        let fewer = collect_cases(&[array(vec![2, 2]), array(vec![1, 1])], &paths, &manifest);
-        let err = fewer.unwrap_err().to_string();
-        assert!(
-            err.contains("inputs.1.npy") && err.contains("holds 1 vectors"),
-            "{err}"
-        );
-
-        let wrong = collect_cases(&[array(vec![2, 3]), array(vec![2, 1])], &paths, &manifest);
-        let err = wrong.unwrap_err().to_string();
-        assert!(
-            err.contains("has 3 elements") && err.contains("takes 2"),
-            "{err}"
-        );
     }
 
     #[test]

@@ -766,6 +766,7 @@ mod tests {
         let tol = Tolerance {
             abs: 1e-4,
             rel: 1e-3,
+            steps: 0,
         };
         let job_manifest = manifest();
         let job = Job {
@@ -823,6 +824,7 @@ mod tests {
             Tolerance {
                 abs: 1e-4,
                 rel: 1e-3,
+                steps: 0,
             },
         );
         assert!(report.passed, "{report:#?}");
