@@ -77,6 +77,7 @@ pub fn check_native(
         max_abs: 0.0,
         max_rel: 0.0,
         pass: true,
+        steps: None,
     };
     for s in 0..inputs.samples() {
         let x = inputs.sample(s).context("missing input sample")?.to_vec();
