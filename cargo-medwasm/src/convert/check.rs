@@ -102,28 +102,40 @@ fn dtype_problem(g: &Graph, n: &Node) -> Option<String> {
     if odd.is_empty() {
         return None;
     }
-    let list = odd
-        .iter()
-        .map(|&t| {
-            let tensor = &g.tensors[t];
-            let what = if tensor.is_const() {
-                "constant"
-            } else {
-                "tensor"
-            };
-            let quant = match &tensor.quant {
-                Some(q) if q.axis.is_some() => ", quantized per channel",
-                Some(_) => ", quantized",
-                None => "",
-            };
-            format!(
-                "{what} {} of element type {}{quant}",
-                display_name(g, t),
-                tensor.dtype.name()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
+    // What each odd tensor is; with its name where that helps (exporters' names
+    // of quantized tensors run to hundreds of characters and add nothing here).
+    let describe = |t: TensorId, named: bool| {
+        let tensor = &g.tensors[t];
+        let what = if tensor.is_const() {
+            "constant"
+        } else {
+            "tensor"
+        };
+        let quant = match &tensor.quant {
+            Some(q) if q.axis.is_some() => ", quantized per channel",
+            Some(_) => ", quantized per tensor",
+            None => "",
+        };
+        let name = if named {
+            format!(" {}", display_name(g, t))
+        } else {
+            String::new()
+        };
+        format!(
+            "{what}{name} of element type {}{quant}",
+            tensor.dtype.name()
+        )
+    };
+    let list = |named: bool| {
+        let mut seen: Vec<String> = vec![];
+        for &t in &odd {
+            let d = describe(t, named);
+            if !seen.contains(&d) {
+                seen.push(d);
+            }
+        }
+        seen.join("; ")
+    };
     let runtime_int8 = tensors
         .iter()
         .any(|&t| !g.tensors[t].is_const() && matches!(g.tensors[t].dtype, DType::I8 | DType::U8));
@@ -132,14 +144,19 @@ fn dtype_problem(g: &Graph, n: &Node) -> Option<String> {
         .any(|&t| g.tensors[t].is_const() && g.tensors[t].dtype == DType::I8);
     Some(if runtime_int8 {
         format!(
-            "int8 kernels are not in this build yet, so int8 (fully quantized) models cannot run ({list}); import the model's float version meanwhile"
+            "int8 kernels are not in this build yet, so int8 (fully quantized) models cannot run ({}); import the model's float version meanwhile",
+            list(false)
         )
     } else if const_int8 {
         format!(
-            "hybrid (dynamic-range) kernels, f32 activations with int8 weights, are not in this build yet ({list}); import a float model without weight quantization meanwhile"
+            "hybrid (dynamic-range) kernels, f32 activations with int8 weights, are not in this build yet ({}); import a float model without weight quantization meanwhile",
+            list(false)
         )
     } else {
-        format!("the runtime computes in f32 only and has no kernel for {list}")
+        format!(
+            "the runtime computes in f32 only and has no kernel for {}",
+            list(true)
+        )
     })
 }
 
@@ -243,7 +260,7 @@ mod tests {
                 .contains("hybrid (dynamic-range) kernels")
                 && problems[0]
                     .message
-                    .contains("constant `k` of element type i8"),
+                    .contains("(constant of element type i8)"),
             "{}",
             problems[0].message
         );
