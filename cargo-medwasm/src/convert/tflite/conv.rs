@@ -38,6 +38,9 @@ const MAX_WINDOW_PARAM: usize = 1 << 24;
 /// SAME: `out = ceil(in / stride)`; VALID: `out = (in - eff) / stride + 1`. The
 /// total padding goes half before, and the odd one at the end (bottom/right).
 fn axis(same: bool, input: usize, k: usize, stride: usize, dil: usize) -> R<(usize, usize, usize)> {
+    if input == 0 {
+        return shape_err("the input has a zero spatial dimension");
+    }
     let eff = (k - 1) * dil + 1;
     let out = if same {
         input.div_ceil(stride)
@@ -66,7 +69,7 @@ fn window(
         match v.map(|x| {
             usize::try_from(x)
                 .ok()
-                .filter(|&x| x >= 1 && x < MAX_WINDOW_PARAM)
+                .filter(|x| (1..MAX_WINDOW_PARAM).contains(x))
         }) {
             [Some(a), Some(b)] => Ok([a, b]),
             _ => unsupported(format!("{what} {v:?} must be positive and below 2^24")),
@@ -113,7 +116,7 @@ fn conv_2d(cx: &mut Cx<'_>, n: &TfNode<'_>) -> R<()> {
         [o, kh, kw, i] => [o, kh, kw, i],
         ref s => return shape_err(format!("the filter must be OHWI, not {s:?}")),
     };
-    if ic == 0 || oc == 0 || c % ic != 0 || oc % (c / ic) != 0 {
+    if ic == 0 || oc == 0 || c == 0 || !c.is_multiple_of(ic) || !oc.is_multiple_of(c / ic) {
         return shape_err(format!(
             "filter [{oc}, {kh}, {kw}, {ic}] does not fit {c} input channels (groups must divide both)"
         ));
@@ -158,7 +161,7 @@ fn depthwise_conv_2d(cx: &mut Cx<'_>, n: &TfNode<'_>) -> R<()> {
         [a, kh, kw, o] => [a, kh, kw, o],
         ref s => return shape_err(format!("the filter must be 1HWO, not {s:?}")),
     };
-    if one != 1 || c == 0 || oc % c != 0 || oc == 0 {
+    if one != 1 || c == 0 || oc == 0 || !oc.is_multiple_of(c) {
         return shape_err(format!(
             "filter [{one}, {kh}, {kw}, {oc}] does not fit {c} input channels (1HWO with a whole depth multiplier)"
         ));

@@ -48,7 +48,7 @@ fn fully_connected(cx: &mut Cx<'_>, n: &TfNode<'_>) -> R<()> {
         }
     };
     let numel: usize = xdims.iter().product();
-    if numel % depth != 0 || numel == 0 {
+    if numel == 0 || !numel.is_multiple_of(depth) {
         return shape_err(format!(
             "the input {xdims:?} does not divide into rows of depth {depth}"
         ));

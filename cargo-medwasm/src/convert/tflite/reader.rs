@@ -398,11 +398,14 @@ fn read_codes(model: &fb::ModelRef<'_>) -> Result<Vec<(i32, Option<String>)>, Re
     Ok(codes)
 }
 
+/// The bytes of buffer `index` (for the message: who refers to it), if any.
+type BufferBytes<'f, 'a> = &'f dyn Fn(u32, &str) -> Result<Option<&'a [u8]>, ReadError>;
+
 /// Reads tensor `i`; what makes it unusable goes into its `problem`.
 fn read_tensor<'a>(
     i: usize,
     t: &fb::TensorRef<'a>,
-    buffer_bytes: &dyn Fn(u32, &str) -> Result<Option<&'a [u8]>, ReadError>,
+    buffer_bytes: BufferBytes<'_, 'a>,
 ) -> Result<FileTensor<'a>, ReadError> {
     let what = format!("tensor {i}");
     let h = |e| broken(&what, e);

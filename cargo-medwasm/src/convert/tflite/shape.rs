@@ -95,7 +95,7 @@ fn resolve(shape: &[i64], count: usize) -> R<Vec<usize>> {
     let wild = shape.iter().filter(|&&d| d == -1).count();
     match (known, wild) {
         (Some(_), 0) => Ok(shape.iter().map(|&d| d as usize).collect()),
-        (Some(k), 1) if k > 0 && count % k == 0 => Ok(shape
+        (Some(k), 1) if k > 0 && count.is_multiple_of(k) => Ok(shape
             .iter()
             .map(|&d| if d == -1 { count / k } else { d as usize })
             .collect()),

@@ -939,6 +939,29 @@ fn malformed_files_are_errors_not_panics() {
     let err = read(&b.finish()).to_string();
     assert!(err.contains("refers to tensor 7"), "{err}");
 
+    // Zero dimensions reach no division or subtraction that would panic.
+    let mut b = Builder::new();
+    let x = b.f32_act("x", &[1, 0, 4, 0]);
+    let w = b.f32_const("w", &[2, 1, 1, 1], &[1.0, 2.0]);
+    let y = b.f32_act("y", &[1, 0, 4, 2]);
+    b.op(
+        fb::BuiltinOperator::Conv2d,
+        &[x, w, -1],
+        &[y],
+        Some(conv_opts(fb::Padding::Same, 1, fb::ActivationFunctionType::None)),
+    );
+    let p = b.f32_act("p", &[1, 0, 4, 0]);
+    b.op(
+        fb::BuiltinOperator::MaxPool2d,
+        &[x],
+        &[p],
+        Some(pool_opts(fb::Padding::Same, 2, 1)),
+    );
+    b.inputs = vec![x];
+    b.outputs = vec![y, p];
+    let err = read(&b.finish()).to_string();
+    assert!(err.contains("2 problems"), "{err}");
+
     // Seeded byte flips all over a valid file: each read returns, whatever it says.
     let mut state = 0x7f1e_u64;
     for _ in 0..3000 {
