@@ -456,16 +456,16 @@ impl Cx<'_> {
             outputs: op.outputs.clone(),
             options: op.options.clone().ok().flatten(),
         };
-        // Inputs unknown because of an earlier problem: nothing more to report
-        // here, and the outputs are unknown too.
         let mut poisoned = false;
         for &t in op.inputs.iter().flatten() {
             poisoned |= self.poisoned[t];
         }
-        let result = if poisoned {
-            Ok(())
-        } else if let Some(def) = def {
-            self.tensor_problems(&n).and_then(|()| match &op.options {
+        // An unknown operator is reported whatever its inputs; a known one with
+        // inputs left unknown by an earlier problem has nothing more to say.
+        let result = match def {
+            None => Err((ProblemKind::Operator, "operator not supported".to_string())),
+            Some(_) if poisoned => Ok(()),
+            Some(def) => self.tensor_problems(&n).and_then(|()| match &op.options {
                 Err(e) => Err((ProblemKind::Model, e.clone())),
                 Ok(_) if !op.extras.is_empty() => unsupported(format!(
                     "sets {}, which no supported operator uses",
@@ -476,9 +476,7 @@ impl Cx<'_> {
                         .join(", ")
                 )),
                 Ok(_) => (def.translate)(self, &n),
-            })
-        } else {
-            Err((ProblemKind::Operator, "operator not supported".to_string()))
+            }),
         };
         if let Err((kind, message)) = &result {
             self.problems.push(Problem {

@@ -793,11 +793,14 @@ fn every_problem_is_reported_at_once() {
     // …and a declared shape the operator does not compute.
     let r = b.f32_act("r", &[1, 4, 4, 3]);
     b.op(fb::BuiltinOperator::Relu, &[x], &[r], None);
-    // A node reading a tensor left unknown by an earlier problem adds nothing.
+    // A known operator reading a tensor left unknown by an earlier problem adds
+    // nothing; an unknown one is reported all the same.
     let z = b.f32_act("z", &[1, 4, 4, 2]);
     b.op(fb::BuiltinOperator::Relu, &[e], &[z], None);
+    let ce = b.f32_act("ce", &[1, 4, 4, 2]);
+    b.op(fb::BuiltinOperator::Ceil, &[z], &[ce], None);
     b.inputs = vec![x];
-    b.outputs = vec![c, ge, r, z];
+    b.outputs = vec![c, ge, r, ce];
     let err = convert(&b.finish()).unwrap_err();
     let ConvertError::Unsupported { problems, .. } = &err else {
         panic!("{err}")
@@ -813,6 +816,7 @@ fn every_problem_is_reported_at_once() {
             ("FLOOR_1", "FLOOR", ProblemKind::Operator),
             ("GELU_2", "GELU", ProblemKind::Operator),
             ("RELU_3", "RELU", ProblemKind::Shape),
+            ("CEIL_5", "CEIL", ProblemKind::Operator),
         ],
         "{err}"
     );
@@ -948,7 +952,11 @@ fn malformed_files_are_errors_not_panics() {
         fb::BuiltinOperator::Conv2d,
         &[x, w, -1],
         &[y],
-        Some(conv_opts(fb::Padding::Same, 1, fb::ActivationFunctionType::None)),
+        Some(conv_opts(
+            fb::Padding::Same,
+            1,
+            fb::ActivationFunctionType::None,
+        )),
     );
     let p = b.f32_act("p", &[1, 0, 4, 0]);
     b.op(
