@@ -224,7 +224,7 @@ pub const TFLITE_OPS: &[OpSupport] = &[
     OpSupport {
         op: "RESHAPE",
         runs_as: "Copy",
-        notes: "constant `shape` input or `new_shape` option (one -1)",
+        notes: "constant `shape` input or `new_shape` option (one -1), else the output's declared shape",
     },
     OpSupport {
         op: "SQUEEZE",

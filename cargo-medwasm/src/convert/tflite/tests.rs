@@ -446,6 +446,89 @@ fn residual_adds_between_convs_leave_no_transpose_inside() {
     assert_close(&run_blob(&converted.blob, &[xv])[0], &want, 1e-5);
 }
 
+#[test]
+fn shape_ops_reductions_and_activations_run_as_defined() {
+    // x [1, 2, 3, 2] → PAD (1 row on top, 1 column on the right) → TRANSPOSE to
+    // [1, 2, 3, 4] → MEAN over the last axis → EXPAND_DIMS -1 → CONCATENATION
+    // with itself → SQUEEZE axis 0 → LEAKY_RELU → HARD_SWISH → MUL by [2, -1] →
+    // SUB 0.5 → LOGISTIC → TANH → RESHAPE [-1, 4] → [3, 4].
+    use fb::BuiltinOperator as B;
+    use fb::BuiltinOptions as O;
+    let mut b = Builder::new();
+    let x = b.f32_act("x", &[1, 2, 3, 2]);
+    let pads = b.i32_const("pads", &[4, 2], &[0, 0, 1, 0, 0, 1, 0, 0], None);
+    let p = b.f32_act("p", &[1, 3, 4, 2]);
+    b.op(B::Pad, &[x, pads], &[p], None);
+    let perm = b.i32_const("perm", &[4], &[0, 3, 1, 2], None);
+    let t = b.f32_act("t", &[1, 2, 3, 4]);
+    b.op(B::Transpose, &[p, perm], &[t], None);
+    let axis = b.i32_const("axis", &[1], &[3], None);
+    let m = b.f32_act("m", &[1, 2, 3]);
+    let keep = O::ReducerOptions(Box::new(fb::ReducerOptions { keep_dims: false }));
+    b.op(B::Mean, &[t, axis], &[m], Some(keep));
+    let last = b.i32_const("last", &[], &[-1], None);
+    let e = b.f32_act("e", &[1, 2, 3, 1]);
+    b.op(B::ExpandDims, &[m, last], &[e], None);
+    let c = b.f32_act("c", &[1, 2, 3, 2]);
+    let cat = O::ConcatenationOptions(Box::new(fb::ConcatenationOptions {
+        axis: 3,
+        fused_activation_function: fb::ActivationFunctionType::None,
+    }));
+    b.op(B::Concatenation, &[e, e], &[c], Some(cat));
+    let s = b.f32_act("s", &[2, 3, 2]);
+    let sq = O::SqueezeOptions(Box::new(fb::SqueezeOptions {
+        squeeze_dims: Some(vec![0]),
+    }));
+    b.op(B::Squeeze, &[c], &[s], Some(sq));
+    let l = b.f32_act("l", &[2, 3, 2]);
+    let leaky = O::LeakyReluOptions(Box::new(fb::LeakyReluOptions { alpha: 0.1 }));
+    b.op(B::LeakyRelu, &[s], &[l], Some(leaky));
+    let h = b.f32_act("h", &[2, 3, 2]);
+    b.op(B::HardSwish, &[l], &[h], None);
+    let k2 = b.f32_const("k2", &[2], &[2.0, -1.0]);
+    let mu = b.f32_act("mu", &[2, 3, 2]);
+    b.op(B::Mul, &[h, k2], &[mu], None);
+    let half = b.f32_const("half", &[1], &[0.5]);
+    let su = b.f32_act("su", &[2, 3, 2]);
+    b.op(B::Sub, &[mu, half], &[su], None);
+    let sg = b.f32_act("sg", &[2, 3, 2]);
+    b.op(B::Logistic, &[su], &[sg], None);
+    let th = b.f32_act("th", &[2, 3, 2]);
+    b.op(B::Tanh, &[sg], &[th], None);
+    let shape = b.i32_const("shape", &[2], &[-1, 4], None);
+    let y = b.f32_act("y", &[3, 4]);
+    b.op(B::Reshape, &[th, shape], &[y], None);
+    b.inputs = vec![x];
+    b.outputs = vec![y];
+    let converted = convert(&b.finish()).unwrap_or_else(|e| panic!("{e}"));
+
+    let xv = values(12, 77);
+    let xa = |hh: usize, w: usize, ch: usize| xv[(hh * 3 + w) * 2 + ch];
+    // PAD then TRANSPOSE: t[ch][hh][w] over a 3×4 padded plane per channel.
+    let tv = |ch: usize, hh: usize, w: usize| {
+        if hh >= 1 && w < 3 {
+            xa(hh - 1, w, ch)
+        } else {
+            0.0
+        }
+    };
+    let mut want = vec![];
+    for ch in 0..2 {
+        for hh in 0..3 {
+            let mean = (0..4).map(|w| tv(ch, hh, w)).sum::<f32>() / 4.0;
+            // Concatenated with itself: both channels of the new last axis.
+            for k in 0..2 {
+                let v = if mean < 0.0 { 0.1 * mean } else { mean };
+                let v = v * (v + 3.0).clamp(0.0, 6.0) / 6.0;
+                let v = v * [2.0, -1.0][k] - 0.5;
+                let v = 1.0 / (1.0 + (-v).exp());
+                want.push(v.tanh());
+            }
+        }
+    }
+    assert_close(&run_blob(&converted.blob, &[xv])[0], &want, 1e-6);
+}
+
 /// x int8 [1, 4, 4, 2] → CONV_2D (per-channel, 3 filters) → DEPTHWISE (×2) →
 /// ADD with itself → FULLY_CONNECTED (per-tensor) → SOFTMAX.
 fn int8_model() -> Vec<u8> {
