@@ -61,9 +61,12 @@ fn fully_connected(cx: &mut Cx<'_>, n: &TfNode<'_>) -> R<()> {
             wt.name
         ));
     }
+    // The IR's Gemm has no place for this option, which TensorFlow's converter
+    // sets on dynamic-range FULLY_CONNECTED by default; the hybrid back end will
+    // need it (spec §7.3: per-batch asymmetric input quantization).
     if kind == Kind::Hybrid && asymmetric {
         return unsupported(
-            "`asymmetric_quantize_inputs` of a dynamic-range FULLY_CONNECTED is not supported",
+            "`asymmetric_quantize_inputs` (per-batch asymmetric input quantization, the default of TensorFlow's converter for dynamic-range FULLY_CONNECTED) is not supported yet; dynamic-range models need hybrid kernels that are not in this build",
         );
     }
     if kind != Kind::Float {
