@@ -924,6 +924,57 @@ fn operator_codes_read_the_larger_of_both_fields() {
     assert_eq!(converted.manifest.ops, [("Relu".to_string(), 1)]);
 }
 
+/// A model whose FULLY_CONNECTED weights `[2, 2]` live after the flatbuffer, as
+/// in models over 2 GiB: the buffer has no `data`, only `offset` and `size`.
+fn external_weights(offset_past_end: u64) -> Vec<u8> {
+    let weights: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let build = |offset: u64| {
+        let mut b = Builder::new();
+        let x = b.f32_act("x", &[1, 2]);
+        b.buffers.push(fb::Buffer {
+            data: None,
+            offset,
+            size: weights.len() as u64,
+        });
+        let buffer = (b.buffers.len() - 1) as u32;
+        b.tensors.push(fb::Tensor {
+            shape: Some(vec![2, 2]),
+            type_: fb::TensorType::Float32,
+            buffer,
+            name: Some("w".into()),
+            ..Default::default()
+        });
+        let w = (b.tensors.len() - 1) as i32;
+        let y = b.f32_act("y", &[1, 2]);
+        b.op(fb::BuiltinOperator::FullyConnected, &[x, w, -1], &[y], None);
+        b.inputs = vec![x];
+        b.outputs = vec![y];
+        b.finish()
+    };
+    // The offset's value does not change the flatbuffer's length (a u64 field
+    // other than its default 0), so a first build tells where the data goes.
+    let len = build(2).len() as u64;
+    let mut bytes = build(len + offset_past_end);
+    bytes.extend_from_slice(&weights);
+    bytes
+}
+
+#[test]
+fn buffers_after_the_flatbuffer_are_read_by_offset_and_checked() {
+    let converted = convert(&external_weights(0)).unwrap_or_else(|e| panic!("{e}"));
+    // y = x · W^T with W = [[1, 2], [3, 4]].
+    let got = run_blob(&converted.blob, &[vec![1.0, -1.0]]);
+    assert_close(&got[0], &[-1.0, -1.0], 0.0);
+    let err = convert(&external_weights(4))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("past the end of the"), "{err}");
+}
+
 #[test]
 fn metadata_and_signatures_reach_the_manifest() {
     let mut b = Builder::new();
