@@ -152,6 +152,8 @@ mod tests {
                     opset: 17,
                     producer: "test 1".into(),
                     input_shapes: vec![vec![1, 3]],
+                    min_runtime_version: None,
+                    signatures: vec![],
                 },
                 inputs: vec![spec.clone()],
                 outputs: vec![spec],

@@ -1,7 +1,8 @@
 //! A bench session: for each selected target, build the detector (or take a given
 //! artifact), run the stored test vectors through it, compare its outputs with tract
-//! running the original model and with the stored expected outputs, and measure
-//! latency, size and memory; one [`BenchReport`] for every target.
+//! running the original model (ONNX; tract cannot run TFLite, whose stored expected
+//! outputs come from LiteRT at import) and with the stored expected outputs, and
+//! measure latency, size and memory; one [`BenchReport`] for every target.
 
 use std::path::PathBuf;
 
@@ -97,7 +98,7 @@ pub fn bench(project: &Project, options: &BenchOptions, ui: &Ui) -> Result<Bench
     }
     if !cases.iter().any(Case::has_reference) {
         bail!(
-            "nothing to compare the detector with: tract cannot run the original model and there are no expected outputs; save them as `{}` with shape [N, {}] (float32)",
+            "nothing to compare the detector with: tract cannot run the original model and there are no expected outputs; import it again (a `.tflite` import stores LiteRT's outputs) or save them as `{}` with shape [N, {}] (float32)",
             relative(project, &project.expected_file(0)),
             manifest
                 .outputs
@@ -195,6 +196,13 @@ fn add_tract_outputs(
     ui: &Ui,
 ) -> Result<()> {
     let model = project.model_dir().join(&manifest.source.file);
+    if manifest.source.format == "tflite" {
+        ui.note(format!(
+            "tract cannot run TFLite models: `{}` is checked against the stored expected outputs (LiteRT's reference kernels at import)",
+            relative(project, &model)
+        ));
+        return Ok(());
+    }
     let reference = {
         let _spinner = ui.spinner(
             "Loading",

@@ -1,8 +1,9 @@
 //! Importing a model into a detector project: convert it, check the converted model
-//! natively against tract on the original before writing anything, then write
-//! `model/model.mwm`, `model/manifest.json`, `src/model.rs` and, when the project has
-//! none, test vectors. Used by `cargo medwasm import` and by `new` for templates that
-//! ship a model.
+//! natively against a reference that is not our code before writing anything (tract
+//! on an ONNX original, LiteRT's reference kernels on a TFLite one, or the given
+//! expected outputs when LiteRT is not installed), then write `model/model.mwm`,
+//! `model/manifest.json`, `src/model.rs` and test vectors. Used by `cargo medwasm
+//! import` and by `new` for templates that ship a model.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::convert::{self, ConvertOptions, run_native};
 use crate::files::write_atomically as write;
+use crate::litert::LiteRt;
 use crate::manifest::{BLOB_FILE, MANIFEST_FILE, Manifest};
 use crate::npy::Array;
 use crate::project::indexed;
@@ -59,15 +61,8 @@ pub fn import_model(root: &Path, model: &Path, opts: &ImportOptions, ui: &Ui) ->
         let (name, dims) = parse_shape(s)?;
         shapes.insert(name, dims);
     }
-    if model.extension().and_then(|e| e.to_str()) == Some("tflite") {
-        bail!(
-            "`{}` is a TFLite model; TFLite import comes in a later release. Convert it to ONNX first: `pip install tf2onnx && python -m tf2onnx.convert --tflite {} --output model.onnx --opset 13`",
-            model.display(),
-            model.display()
-        );
-    }
     ui.status("Converting", model.display());
-    let converted = convert::convert_onnx(
+    let converted = convert::convert_model(
         model,
         &ConvertOptions {
             input_shapes: shapes,
@@ -88,33 +83,39 @@ pub fn import_model(root: &Path, model: &Path, opts: &ImportOptions, ui: &Ui) ->
     let kept = model_dir.join(&manifest.source.file);
     let same = std::fs::canonicalize(model).ok() == std::fs::canonicalize(&kept).ok();
 
-    let reference = crate::reference::TractReference::new(model, &manifest.source.input_shapes)
-        .with_context(|| format!("tract cannot run `{}` as the reference", model.display()))?;
+    let reference = Reference::for_model(model, &manifest, opts, ui)?;
     let vectors = prepare_vectors(root, &manifest, opts, &reference, ui)?;
 
-    // Self-check: the SDK, natively, against tract on the first vector.
+    // Self-check: the SDK, natively, against the reference on the first vector.
     let sample: Vec<Vec<f32>> = vectors
         .inputs
         .iter()
         .map(|a| a.sample(0).unwrap_or(&[]).to_vec())
         .collect();
-    let want = reference.run(&sample)?;
+    let want: Vec<Vec<f32>> = match &vectors.reference_outputs {
+        Some(outs) => outs
+            .iter()
+            .map(|a| a.sample(0).unwrap_or(&[]).to_vec())
+            .collect(),
+        None => reference.run_one(&sample)?,
+    };
     let got = run_native(&converted.blob, &sample)?;
     let mut dev: Option<Deviation> = None;
     for (g, w) in got.iter().zip(&want) {
         let d = Deviation::compare(g, w, SELF_CHECK);
         dev = Some(dev.map_or(d, |x| x.merge(d)));
     }
+    let against = reference.describe(opts);
     match dev {
         Some(d) if d.pass => ui.status(
             "Verified",
             format!(
-                "against tract: max abs error {:.2e}, max rel error {:.2e}",
+                "against {against}: max abs error {:.2e}, max rel error {:.2e}",
                 d.max_abs, d.max_rel
             ),
         ),
         Some(d) => bail!(
-            "the converted model disagrees with tract on `{}` (max abs error {:.3e}, max rel error {:.3e}); nothing was written. This is a converter bug: please report it with the model attached",
+            "the converted model disagrees with {against} on `{}` (max abs error {:.3e}, max rel error {:.3e}); nothing was written. This is a converter bug: please report it with the model attached",
             model.display(),
             d.max_abs,
             d.max_rel
@@ -157,22 +158,142 @@ pub fn import_model(root: &Path, model: &Path, opts: &ImportOptions, ui: &Ui) ->
     Ok(manifest)
 }
 
+/// What an import checks the converted model against.
+enum Reference {
+    /// tract on the ONNX original.
+    Tract(crate::reference::TractReference),
+    /// LiteRT's reference kernels on the TFLite original.
+    LiteRt(LiteRt, PathBuf),
+    /// Only the outputs given with `--expected` (a TFLite model without LiteRT).
+    Expected,
+}
+
+impl Reference {
+    fn for_model(model: &Path, m: &Manifest, opts: &ImportOptions, ui: &Ui) -> Result<Reference> {
+        if !convert::is_tflite(model) {
+            let tract = crate::reference::TractReference::new(model, &m.source.input_shapes)
+                .with_context(|| {
+                    format!("tract cannot run `{}` as the reference", model.display())
+                })?;
+            return Ok(Reference::Tract(tract));
+        }
+        match LiteRt::probe() {
+            Ok(litert) => Ok(Reference::LiteRt(litert, model.to_path_buf())),
+            Err(why) if opts.expected.is_some() => {
+                ui.warn(format!(
+                    "LiteRT, the reference for TFLite models, is not available ({why}); checking against `--expected` only (`pip install ai-edge-litert` to check against LiteRT)"
+                ));
+                Ok(Reference::Expected)
+            }
+            Err(why) => bail!(
+                "LiteRT, the reference for TFLite models, is not available here ({why}), and tract cannot run `.tflite` files: pass `--inputs x.npy --expected y.npy` with outputs you trust (from TFLite's reference kernels), or install it with `pip install ai-edge-litert` (the Python is `python3`, or `MEDWASM_PYTHON`)"
+            ),
+        }
+    }
+
+    fn describe(&self, opts: &ImportOptions) -> String {
+        match self {
+            Reference::Tract(_) => "tract".into(),
+            Reference::LiteRt(l, _) => l.describe(),
+            Reference::Expected => format!(
+                "`{}`",
+                opts.expected
+                    .as_deref()
+                    .map(Path::display)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default()
+            ),
+        }
+    }
+
+    /// The outputs for every sample of `inputs` (one `[N, ...]` array per input),
+    /// one `[N, ...]` array per output; `None` without a runnable reference.
+    fn run_all(&self, inputs: &[Array], m: &Manifest) -> Result<Option<Vec<Array>>> {
+        match self {
+            Reference::Tract(tract) => {
+                let n = inputs.first().map_or(0, Array::samples);
+                let mut outs: Vec<Vec<f32>> = vec![vec![]; m.outputs.len()];
+                for s in 0..n {
+                    let sample: Vec<Vec<f32>> = inputs
+                        .iter()
+                        .map(|a| a.sample(s).unwrap_or(&[]).to_vec())
+                        .collect();
+                    for (o, v) in tract.run(&sample)?.into_iter().enumerate() {
+                        if let Some(acc) = outs.get_mut(o) {
+                            acc.extend(v);
+                        }
+                    }
+                }
+                Ok(Some(
+                    outs.into_iter()
+                        .zip(&m.outputs)
+                        .map(|(data, t)| {
+                            let mut shape = vec![n];
+                            shape.extend(t.shape.iter().map(|&d| d as usize));
+                            Array::floats(shape, data)
+                        })
+                        .collect(),
+                ))
+            }
+            Reference::LiteRt(litert, model) => {
+                let outs = litert.run(model, inputs)?;
+                if outs.len() != m.outputs.len() {
+                    bail!(
+                        "LiteRT finds {} outputs in `{}` but the converted model has {}; this is a converter bug",
+                        outs.len(),
+                        model.display(),
+                        m.outputs.len()
+                    );
+                }
+                Ok(Some(outs))
+            }
+            Reference::Expected => Ok(None),
+        }
+    }
+
+    /// The outputs for one sample.
+    fn run_one(&self, sample: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        match self {
+            Reference::Tract(tract) => tract.run(sample),
+            Reference::LiteRt(litert, model) => {
+                let inputs: Vec<Array> = sample
+                    .iter()
+                    .map(|x| Array::floats(vec![1, x.len()], x.clone()))
+                    .collect();
+                Ok(litert
+                    .run(model, &inputs)?
+                    .into_iter()
+                    .map(|a| a.data)
+                    .collect())
+            }
+            Reference::Expected => {
+                bail!("no reference to run; this is a bug in cargo-medwasm")
+            }
+        }
+    }
+}
+
 struct Vectors {
     /// One array per model input, `[N, ...]`.
     inputs: Vec<Array>,
+    /// What the reference (or `--expected`) says for them, when known.
+    reference_outputs: Option<Vec<Array>>,
     write_inputs: Vec<(usize, Array)>,
     write_expected: Vec<(usize, Array)>,
 }
 
 /// Picks the vectors: `--inputs/--expected`, else the project's own, else seeded
-/// random inputs with tract's outputs as the expected ones.
+/// random inputs with the reference's outputs as the expected ones. A TFLite model
+/// has no reference at bench time (tract cannot run it), so its expected outputs
+/// are always stored: LiteRT's, or `--expected`.
 fn prepare_vectors(
     root: &Path,
     m: &Manifest,
     opts: &ImportOptions,
-    reference: &crate::reference::TractReference,
+    reference: &Reference,
     ui: &Ui,
 ) -> Result<Vectors> {
+    let store_reference = matches!(reference, Reference::LiteRt(..));
     let check = |a: &Array, len: usize, what: &Path| -> Result<()> {
         let per = if a.samples() == 0 {
             0
@@ -198,6 +319,7 @@ fn prepare_vectors(
         let a = Array::read(path)?;
         check(&a, m.inputs[0].len(), path)?;
         let mut write_expected = vec![];
+        let mut reference_outputs = None;
         if let Some(e) = &opts.expected {
             let ex = Array::read(e)?;
             check(&ex, m.outputs[0].len(), e)?;
@@ -210,13 +332,26 @@ fn prepare_vectors(
                     a.samples()
                 );
             }
+            if matches!(reference, Reference::Expected) {
+                reference_outputs = Some(vec![ex.clone()]);
+            }
             write_expected.push((0, ex));
+        } else if store_reference {
+            let outs = reference.run_all(std::slice::from_ref(&a), m)?;
+            write_expected = outs.iter().flatten().cloned().enumerate().collect();
+            reference_outputs = outs;
         }
         return Ok(Vectors {
             inputs: vec![a.clone()],
+            reference_outputs,
             write_inputs: vec![(0, a)],
             write_expected,
         });
+    }
+    if matches!(reference, Reference::Expected) {
+        bail!(
+            "without LiteRT the expected outputs must come with their inputs: pass `--inputs x.npy --expected y.npy`"
+        );
     }
     let existing: Vec<PathBuf> = (0..m.inputs.len())
         .map(|i| root.join("vectors").join(indexed("inputs", i)))
@@ -228,14 +363,25 @@ fn prepare_vectors(
             check(&a, t.len(), p)?;
             inputs.push(a);
         }
+        // A TFLite model's stored outputs are its only reference at bench time:
+        // refresh them from LiteRT for the model being imported.
+        let (reference_outputs, write_expected) = if store_reference {
+            let outs = reference.run_all(&inputs, m)?;
+            let write = outs.iter().flatten().cloned().enumerate().collect();
+            (outs, write)
+        } else {
+            (None, vec![])
+        };
         return Ok(Vectors {
             inputs,
+            reference_outputs,
             write_inputs: vec![],
-            write_expected: vec![],
+            write_expected,
         });
     }
     ui.note(format!(
-        "no test vectors given: generating {GENERATED_VECTORS} seeded random inputs in [-1, 1) with tract's outputs as the expected ones; pass `--inputs x.npy --expected y.npy` to store real ones"
+        "no test vectors given: generating {GENERATED_VECTORS} seeded random inputs in [-1, 1) with {}'s outputs as the expected ones; pass `--inputs x.npy --expected y.npy` to store real ones",
+        if store_reference { "LiteRT" } else { "tract" }
     ));
     let mut rng = SplitMix(0x6d65_6477_6173_6d31);
     let inputs: Vec<Array> = m
@@ -250,31 +396,12 @@ fn prepare_vectors(
             Array::floats(shape, data)
         })
         .collect();
-    let mut outs: Vec<Vec<f32>> = vec![vec![]; m.outputs.len()];
-    for s in 0..GENERATED_VECTORS {
-        let sample: Vec<Vec<f32>> = inputs
-            .iter()
-            .map(|a| a.sample(s).unwrap_or(&[]).to_vec())
-            .collect();
-        for (o, v) in reference.run(&sample)?.into_iter().enumerate() {
-            if let Some(acc) = outs.get_mut(o) {
-                acc.extend(v);
-            }
-        }
-    }
-    let write_expected = outs
-        .into_iter()
-        .zip(&m.outputs)
-        .enumerate()
-        .map(|(i, (data, t))| {
-            let mut shape = vec![GENERATED_VECTORS];
-            shape.extend(t.shape.iter().map(|&d| d as usize));
-            (i, Array::floats(shape, data))
-        })
-        .collect();
+    let outs = reference.run_all(&inputs, m)?.unwrap_or_default();
+    let write_expected = outs.iter().cloned().enumerate().collect();
     let write_inputs = inputs.iter().cloned().enumerate().collect();
     Ok(Vectors {
         inputs,
+        reference_outputs: Some(outs),
         write_inputs,
         write_expected,
     })

@@ -15,6 +15,7 @@ pub mod convert;
 pub mod files;
 pub mod http;
 pub mod importer;
+pub mod litert;
 pub mod manifest;
 pub mod npy;
 pub mod prereq;

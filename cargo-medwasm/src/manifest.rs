@@ -50,14 +50,33 @@ pub struct Source {
     pub file: String,
     /// sha256 of the source model file, hex.
     pub sha256: String,
-    /// Source format: `onnx`.
+    /// Source format: `onnx` or `tflite`.
     pub format: String,
-    /// Default-domain opset version.
+    /// Default-domain opset version (ONNX), or the schema version (TFLite, 3).
     pub opset: i64,
-    /// `producer_name producer_version` from the model file.
+    /// `producer_name producer_version` from the model file (ONNX), or the
+    /// description (TFLite).
     pub producer: String,
     /// Input shapes the model was converted with (after fixing dynamic dims).
     pub input_shapes: Vec<Vec<u64>>,
+    /// The `min_runtime_version` metadata of a TFLite model (the oldest TFLite
+    /// runtime its operator versions need), for information.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_runtime_version: Option<String>,
+    /// The signatures of a TFLite model's main graph.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<Signature>,
+}
+
+/// A TFLite signature: its key and the alias names of its inputs and outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// `signature_key`, e.g. `serving_default`.
+    pub key: String,
+    /// Input aliases, in the file's order.
+    pub inputs: Vec<String>,
+    /// Output aliases, in the file's order.
+    pub outputs: Vec<String>,
 }
 
 /// Name, shape and element type of one graph input or output.
@@ -166,6 +185,8 @@ impl Manifest {
                 opset: 13,
                 producer: "test".into(),
                 input_shapes: inputs.iter().map(|(_, shape)| shape.to_vec()).collect(),
+                min_runtime_version: None,
+                signatures: vec![],
             },
             inputs: specs(inputs),
             outputs: specs(outputs),

@@ -10,11 +10,17 @@ use serde_json::Value;
 mod browser;
 
 fn cli(dir: &Path, args: &[&str]) -> Output {
+    cli_env(dir, args, &[])
+}
+
+/// [`cli`] with extra environment variables.
+fn cli_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_cargo-medwasm"))
         .arg("medwasm")
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .output()
         .expect("the cargo-medwasm binary runs");
     eprintln!(
@@ -289,6 +295,153 @@ fn ic_resnet8_fp32_conforms_under_wasmtime() {
     bench_shared("ic_resnet8_fp32");
 }
 
+/// `import`s a shared model's `model.tflite` with its inputs and LiteRT's
+/// reference-kernel outputs into a new project.
+fn import_shared_tflite(
+    name: &str,
+    extra_env: &[(&str, &str)],
+) -> Option<(tempfile::TempDir, PathBuf, Output)> {
+    let models = shared_models()?.join(name);
+    let tmp = tempfile::tempdir().unwrap();
+    let project_name = format!("{}-tflite-it", name.replace('_', "-"));
+    ok(tmp.path(), &["new", &project_name, "--template", "blank"]);
+    let project = tmp.path().join(&project_name);
+    let out = cli_env(
+        &project,
+        &[
+            "import",
+            models.join("model.tflite").to_str().unwrap(),
+            "--inputs",
+            models.join("inputs.npy").to_str().unwrap(),
+            "--expected",
+            models.join("expected_tflite_ref.npy").to_str().unwrap(),
+        ],
+        extra_env,
+    );
+    Some((tmp, project, out))
+}
+
+/// Whether LiteRT's Python package is installed (`pip install ai-edge-litert`);
+/// says so when it is not.
+fn litert() -> Option<()> {
+    let found = Command::new("python3")
+        .args(["-c", "import ai_edge_litert.interpreter"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        Some(())
+    } else {
+        skip("LiteRT is not installed (`pip install ai-edge-litert`)");
+        None
+    }
+}
+
+fn bench_shared_tflite(name: &str, transposes_note: bool) {
+    need!(litert());
+    let (_tmp, project, out) = need!(import_shared_tflite(name, &[]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("against LiteRT") && stderr.contains("BUILTIN_REF"),
+        "the self-check names its reference: {stderr}"
+    );
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(project.join("model/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let source = &manifest["source"];
+    assert_eq!(source["format"], "tflite", "{manifest:#}");
+    assert_eq!(source["file"], "model.tflite");
+    assert_eq!(source["opset"], 3);
+    assert_eq!(source["min_runtime_version"], "1.5.0", "{manifest:#}");
+    let notes = manifest["notes"].as_array().unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("fixed to 1")),
+        "{manifest:#}"
+    );
+    assert_eq!(
+        notes
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("Transposes inserted")),
+        transposes_note,
+        "{manifest:#}"
+    );
+    assert!(project.join("model/model.tflite").exists());
+
+    let out = cli(
+        &project,
+        &["bench", "--target", "wasmtime", "--json", "--runs", "5"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("tract cannot run TFLite models"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let target = &report["targets"][0];
+    assert_eq!(target["passed"], true, "{report:#}");
+    let vectors = target["vectors"].as_array().unwrap();
+    assert_eq!(vectors.len(), 8);
+    for v in vectors {
+        assert_eq!(v["vs_expected"]["pass"], true, "{v}");
+        assert!(v["vs_tract"].is_null(), "no tract for TFLite: {v}");
+    }
+}
+
+#[test]
+fn ad01_fp32_tflite_conforms_under_wasmtime() {
+    bench_shared_tflite("ad01_fp32", false);
+}
+
+#[test]
+fn ic_resnet8_fp32_tflite_conforms_under_wasmtime() {
+    bench_shared_tflite("ic_resnet8_fp32", true);
+}
+
+#[test]
+fn kws_float32_tflite_is_refused_until_hybrid_kernels_land() {
+    let (_tmp, project, out) = need!(import_shared_tflite("kws_float32", &[]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(Conv+Relu)") && err.contains("hybrid (dynamic-range) kernels"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!project.join("model/model.mwm").exists());
+}
+
+#[test]
+fn tflite_import_without_litert_says_so_and_needs_expected() {
+    let models = need!(shared_models()).join("ad01_fp32");
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["new", "no-litert", "--template", "blank"]);
+    let project = tmp.path().join("no-litert");
+    let no_python = [("MEDWASM_PYTHON", "/nonexistent/python3")];
+    let model = models.join("model.tflite");
+    let out = cli_env(&project, &["import", model.to_str().unwrap()], &no_python);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("LiteRT") && err.contains("not available") && err.contains("--expected"),
+        "{err}"
+    );
+    assert!(!project.join("model/model.mwm").exists());
+
+    // With `--expected`, the import checks against it and says what it used.
+    let (_tmp, project, out) = need!(import_shared_tflite("ad01_fp32", &no_python));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("not available") && err.contains("expected_tflite_ref.npy"),
+        "{err}"
+    );
+    assert!(project.join("vectors/expected.npy").exists());
+}
+
 #[test]
 fn unsupported_model_is_refused_with_every_problem_and_nothing_written() {
     let tmp = tempfile::tempdir().unwrap();
@@ -365,6 +518,7 @@ fn ops_table_and_help() {
     let tmp = tempfile::tempdir().unwrap();
     let ops = ok(tmp.path(), &["ops"]);
     assert!(ops.contains("| `Conv` |") && ops.contains("| `Softmax` |"));
+    assert!(ops.contains("## TFLite") && ops.contains("| `DEPTHWISE_CONV_2D` |"));
     let help = ok(tmp.path(), &["--help"]);
     for cmd in ["new", "import", "build", "bench", "doctor", "ops"] {
         assert!(help.contains(cmd), "{help}");

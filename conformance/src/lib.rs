@@ -63,7 +63,7 @@ pub fn shared_models() -> PathBuf {
     dir
 }
 
-/// Converts `model`, runs every sample of `inputs` natively, and compares each with
+/// Converts `model` (ONNX or TFLite, by extension), runs every sample of `inputs` natively, and compares each with
 /// the matching sample of `expected`. Returns the worst deviation.
 pub fn check_native(
     model: &Path,
@@ -72,7 +72,7 @@ pub fn check_native(
     expected: &Array,
     tol: Tolerance,
 ) -> Result<Deviation> {
-    let converted = cargo_medwasm::convert::convert_onnx(model, opts)?;
+    let converted = cargo_medwasm::convert::convert_model(model, opts)?;
     let mut worst = Deviation {
         max_abs: 0.0,
         max_rel: 0.0,

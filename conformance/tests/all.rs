@@ -1,5 +1,6 @@
 //! Conformance: every op case and the shared reference models, converted and run by
-//! the native (scalar) runtime, against onnxruntime's outputs.
+//! the native (scalar) runtime, against onnxruntime's outputs (ONNX) and LiteRT's
+//! reference kernels (TFLite).
 
 use std::collections::HashMap;
 
@@ -158,4 +159,69 @@ fn ic_resnet8_fp32_matches_onnxruntime() {
 #[test]
 fn kws_float32_matches_onnxruntime() {
     shared_case("kws_float32");
+}
+
+/// A shared model's `.tflite`, against LiteRT's reference kernels
+/// (`expected_tflite_ref.npy`).
+fn shared_tflite_case(name: &str) {
+    let dir = shared_models().join(name);
+    let inputs = Array::read(&dir.join("inputs.npy")).unwrap();
+    let expected = Array::read(&dir.join("expected_tflite_ref.npy")).unwrap();
+    let d = check_native(
+        &dir.join("model.tflite"),
+        &ConvertOptions::default(),
+        &inputs,
+        &expected,
+        NATIVE_MODEL_TOLERANCE,
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    println!(
+        "{name}.tflite: max abs {:.3e}, max rel {:.3e} vs LiteRT BUILTIN_REF",
+        d.max_abs, d.max_rel
+    );
+    assert!(d.pass, "{name}: {d:?}");
+}
+
+#[test]
+fn ad01_fp32_tflite_matches_litert() {
+    shared_tflite_case("ad01_fp32");
+}
+
+#[test]
+fn ic_resnet8_fp32_tflite_matches_litert() {
+    shared_tflite_case("ic_resnet8_fp32");
+}
+
+/// Models the runtime cannot run yet are refused with one problem per node, all of
+/// element types, none a panic or a parse error.
+fn refused_tflite(name: &str, needle: &str) {
+    let path = shared_models().join(name).join("model.tflite");
+    let err = cargo_medwasm::convert::convert_tflite(&path, &ConvertOptions::default())
+        .expect_err("not runnable yet");
+    let ConvertError::Unsupported { problems, .. } = &err else {
+        panic!("{name}: {err}")
+    };
+    assert!(
+        problems
+            .iter()
+            .all(|p| p.kind == ProblemKind::Dtype && p.message.contains(needle)),
+        "{name}: {err}"
+    );
+    let mut nodes: Vec<&str> = problems.iter().map(|p| p.node.as_str()).collect();
+    let all = nodes.len();
+    nodes.dedup();
+    assert_eq!(nodes.len(), all, "one problem per node: {err}");
+}
+
+#[test]
+fn kws_float32_needs_hybrid_convolution() {
+    // Its CONV_2D has int8 weights on float activations (dynamic range).
+    refused_tflite("kws_float32", "hybrid (dynamic-range) kernels");
+}
+
+#[test]
+fn int8_tflite_models_are_read_and_refused_per_node() {
+    for name in ["ad01_int8", "kws_int8", "ic_resnet8_int8"] {
+        refused_tflite(name, "int8 kernels are not in this build yet");
+    }
 }

@@ -14,7 +14,7 @@ use crate::ui::Ui;
 /// Convert and embed a model.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
-    /// The model file (`.onnx`).
+    /// The model file (`.onnx` or `.tflite`).
     pub model: PathBuf,
     /// Fix an input's shape: `name=1,640` (needed for dynamic dims other than batch).
     #[arg(long = "input-shape", value_name = "NAME=D0,D1,..")]
@@ -22,7 +22,8 @@ pub struct ImportArgs {
     /// Test inputs to store as `vectors/inputs.npy` (`[N, ...]` float32 .npy).
     #[arg(long)]
     pub inputs: Option<PathBuf>,
-    /// Expected outputs for `--inputs` to store as `vectors/expected.npy`.
+    /// Expected outputs for `--inputs` to store as `vectors/expected.npy` (needed for
+    /// a `.tflite` model when LiteRT, `pip install ai-edge-litert`, is not installed).
     #[arg(long, requires = "inputs")]
     pub expected: Option<PathBuf>,
     /// The detector project.

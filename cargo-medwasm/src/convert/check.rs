@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use medwasm::format::{MAX_GRAPH_IO, MAX_NODE_INPUTS, MAX_RANK};
 
-use super::ir::{DType, Graph, TensorId};
+use super::ir::{DType, Graph, Node, TensorId};
 use super::{Problem, ProblemKind};
 
 /// Every problem that keeps `g` from running, per node, each tensor reported once.
@@ -43,6 +43,11 @@ pub fn check(g: &Graph) -> Vec<Problem> {
                 ),
             );
         }
+        // Element types: one problem per node that says which kernels it needs,
+        // however many of its tensors are not f32.
+        if let Some(message) = dtype_problem(g, n) {
+            report(ProblemKind::Dtype, message);
+        }
         for t in n.inputs.iter().flatten().copied().chain([n.output]) {
             if seen.insert(t) {
                 for (kind, message) in tensor_problems(g, t) {
@@ -54,7 +59,8 @@ pub fn check(g: &Graph) -> Vec<Problem> {
     for (io, list) in [("input", &g.inputs), ("output", &g.outputs)] {
         for &t in list {
             if seen.insert(t) {
-                for (kind, message) in tensor_problems(g, t) {
+                let dtype = tensor_dtype_problem(g, t).map(|m| (ProblemKind::Dtype, m));
+                for (kind, message) in dtype.into_iter().chain(tensor_problems(g, t)) {
                     problems.push(Problem {
                         node: g.tensors[t].name.clone(),
                         op: io.into(),
@@ -68,29 +74,115 @@ pub fn check(g: &Graph) -> Vec<Problem> {
     problems
 }
 
-/// What is wrong with tensor `t` for the runtime.
+/// How a tensor is named in messages.
+fn display_name(g: &Graph, t: TensorId) -> String {
+    match g.tensors[t].name.as_str() {
+        "" => "an intermediate tensor".to_string(),
+        name => format!("`{name}`"),
+    }
+}
+
+/// The one element-type problem of node `n`: the kernels it would need that this
+/// build does not have. Quantized (int8) activations need int8 kernels; f32
+/// activations with int8 weights need hybrid (dynamic-range) kernels; anything else
+/// that is not f32 has no kernel at all.
+fn dtype_problem(g: &Graph, n: &Node) -> Option<String> {
+    let tensors: Vec<TensorId> = n
+        .inputs
+        .iter()
+        .flatten()
+        .copied()
+        .chain([n.output])
+        .collect();
+    let odd: Vec<TensorId> = tensors
+        .iter()
+        .copied()
+        .filter(|&t| g.tensors[t].dtype != DType::F32 || g.tensors[t].quant.is_some())
+        .collect();
+    if odd.is_empty() {
+        return None;
+    }
+    // What each odd tensor is; with its name where that helps (exporters' names
+    // of quantized tensors run to hundreds of characters and add nothing here).
+    let describe = |t: TensorId, named: bool| {
+        let tensor = &g.tensors[t];
+        let what = if tensor.is_const() {
+            "constant"
+        } else {
+            "tensor"
+        };
+        let quant = match &tensor.quant {
+            Some(q) if q.axis.is_some() => ", quantized per channel",
+            Some(_) => ", quantized per tensor",
+            None => "",
+        };
+        let name = if named {
+            format!(" {}", display_name(g, t))
+        } else {
+            String::new()
+        };
+        format!(
+            "{what}{name} of element type {}{quant}",
+            tensor.dtype.name()
+        )
+    };
+    let list = |named: bool| {
+        let mut seen: Vec<String> = vec![];
+        for &t in &odd {
+            let d = describe(t, named);
+            if !seen.contains(&d) {
+                seen.push(d);
+            }
+        }
+        seen.join("; ")
+    };
+    let runtime_int8 = tensors
+        .iter()
+        .any(|&t| !g.tensors[t].is_const() && matches!(g.tensors[t].dtype, DType::I8 | DType::U8));
+    let const_int8 = odd
+        .iter()
+        .any(|&t| g.tensors[t].is_const() && g.tensors[t].dtype == DType::I8);
+    Some(if runtime_int8 {
+        format!(
+            "int8 kernels are not in this build yet, so int8 (fully quantized) models cannot run ({}); import the model's float version meanwhile",
+            list(false)
+        )
+    } else if const_int8 {
+        format!(
+            "hybrid (dynamic-range) kernels, f32 activations with int8 weights, are not in this build yet ({}); import a float model without weight quantization meanwhile",
+            list(false)
+        )
+    } else {
+        format!(
+            "the runtime computes in f32 only and has no kernel for {}",
+            list(true)
+        )
+    })
+}
+
+/// The element-type problem of a graph input or output no node touches.
+fn tensor_dtype_problem(g: &Graph, t: TensorId) -> Option<String> {
+    let tensor = &g.tensors[t];
+    if tensor.dtype == DType::F32 && tensor.quant.is_none() {
+        return None;
+    }
+    Some(format!(
+        "{} has element type {}{}; the runtime computes in f32 only (int8 kernels are not in this build yet)",
+        display_name(g, t),
+        tensor.dtype.name(),
+        if tensor.quant.is_some() {
+            ", quantized"
+        } else {
+            ""
+        }
+    ))
+}
+
+/// What is wrong with tensor `t` for the runtime, besides its element type.
 fn tensor_problems(g: &Graph, t: TensorId) -> Vec<(ProblemKind, String)> {
     let tensor = &g.tensors[t];
-    let name = if tensor.name.is_empty() {
-        "an intermediate tensor".to_string()
-    } else {
-        format!("`{}`", tensor.name)
-    };
+    let name = display_name(g, t);
     let mut v = vec![];
-    if tensor.dtype != DType::F32 {
-        v.push((
-            ProblemKind::Dtype,
-            format!(
-                "{name} has element type {}; the runtime computes in f32 only (int8 execution comes later)",
-                tensor.dtype.name()
-            ),
-        ));
-    } else if tensor.quant.is_some() {
-        v.push((
-            ProblemKind::Dtype,
-            format!("{name} is quantized; the runtime has no quantized kernels yet"),
-        ));
-    }
     if let Some(d) = &tensor.data
         && d.dtype() != tensor.dtype
     {
@@ -162,7 +254,16 @@ mod tests {
             ],
             "{problems:?}"
         );
-        assert!(problems[0].message.contains("`k` has element type i8"));
+        assert!(
+            problems[0]
+                .message
+                .contains("hybrid (dynamic-range) kernels")
+                && problems[0]
+                    .message
+                    .contains("(constant of element type i8)"),
+            "{}",
+            problems[0].message
+        );
         assert!(problems[1].message.contains("zero dimension"));
         assert!(problems[2].message.contains("rank 7"));
     }

@@ -293,6 +293,37 @@ pub fn checked_len(dims: &[usize]) -> Option<usize> {
     dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
+/// `dims` transposed by `perm`: output axis `i` is input axis `perm[i]` (ONNX and
+/// TFLite Transpose). `perm` must be a permutation of `0..dims.len()`.
+pub fn permute(dims: &[usize], perm: &[usize]) -> Vec<usize> {
+    perm.iter().map(|&p| dims[p]).collect()
+}
+
+/// The transposed shape and, for each element of the transposed tensor in order,
+/// the index of the element of the original it takes (for [`Data::select`]).
+pub fn permutation(dims: &[usize], perm: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let out = permute(dims, perm);
+    let rank = dims.len();
+    let mut strides = vec![1usize; rank];
+    for d in (0..rank.saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * dims[d + 1];
+    }
+    let n: usize = out.iter().product();
+    let mut idx = Vec::with_capacity(n);
+    let mut coord = vec![0usize; rank];
+    for _ in 0..n {
+        idx.push(coord.iter().zip(perm).map(|(&c, &p)| c * strides[p]).sum());
+        for d in (0..rank).rev() {
+            coord[d] += 1;
+            if coord[d] < out[d] {
+                break;
+            }
+            coord[d] = 0;
+        }
+    }
+    (out, idx)
+}
+
 /// Window geometry shared by Conv and pooling, in 2-D form (1-D has height 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Window {
@@ -306,24 +337,65 @@ pub struct Window {
     pub pads: [usize; 4],
 }
 
+/// Memory layout of a Conv's or a pool's activations (and so of its filters).
+///
+/// The f32 kernels run NCHW; int8 kernels will run NHWC, as TFLite defines them
+/// (channels innermost: contiguous dot products over input channels). A frontend
+/// emits its model's own layout; the lowering wraps a node whose layout differs from
+/// its kernel's in Transposes and re-lays its weights at conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// `[N, C, H, W]` (or `[N, C, W]`); Conv filters OIHW `[out_c, in_c/group, kh, kw]`.
+    #[default]
+    Nchw,
+    /// `[N, H, W, C]`; Conv filters OHWI `[out_c, kh, kw, in_c/group]`, or 1HWO
+    /// `[1, kh, kw, out_c]` for a depthwise Conv (see [`Op::Conv`]).
+    Nhwc,
+}
+
 /// Operators in the runtime's vocabulary.
+///
+/// Types drive kernels: whether a node runs an f32, an int8 or a hybrid kernel
+/// follows from the element types and quantization of its tensors, not from the
+/// op. Quantized graphs follow these conventions (every frontend):
+/// - activations `I8` with per-tensor [`Quant`] (axis `None`);
+/// - weights `I8` constants with [`Quant`]: per-axis along the output-channel axis of
+///   the tensor as stored here (0 for OHWI/OIHW filters, 3 for 1HWO depthwise
+///   filters, 1 for a Gemm's `B [K, N]`), or per-tensor;
+/// - biases of int8 ops `I32` constants, scale `s_in·s_w[c]` as the model stores it,
+///   zero point 0;
+/// - hybrid (dynamic-range) ops: f32 input and output, `I8` weights with [`Quant`];
+/// - fused activations (`act`) are real-valued (Relu, `Clip(0, 6)` …); a back end
+///   turns them into a quantized range with the output's quantization.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    /// `Y = A · B + bias`, B constant `[K, N]`.
+    /// `Y = A · B + bias`, B constant `[K, N]` (FULLY_CONNECTED's `[units, depth]`
+    /// weights are transposed to `[depth, units]` by the frontend).
     Gemm { act: Act },
-    /// Convolution.
-    Conv { win: Window, group: usize, act: Act },
+    /// Convolution. `depthwise` marks TFLite's DEPTHWISE_CONV_2D: `group == in_c`,
+    /// `out_c = in_c · M`, NHWC filters 1HWO `[1, kh, kw, out_c]`, and the depthwise
+    /// kernel's int8 and hybrid semantics (which differ from a grouped CONV_2D's).
+    /// It is false for every NCHW Conv, whose grouped OIHW filters say it all.
+    Conv {
+        win: Window,
+        group: usize,
+        act: Act,
+        layout: Layout,
+        depthwise: bool,
+    },
     /// Broadcasting arithmetic.
     Binary { op: BinOp, act: Act },
     /// Activation alone.
     Act(Act),
-    /// Softmax over axes `start..end`.
-    Softmax { start: usize, end: usize },
+    /// Softmax over axes `start..end` of `beta · x` (beta 1 unless TFLite says
+    /// otherwise).
+    Softmax { start: usize, end: usize, beta: f32 },
     /// Pooling.
     Pool {
         max: bool,
         win: Window,
         count_include_pad: bool,
+        layout: Layout,
     },
     /// Mean over axes.
     ReduceMean { mask: u32 },
@@ -342,6 +414,13 @@ pub enum Op {
     /// Per-channel `x * scale + shift` along axis 1 (BatchNormalization), folded or
     /// lowered before planning.
     ChannelAffine { scale: Vec<f32>, shift: Vec<f32> },
+    /// f32 → i8 quantization, or i8 → i8 requantization when both sides are i8; the
+    /// parameters are the tensors' [`Quant`].
+    Quantize,
+    /// i8 → f32 dequantization with the input's [`Quant`].
+    Dequantize,
+    /// `x · relu6(x + 3) / 6`.
+    HardSwish,
 }
 
 impl Op {
@@ -349,6 +428,9 @@ impl Op {
     pub fn label(&self) -> String {
         let base = match self {
             Op::Gemm { .. } => "Gemm",
+            Op::Conv {
+                depthwise: true, ..
+            } => "DepthwiseConv",
             Op::Conv { .. } => "Conv",
             Op::Binary { op, .. } => match op {
                 BinOp::Add => "Add",
@@ -366,6 +448,9 @@ impl Op {
             Op::Pad { .. } => "Pad",
             Op::Copy => "Copy",
             Op::ChannelAffine { .. } => "BatchNormalization",
+            Op::Quantize => "Quantize",
+            Op::Dequantize => "Dequantize",
+            Op::HardSwish => "HardSwish",
         };
         match self.act() {
             Some(a) if a != Act::None => format!("{base}+{}", act_name(a)),
@@ -528,6 +613,19 @@ mod tests {
         assert_eq!(d.le_bytes(), [1, 2, 3, 4]);
         assert_eq!(Data::I8(vec![-1]).le_bytes(), [0xFF]);
         assert_eq!(Data::F32(vec![1.0]).le_bytes(), 1f32.to_le_bytes());
+    }
+
+    #[test]
+    fn permutation_indexes_the_transposed_elements() {
+        // [2, 3] → [3, 2]: element (j, i) of the result is element (i, j).
+        let (dims, idx) = permutation(&[2, 3], &[1, 0]);
+        assert_eq!(dims, [3, 2]);
+        assert_eq!(idx, [0, 3, 1, 4, 2, 5]);
+        // NHWC [1, 2, 2, 3] → NCHW [1, 3, 2, 2].
+        let (dims, idx) = permutation(&[1, 2, 2, 3], &[0, 3, 1, 2]);
+        assert_eq!(dims, [1, 3, 2, 2]);
+        assert_eq!(idx, [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11]);
+        assert_eq!(permute(&[4, 5, 6], &[2, 0, 1]), [6, 4, 5]);
     }
 
     #[test]

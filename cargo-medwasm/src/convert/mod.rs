@@ -2,11 +2,14 @@
 //!
 //! A frontend turns a source model into the typed IR ([`ir`]): `onnx/` reads ONNX
 //! (tract-onnx's protobuf types), fixes static shapes, folds constant subgraphs and
-//! translates each node, collecting every problem at once. One shared lowering then
-//! takes any frontend's IR through named steps: passes (fold BatchNorm, fuse bias
-//! and activations, drop identities) → support check (every problem at once) →
-//! static memory plan → blob → self-check (the runtime's own validating loader
-//! loads it and counts MACs) → manifest.
+//! translates each node; `tflite/` reads a TFLite flatbuffer (a reader generated
+//! from the official schema) into NHWC nodes with TFLite's quantization. Both
+//! collect every problem at once. One shared lowering then takes any frontend's IR
+//! through named steps: passes (fold BatchNorm, fuse bias and activations, run NHWC
+//! f32 nodes on the NCHW kernels and cancel the Transposes that makes, drop
+//! identities) → support check (every problem at once) → static memory plan → blob
+//! → self-check (the runtime's own validating loader loads it and counts MACs) →
+//! manifest.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 use tract_onnx::prelude::Framework as _;
 
-use crate::manifest::{Manifest, Source, TensorSpec};
+use crate::manifest::{Manifest, Signature, Source, TensorSpec};
 
 mod check;
 pub mod ir;
@@ -25,6 +28,7 @@ mod onnx;
 mod passes;
 mod plan;
 pub mod support;
+mod tflite;
 
 pub use native::run_native;
 #[cfg(test)]
@@ -123,11 +127,13 @@ pub enum ConvertError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The file is not a valid ONNX model.
-    #[error("`{path}` is not a valid ONNX model: {message}")]
+    /// The file is not a valid model of its format.
+    #[error("`{path}` is not a valid {format} model: {message}")]
     Parse {
         /// The model path.
         path: PathBuf,
+        /// `ONNX` or `TFLite`.
+        format: &'static str,
         /// The parser's message.
         message: String,
     },
@@ -183,9 +189,61 @@ pub fn convert_onnx_bytes(
         .proto_model_for_read(&mut &bytes[..])
         .map_err(|e| ConvertError::Parse {
             path: path.to_path_buf(),
+            format: "ONNX",
             message: format!("{e:#}"),
         })?;
     lower(path, bytes, onnx::import(&proto, &opts.input_shapes))
+}
+
+/// Converts the TFLite model at `path`.
+pub fn convert_tflite(path: &Path, opts: &ConvertOptions) -> Result<Converted, ConvertError> {
+    let bytes = std::fs::read(path).map_err(|source| ConvertError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    convert_tflite_bytes(path, &bytes, opts)
+}
+
+/// Converts TFLite model bytes; `path` is used for messages and the manifest.
+pub fn convert_tflite_bytes(
+    path: &Path,
+    bytes: &[u8],
+    opts: &ConvertOptions,
+) -> Result<Converted, ConvertError> {
+    let (imported, info) =
+        tflite::import(bytes, &opts.input_shapes).map_err(|message| ConvertError::Parse {
+            path: path.to_path_buf(),
+            format: "TFLite",
+            message,
+        })?;
+    let mut converted = lower(path, bytes, imported)?;
+    let source = &mut converted.manifest.source;
+    source.min_runtime_version = info.min_runtime_version;
+    source.signatures = info
+        .signatures
+        .into_iter()
+        .map(|(key, inputs, outputs)| Signature {
+            key,
+            inputs,
+            outputs,
+        })
+        .collect();
+    Ok(converted)
+}
+
+/// True for a path the TFLite frontend reads (`.tflite`); others are read as ONNX.
+pub fn is_tflite(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tflite"))
+}
+
+/// Converts the model at `path` with the frontend its extension names.
+pub fn convert_model(path: &Path, opts: &ConvertOptions) -> Result<Converted, ConvertError> {
+    if is_tflite(path) {
+        convert_tflite(path, opts)
+    } else {
+        convert_onnx(path, opts)
+    }
 }
 
 /// What a frontend hands to the shared lowering.
@@ -197,7 +255,7 @@ pub(crate) struct Imported {
     pub problems: Vec<Problem>,
     /// What was changed on the way.
     pub notes: Vec<String>,
-    /// Source format for the manifest (`onnx`).
+    /// Source format for the manifest (`onnx`, `tflite`).
     pub format: &'static str,
     /// Default-domain opset (or the format's schema version).
     pub opset: i64,
@@ -291,6 +349,8 @@ fn lower(path: &Path, bytes: &[u8], imported: Imported) -> Result<Converted, Con
                 .iter()
                 .map(|s| s.iter().map(|&d| d as u64).collect())
                 .collect(),
+            min_runtime_version: None,
+            signatures: vec![],
         },
         inputs: graph.inputs.iter().map(|&t| spec(t)).collect(),
         outputs: graph.outputs.iter().map(|&t| spec(t)).collect(),

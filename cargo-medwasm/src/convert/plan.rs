@@ -10,7 +10,7 @@
 use medwasm::format::ALIGN;
 use medwasm::kernels::conv::Geometry;
 
-use super::ir::{Graph, Node, Op, TensorId};
+use super::ir::{Graph, Layout, Node, Op, TensorId};
 
 /// The largest arena the format can describe: offsets and the arena size are u32,
 /// and the size is a multiple of [`ALIGN`].
@@ -86,7 +86,15 @@ pub fn align(v: usize) -> usize {
 
 /// Conv geometry of node `n` in 2-D form.
 pub fn conv_geometry(g: &Graph, n: &Node) -> Option<Geometry> {
-    let Op::Conv { win, group, .. } = &n.op else {
+    // Only NCHW Convs run on the f32 kernel whose scratch this sizes; NHWC ones are
+    // lowered to NCHW (f32) or refused by the check before planning.
+    let Op::Conv {
+        win,
+        group,
+        layout: Layout::Nchw,
+        ..
+    } = &n.op
+    else {
         return None;
     };
     let x = &g.tensors[n.inputs[0]?].dims;
@@ -210,7 +218,7 @@ mod tests {
     use medwasm::kernels::act::Act;
 
     use super::{Buffer, MAX_ARENA_BYTES, place, plan};
-    use crate::convert::ir::{Graph, Op, Window};
+    use crate::convert::ir::{Graph, Layout, Op, Window};
     use crate::convert::testing::{constant, input};
 
     fn buf(first: usize, last: usize, bytes: usize) -> Buffer {
@@ -335,6 +343,8 @@ mod tests {
             win,
             group: 1,
             act: Act::None,
+            layout: Layout::Nchw,
+            depthwise: false,
         };
         let y = g.add_node("conv", conv, vec![Some(x), Some(w), None], vec![1, 2, 4, 4]);
         g.outputs.push(y);

@@ -1,10 +1,11 @@
-//! The operator support table: one source for the converter's check, `cargo medwasm
-//! ops` and `docs/ops.md` (a test keeps the doc in sync).
+//! The operator support tables, ONNX and TFLite: one source for `cargo medwasm ops`
+//! and `docs/ops.md` (a test keeps the doc in sync, and each frontend's tests keep
+//! its table equal to the operators it registers).
 
-/// One supported ONNX operator.
+/// One supported operator.
 #[derive(Debug, Clone, Copy)]
 pub struct OpSupport {
-    /// ONNX op type.
+    /// ONNX op type or TFLite builtin operator.
     pub op: &'static str,
     /// How it runs.
     pub runs_as: &'static str,
@@ -176,7 +177,138 @@ pub const OPS: &[OpSupport] = &[
     },
 ];
 
-/// True if the converter knows `op`.
+/// Every TFLite builtin operator the converter accepts. "f32" runs today; "int8"
+/// and "hybrid" (dynamic-range: f32 activations, int8 weights) are read into the
+/// IR with their quantization but refused by the check until the int8 kernels land.
+pub const TFLITE_OPS: &[OpSupport] = &[
+    OpSupport {
+        op: "CONV_2D",
+        runs_as: "Conv",
+        notes: "NHWC, OHWI filter (f32 re-laid to OIHW at conversion); `SAME`/`VALID` (the odd padding at the end), strides, dilations, groups; fused NONE/RELU/RELU6/RELU_N1_TO_1; constant filter and bias; f32 (int8 and hybrid: not yet)",
+    },
+    OpSupport {
+        op: "DEPTHWISE_CONV_2D",
+        runs_as: "Conv",
+        notes: "1HWO filter, depth multiplier from the shapes (a disagreeing `depth_multiplier` is refused); otherwise as CONV_2D",
+    },
+    OpSupport {
+        op: "FULLY_CONNECTED",
+        runs_as: "Gemm",
+        notes: "constant `[units, depth]` weights (transposed at conversion), optional bias, `keep_num_dims`; input viewed as `[numel / depth, depth]`; `weights_format` DEFAULT only; fused NONE/RELU/RELU6/RELU_N1_TO_1",
+    },
+    OpSupport {
+        op: "AVERAGE_POOL_2D",
+        runs_as: "AveragePool",
+        notes: "NHWC; `SAME`/`VALID`, strides; padding excluded from the average; a fused activation runs after it",
+    },
+    OpSupport {
+        op: "MAX_POOL_2D",
+        runs_as: "MaxPool",
+        notes: "as AVERAGE_POOL_2D",
+    },
+    OpSupport {
+        op: "ADD",
+        runs_as: "Binary",
+        notes: "NumPy broadcasting, rank ≤ 6; fused NONE/RELU/RELU6/RELU_N1_TO_1",
+    },
+    OpSupport {
+        op: "SUB",
+        runs_as: "Binary",
+        notes: "as ADD",
+    },
+    OpSupport {
+        op: "MUL",
+        runs_as: "Binary",
+        notes: "as ADD",
+    },
+    OpSupport {
+        op: "RESHAPE",
+        runs_as: "Copy",
+        notes: "constant `shape` input or `new_shape` option (one -1), else the output's declared shape",
+    },
+    OpSupport {
+        op: "SQUEEZE",
+        runs_as: "Copy",
+        notes: "`squeeze_dims` (empty: every size-1 axis)",
+    },
+    OpSupport {
+        op: "EXPAND_DIMS",
+        runs_as: "Copy",
+        notes: "constant `axis`, negative allowed",
+    },
+    OpSupport {
+        op: "CONCATENATION",
+        runs_as: "Concat",
+        notes: "`axis` (negative allowed), up to 16 inputs; no fused activation (LiteRT refuses one)",
+    },
+    OpSupport {
+        op: "PAD",
+        runs_as: "Pad",
+        notes: "constant `paddings`, INT32 or INT64; pads with (real) zero",
+    },
+    OpSupport {
+        op: "TRANSPOSE",
+        runs_as: "Transpose",
+        notes: "constant `perm`; cancelled against the converter's own layout Transposes where they meet",
+    },
+    OpSupport {
+        op: "MEAN",
+        runs_as: "ReduceMean",
+        notes: "constant `axis`, `keep_dims`",
+    },
+    OpSupport {
+        op: "SOFTMAX",
+        runs_as: "Softmax",
+        notes: "over the last axis; `beta` (f32: a Mul by beta before the softmax)",
+    },
+    OpSupport {
+        op: "LOGISTIC",
+        runs_as: "Activation",
+        notes: "sigmoid",
+    },
+    OpSupport {
+        op: "TANH",
+        runs_as: "Activation",
+        notes: "",
+    },
+    OpSupport {
+        op: "RELU",
+        runs_as: "Activation",
+        notes: "",
+    },
+    OpSupport {
+        op: "RELU6",
+        runs_as: "Activation",
+        notes: "clip to [0, 6]",
+    },
+    OpSupport {
+        op: "RELU_N1_TO_1",
+        runs_as: "Activation",
+        notes: "clip to [-1, 1]",
+    },
+    OpSupport {
+        op: "LEAKY_RELU",
+        runs_as: "Activation",
+        notes: "`alpha`",
+    },
+    OpSupport {
+        op: "HARD_SWISH",
+        runs_as: "Binary",
+        notes: "f32: `x · relu6(x + 3) / 6` as an Add (clipped), a Mul and a Div",
+    },
+    OpSupport {
+        op: "QUANTIZE",
+        runs_as: "Quantize",
+        notes: "f32 → int8 and int8 → int8, per tensor (int8: not yet)",
+    },
+    OpSupport {
+        op: "DEQUANTIZE",
+        runs_as: "folded / Dequantize",
+        notes: "of constant INT8 (per tensor or per axis) or FLOAT16 weights: folded to f32 at conversion; of int8 activations at run time: not yet",
+    },
+];
+
+/// True if the converter knows ONNX `op`.
 pub fn is_supported(op: &str) -> bool {
     OPS.iter().any(|o| o.op == op)
 }
@@ -197,6 +329,26 @@ pub fn markdown_table() -> String {
          | ONNX operator | runs as | supported |\n|---|---|---|\n",
     );
     for o in OPS {
+        s.push_str(&format!("| `{}` | {} | {} |\n", o.op, o.runs_as, o.notes));
+    }
+    s.push_str(
+        "\n## TFLite\n\n\
+         `.tflite` files are read with a reader generated from the official schema\n\
+         (`cargo-medwasm/src/convert/tflite/schema.fbs`, from `tensorflow/tensorflow`\n\
+         `tensorflow/compiler/mlir/lite/schema/schema.fbs` @ b6971fc8; regenerate with\n\
+         `cargo install planus-cli --version 1.3.0 --locked` and\n\
+         `sh cargo-medwasm/src/convert/tflite/regenerate.sh`). Main subgraph only, static\n\
+         shapes (a dynamic batch dimension is fixed to 1), NHWC as in the file. Every\n\
+         problem is reported at once: unsupported operators, element types (FLOAT32 and\n\
+         INT8 activations; UINT8 and INT16 are refused), quantization schemes (per-axis\n\
+         only on weights; `details` and sparsity refused), fused activations TANH and\n\
+         SIGN_BIT, and options the converter does not handle. Float models run today.\n\
+         Full-int8 and dynamic-range (int8 weights in a float model) models are read\n\
+         with their quantization, and refused node by node until the int8 kernels land.\n\
+         `min_runtime_version` and signature names are recorded in the manifest.\n\n\
+         | TFLite operator | runs as | supported |\n|---|---|---|\n",
+    );
+    for o in TFLITE_OPS {
         s.push_str(&format!("| `{}` | {} | {} |\n", o.op, o.runs_as, o.notes));
     }
     s

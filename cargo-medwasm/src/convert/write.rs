@@ -10,7 +10,7 @@ use medwasm::format::{
 };
 use medwasm::kernels::misc::PadMode;
 
-use super::ir::{DType, Graph, Node, Op, Window};
+use super::ir::{DType, Graph, Layout, Node, Op, Window};
 use super::plan::Plan;
 
 /// Why a planned graph could not be written.
@@ -180,9 +180,26 @@ fn encode(n: &Node) -> Result<(OpCode, Vec<u32>), WriteError> {
         .map(word)
         .collect()
     };
+    let bug = |what: &str| {
+        Err(WriteError::Bug(format!(
+            "node `{}` ({}) {what}",
+            n.name,
+            n.op.label()
+        )))
+    };
     Ok(match &n.op {
         Op::Gemm { act } => (OpCode::Gemm, act.encode().to_vec()),
-        Op::Conv { win, group, act } => {
+        Op::Conv {
+            layout: Layout::Nhwc,
+            ..
+        }
+        | Op::Pool {
+            layout: Layout::Nhwc,
+            ..
+        } => return bug("reached the writer in NHWC layout; the f32 kernels run NCHW"),
+        Op::Conv {
+            win, group, act, ..
+        } => {
             let mut p = win_words(win)?;
             p.push(word(*group)?);
             p.extend(act.encode());
@@ -194,11 +211,15 @@ fn encode(n: &Node) -> Result<(OpCode, Vec<u32>), WriteError> {
             (OpCode::Binary, p)
         }
         Op::Act(act) => (OpCode::Activation, act.encode().to_vec()),
-        Op::Softmax { start, end } => (OpCode::Softmax, vec![word(*start)?, word(*end)?]),
+        Op::Softmax { beta, .. } if *beta != 1.0 => {
+            return bug("reached the writer with a softmax beta other than 1");
+        }
+        Op::Softmax { start, end, .. } => (OpCode::Softmax, vec![word(*start)?, word(*end)?]),
         Op::Pool {
             max,
             win,
             count_include_pad,
+            ..
         } => {
             let mut p = win_words(win)?;
             p.push(*count_include_pad as u32);
@@ -230,12 +251,9 @@ fn encode(n: &Node) -> Result<(OpCode, Vec<u32>), WriteError> {
             (OpCode::Pad, p)
         }
         Op::Copy => (OpCode::Copy, vec![]),
-        Op::ChannelAffine { .. } => {
-            return Err(WriteError::Bug(format!(
-                "node `{}` ({}) survived the passes unlowered",
-                n.name,
-                n.op.label()
-            )));
+        Op::ChannelAffine { .. } | Op::HardSwish => return bug("survived the passes unlowered"),
+        Op::Quantize | Op::Dequantize => {
+            return bug("reached the writer; the runtime has no int8 kernels yet");
         }
     })
 }

@@ -6,7 +6,7 @@ use medwasm::kernels::act::Act;
 use super::attrs::Attrs;
 use super::{Cx, OnnxNode, OpDef, R, shape_err, unsupported};
 use crate::convert::ProblemKind;
-use crate::convert::ir::{Op, Window};
+use crate::convert::ir::{Layout, Op, Window};
 
 pub(super) const OPS: &[OpDef] = &[OpDef {
     op: "Conv",
@@ -90,6 +90,8 @@ fn conv(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
             win,
             group,
             act: Act::None,
+            layout: Layout::Nchw,
+            depthwise: false,
         },
         vec![Some(xi), Some(wi), bias],
         dims,

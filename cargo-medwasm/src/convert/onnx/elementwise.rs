@@ -267,7 +267,16 @@ fn softmax(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
         (ax, ax + 1)
     };
     let dims = cx.t(x).dims.clone();
-    cx.emit(n, Op::Softmax { start, end }, vec![Some(x)], dims)?;
+    cx.emit(
+        n,
+        Op::Softmax {
+            start,
+            end,
+            beta: 1.0,
+        },
+        vec![Some(x)],
+        dims,
+    )?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use medwasm::format::MAX_RANK;
 use super::conv::window;
 use super::{Cx, OnnxNode, OpDef, R, norm_axis, shape_err, unsupported};
 use crate::convert::ProblemKind;
-use crate::convert::ir::{DType, Op, Window};
+use crate::convert::ir::{DType, Layout, Op, Window};
 
 pub(super) const OPS: &[OpDef] = &[
     OpDef {
@@ -96,6 +96,7 @@ fn pool(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
             max,
             win,
             count_include_pad,
+            layout: Layout::Nchw,
         },
         vec![Some(x)],
         dims,

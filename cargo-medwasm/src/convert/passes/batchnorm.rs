@@ -4,7 +4,7 @@
 use medwasm::kernels::act::Act;
 use medwasm::kernels::binary::BinOp;
 
-use crate::convert::ir::{DType, Data, Graph, Node, Op, Tensor};
+use crate::convert::ir::{DType, Data, Graph, Layout, Node, Op, Tensor};
 
 /// BatchNormalization after a Conv/Gemm whose output has no other reader becomes
 /// part of its weights; elsewhere it is lowered to a Mul and an Add.
@@ -94,6 +94,17 @@ fn fold_into(g: &mut Graph, p: usize, scale: &[f32], shift: &[f32]) -> bool {
     };
     let wdims = g.tensors[w].dims.clone();
     let c = scale.len();
+    // An NHWC Conv has its channels last, not on axis 1, and its filters are OHWI
+    // or 1HWO: nothing to fold into (no frontend pairs the two).
+    if matches!(
+        node.op,
+        Op::Conv {
+            layout: Layout::Nhwc,
+            ..
+        }
+    ) {
+        return false;
+    }
     let conv = matches!(node.op, Op::Conv { .. });
     // BatchNormalization scales axis 1. A Conv's output channels are axis 1; a
     // Gemm's columns are its last axis, which is axis 1 only for a 2-D output (a
@@ -147,7 +158,7 @@ mod tests {
     use medwasm::kernels::act::Act;
 
     use super::fold_channel_affine;
-    use crate::convert::ir::{Graph, Op, Window};
+    use crate::convert::ir::{Graph, Layout, Op, Window};
     use crate::convert::testing::{assert_close, constant, input, run_graph};
 
     const SCALE: [f32; 3] = [0.5, -2.0, 1.5];
@@ -170,6 +181,8 @@ mod tests {
                 win,
                 group: 1,
                 act: Act::None,
+                layout: Layout::Nchw,
+                depthwise: false,
             },
             vec![Some(x), Some(w), Some(b)],
             vec![1, 3, 2, 2],

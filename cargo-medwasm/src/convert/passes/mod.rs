@@ -1,6 +1,8 @@
 //! Graph rewrites before planning, one module per pass: fold BatchNormalization,
-//! fuse bias adds and activations, make sure every graph output is computed, and
-//! drop dead nodes. Each pass works on any frontend's IR.
+//! fuse bias adds and activations, run f32 NHWC nodes on the NCHW kernels and
+//! lower f32 ops the runtime has no kernel for, cancel Transposes that undo each
+//! other, make sure every graph output is computed, and drop dead nodes. Each pass
+//! works on any frontend's IR.
 
 use super::ir::Graph;
 
@@ -8,6 +10,9 @@ mod activation;
 mod batchnorm;
 mod bias;
 mod cleanup;
+mod layout;
+mod lower;
+mod transpose;
 
 /// Runs every pass; returns notes on what changed.
 pub fn run(g: &mut Graph) -> Vec<String> {
@@ -27,6 +32,27 @@ pub fn run(g: &mut Graph) -> Vec<String> {
     let acts = activation::fuse_activations(g);
     if acts > 0 {
         notes.push(format!("{acts} activations fused into the preceding op"));
+    }
+    let inserted = layout::nhwc_to_nchw(g);
+    let lowered = lower::lower_f32(g);
+    if lowered > 0 {
+        notes.push(format!(
+            "{lowered} HardSwish or Softmax with a beta rewritten with the runtime's f32 kernels"
+        ));
+    }
+    let before = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, super::ir::Op::Transpose { .. }))
+        .count();
+    let removed = transpose::cancel_transposes(g);
+    if inserted > 0 {
+        notes.push(format!(
+            "{inserted} Transposes inserted to run NHWC convolutions and pools on the NCHW f32 kernels; {removed} of the graph's {before} Transposes cancelled or became copies, {} remain",
+            before - removed
+        ));
+    } else if removed > 0 {
+        notes.push(format!("{removed} Transposes cancelled or became copies"));
     }
     cleanup::materialize_outputs(g);
     cleanup::drop_dead(g);
