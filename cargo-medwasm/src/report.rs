@@ -305,6 +305,11 @@ pub struct Latency {
     pub runs: usize,
     /// Deterministic count (QEMU instructions, not cycles) where the target has one.
     pub instructions: Option<u64>,
+    /// WebAssembly operators one inference executes, counted by Wasmtime's fuel (one
+    /// unit per operator): the same on every machine, so it shows a change of the
+    /// work done when timings are too noisy to. `None` where not counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm_ops: Option<u64>,
 }
 
 impl Latency {
@@ -499,6 +504,12 @@ impl fmt::Display for TargetReport {
         }
         if let (Some(n), None) = (l.instructions, &self.device) {
             writeln!(f, "  count       {n} instructions per inference")?;
+        }
+        if let Some(n) = l.wasm_ops {
+            writeln!(
+                f,
+                "  wasm ops    {n} per inference (Wasmtime fuel: the same on every machine)"
+            )?;
         }
         let s = &self.size;
         writeln!(
@@ -752,6 +763,7 @@ mod tests {
                     p99_us: Some(1_060.0),
                     runs: 200,
                     instructions: None,
+                    wasm_ops: Some(61_234),
                 },
                 size: Size {
                     total: 49_352,
@@ -790,6 +802,7 @@ mod tests {
 
               cold start  12.41 ms compiled, 1.20 ms from a compilation cache (median of 3)
               warm        median 45.2 µs, p95 50.1 µs, p99 1.06 ms (200 runs)
+              wasm ops    61234 per inference (Wasmtime fuel: the same on every machine)
               size        48.2 KiB total: 19.6 KiB code, 27.4 KiB weights, 1.1 KiB metadata
               memory      arena 12.0 KiB, linear memory 2 pages (128.0 KiB)
 
@@ -873,7 +886,8 @@ mod tests {
                 "p95_us": 50.1,
                 "p99_us": 1060.0,
                 "runs": 200,
-                "instructions": null
+                "instructions": null,
+                "wasm_ops": 61234
               },
               "size": {
                 "total": 49352,

@@ -89,12 +89,14 @@ pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Exec
         len: job.runs as u64,
     });
     let mut samples = detector.time_runs(inputs, job.runs, progress)?;
+    let ops = wasm_ops(&wasm, job.manifest, inputs)?;
     Ok(Execution {
         runtime: runtime(),
         outcomes,
         latency: Latency {
             cold_start_us: Some(cold),
             cold_start_cached_us: Some(cold_cached),
+            wasm_ops: Some(ops),
             ..Latency::default()
         }
         .with_warm(&mut samples),
@@ -144,6 +146,31 @@ fn cold_start(source: ModuleSource<'_>, manifest: &Manifest, inputs: &[Vec<f32>]
     let elapsed = start.elapsed();
     outcome.map_err(|err| anyhow!("the detector failed during a cold start: {err}"))?;
     Ok(micros(elapsed))
+}
+
+/// WebAssembly operators one inference of `inputs` executes (the second one, after an
+/// untimed first), counted with Wasmtime's fuel, which charges one unit per operator:
+/// a figure that does not move with the machine's load the way timings do.
+fn wasm_ops(wasm: &[u8], manifest: &Manifest, inputs: &[Vec<f32>]) -> Result<u64> {
+    let mut config = Config::new();
+    config.cache(None);
+    config.consume_fuel(true);
+    let engine = Engine::new(&config)
+        .map_err(wasm_error)
+        .context("cannot create a fuel-counting wasmtime engine")?;
+    let module = Module::new(&engine, wasm)
+        .map_err(wasm_error)
+        .context("wasmtime cannot compile the detector to count its operators")?;
+    let mut detector = Detector::instantiate(&engine, &module, manifest)?;
+    detector
+        .infer(inputs)?
+        .map_err(|err| anyhow!("the detector failed while its operators were counted: {err}"))?;
+    let before = detector.store.get_fuel().map_err(wasm_error)?;
+    detector
+        .infer(inputs)?
+        .map_err(|err| anyhow!("the detector failed while its operators were counted: {err}"))?;
+    let after = detector.store.get_fuel().map_err(wasm_error)?;
+    Ok(before - after)
 }
 
 /// Median of `count` timings, reporting one progress step each.
@@ -205,6 +232,10 @@ impl Detector {
             );
         }
         let mut store = Store::new(engine, ());
+        // On the fuel-counting engine (`wasm_ops`): all the fuel there is, so the
+        // count is what was used, never a limit. Other engines have no fuel to set,
+        // which is the one error this can give.
+        let _ = store.set_fuel(u64::MAX);
         let instance = Instance::new(&mut store, module, &[])
             .map_err(wasm_error)
             .context("cannot instantiate the detector")?;
@@ -739,6 +770,12 @@ mod tests {
             "{:?}",
             execution.outcomes[2]
         );
+        // The operator count is exact: the same on a second run, and at least the
+        // fixture's four multiplies per run.
+        let ops = execution.latency.wasm_ops.expect("counted under Wasmtime");
+        assert!(ops > 4, "{ops}");
+        let (again, _) = execute(&fixture(1, N), &cases, 3);
+        assert_eq!(again.unwrap().latency.wasm_ops, Some(ops));
         // The vector after a trap runs on a fresh instance and succeeds.
         let Ok(last) = &execution.outcomes[3] else {
             panic!("vector 3 must run: {:?}", execution.outcomes[3])
