@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 
-use super::artifacts::{BOARD_FILE, VECTORS_FILE, encode_vectors, read_memory};
+use super::artifacts::{BOARD_FILE, VECTORS_FILE, read_memory};
 use super::board::Board;
 use super::firmware::TRIPLE;
 use super::plugin::{self, COUNTS_FILE};
@@ -24,6 +24,7 @@ use crate::process::{Supervised, Waited};
 use crate::protocol::{ABI_VERSION, DetectorError, Execution, Inference, Job, Outcome, Progress};
 use crate::report::{Device, Finding, Latency};
 use crate::toolchain;
+use crate::vectors::encode_binary;
 
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-arm";
@@ -125,7 +126,7 @@ pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Exec
     std::fs::create_dir_all(&work)
         .with_context(|| format!("cannot create `{}`", work.display()))?;
     let cases: Vec<Vec<Vec<f32>>> = job.cases.iter().map(|c| c.inputs.clone()).collect();
-    std::fs::write(work.join(VECTORS_FILE), encode_vectors(&cases, job.runs))
+    std::fs::write(work.join(VECTORS_FILE), encode_binary(&cases, job.runs))
         .with_context(|| format!("cannot write the test vectors into `{}`", work.display()))?;
     // A count file left by an earlier run must not pass for this run's.
     let counts_path = work.join(COUNTS_FILE);
