@@ -35,7 +35,3 @@ pub fn read_memory(dir: &Path) -> Result<MemoryReport> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-}
