@@ -126,8 +126,8 @@ pub fn bench(project: &Project, options: &BenchOptions, ui: &Ui) -> Result<Bench
             runs,
         };
         let mut bar: Option<Step> = None;
-        let execution = target
-            .execute(&job, &mut |event| match event {
+        let executions = target
+            .execute_all(&job, &mut |event| match event {
                 Progress::Phase { verb, len } => {
                     // Replacing the bar drops (clears) the previous phase's.
                     bar = Some(ui.bar(verb, len));
@@ -146,13 +146,15 @@ pub fn bench(project: &Project, options: &BenchOptions, ui: &Ui) -> Result<Bench
                 )
             })?;
         drop(bar);
-        targets.push(protocol::conformance(
-            target.name(),
-            &job,
-            execution,
-            built.size,
-            tolerance,
-        ));
+        for execution in executions {
+            targets.push(protocol::conformance(
+                target.name(),
+                &job,
+                execution,
+                built.size.clone(),
+                tolerance,
+            ));
+        }
     }
 
     Ok(BenchReport {

@@ -197,6 +197,7 @@ mod tests {
             metadata: Metadata::default(),
             warnings: vec![],
             sdk_version: None,
+            sdk_path: None,
             is_cdylib: true,
         }
     }

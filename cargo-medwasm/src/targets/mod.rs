@@ -7,6 +7,7 @@ pub mod browser;
 pub mod mcu;
 pub mod node;
 pub mod target;
+pub mod wasmedge;
 pub mod wasmtime;
 
 use clap::builder::TypedValueParser as _;
@@ -17,6 +18,7 @@ use self::target::{Selection, Target};
 pub fn all() -> &'static [&'static dyn Target] {
     &[
         &wasmtime::Wasmtime,
+        &wasmedge::WasmEdge,
         &browser::Browser,
         &node::Node,
         &mcu::Mcu,

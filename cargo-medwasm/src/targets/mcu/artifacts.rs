@@ -34,4 +34,3 @@ pub fn read_memory(dir: &Path) -> Result<MemoryReport> {
         )
     })
 }
-
