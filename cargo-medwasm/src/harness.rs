@@ -32,6 +32,27 @@ pub const TRIPLE: &str = "wasm32-wasip1";
 /// Name of the harness package.
 const PACKAGE: &str = "medwasm-harness";
 
+/// Node's WASI host for the harness (`node harness-node.mjs <x.harness.wasm> [runs]`),
+/// written beside every harness: Node.js 20 or newer runs it with `node:wasi` alone.
+const NODE_RUNNER: &str = r#"// Runs a medwasm bench harness under Node's WASI: node harness-node.mjs x.harness.wasm [runs]
+import { readFile } from "node:fs/promises";
+import { WASI } from "node:wasi";
+const [file, ...args] = process.argv.slice(2);
+if (!file) {
+  console.error("usage: node harness-node.mjs <detector.harness.wasm> [runs]");
+  process.exit(2);
+}
+const wasi = new WASI({ version: "preview1", args: ["harness", ...args], env: {}, returnOnExit: true });
+const module = await WebAssembly.compile(await readFile(file));
+const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
+process.exitCode = wasi.start(instance);
+"#;
+
+/// Where Node's runner of the harness `harness` is: beside it.
+pub fn node_runner(harness: &Path) -> PathBuf {
+    harness.with_file_name("harness-node.mjs")
+}
+
 /// Builds the harness of `project` with `vectors` (the binary vectors file, see
 /// [`crate::vectors::encode_binary`]) in the generated workspace `dir`, and copies the
 /// module to `out`.
@@ -98,6 +119,7 @@ pub fn emit(project: &Project, dir: &Path, release: bool, ui: &Ui) -> Result<Opt
     let inputs: Vec<Vec<Vec<f32>>> = cases.into_iter().map(|c| c.inputs).collect();
     let vectors = crate::vectors::encode_binary(&inputs, project.runs(None)?);
     let out = dir.join(format!("{}.harness.wasm", project.name));
+    write_if_changed(&node_runner(&out), NODE_RUNNER.as_bytes())?;
     // A workspace per detector: one target folder may serve several.
     let workspace = dir.join("harness-build").join(&project.name);
     build(project, &workspace, &vectors, release, &out, ui).map(Some)

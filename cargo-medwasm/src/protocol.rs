@@ -178,6 +178,7 @@ pub fn conformance(
             wasm_pages: execution.wasm_pages,
         },
         device: execution.device,
+        failure: None,
     }
 }
 

@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 mod browser;
+mod device;
+mod harness;
 
 fn cli(dir: &Path, args: &[&str]) -> Output {
     cli_env(dir, args, &[])

@@ -104,8 +104,8 @@ fn dynamic_batch_is_fixed_to_one() {
 
 #[test]
 fn malformed_models_are_errors() {
-    let dir = std::env::temp_dir().join(format!("medwasm-malformed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
     let bytes = std::fs::read(cases_dir().join("conv2d_basic.onnx")).unwrap();
     for (name, data) in [
         ("garbage.onnx", b"not a model at all".to_vec()),

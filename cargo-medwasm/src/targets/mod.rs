@@ -4,6 +4,7 @@
 //! module and one line there.
 
 pub mod browser;
+pub mod device;
 pub mod mcu;
 pub mod node;
 pub mod target;
