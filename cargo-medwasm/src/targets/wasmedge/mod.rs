@@ -220,10 +220,10 @@ impl Target for WasmEdge {
         let harness = harness_path(&built.artifact)?;
         if let Some(n) = size(&harness) {
             lines.push(format!(
-                "{}  {}  (bench harness: `wasmedge {}`, `wasmtime run`, Node's node:wasi …)",
+                "{}  {}  (bench harness: `wasmedge {name}`, `wasmtime run {name}`, `node harness-node.mjs {name}`)",
                 shown(&harness),
                 bytes(n),
-                harness
+                name = harness
                     .file_name()
                     .map(|n| n.to_string_lossy())
                     .unwrap_or_default()
