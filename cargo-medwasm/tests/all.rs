@@ -71,6 +71,15 @@ fn tool(program: &str, install: &str) -> Option<PathBuf> {
     }
 }
 
+/// A TCP port nothing listens on at the moment (on loopback).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// `need!(option)`: the value, or return from the test (skipped) when it is `None`.
 macro_rules! need {
     ($e:expr) => {

@@ -780,7 +780,13 @@ mod tests {
         assert!(!page.contains("<script"), "text is escaped: {page}");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         // Nothing is fetched: no URL anywhere but the policy's keywords.
-        for needle in ["http:", "https:", "src=", "url(", "<link rel=\"stylesheet\""] {
+        for needle in [
+            "http:",
+            "https:",
+            "src=",
+            "url(",
+            "<link rel=\"stylesheet\"",
+        ] {
             assert!(!page.contains(needle), "{needle} in the page");
         }
         // The overview box plot, the histogram, cold start, size, conformance strip.

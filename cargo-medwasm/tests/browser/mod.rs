@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::{import_shared, need, ok, tool};
+use super::{free_port, import_shared, need, ok, tool};
 
 /// The Chromium flags of the bench runner, so both drive the same browser the same way.
 fn chromium_flags() -> Vec<String> {
@@ -494,14 +494,6 @@ fn check_report_page(page: &Path, scratch: &Path) {
     assert_eq!(facts["empty"], 0, "{facts}");
     assert!(facts["shapes"].as_u64().unwrap() > 100, "{facts}");
     assert_eq!(logs, json!([]), "the report page logged to the console");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One HTTP/1.1 request; returns the response head and body (chunked bodies decoded).

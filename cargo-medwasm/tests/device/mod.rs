@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{need, ok, skip, tool};
+use super::{free_port, need, ok, skip, tool};
 
 /// Keys and client config shared by the test's servers.
 struct Keys {
@@ -130,14 +130,6 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Debian's `sshd` (not on a user's PATH), or `None` after saying so.
