@@ -4,11 +4,12 @@
 //!
 //! The int8 kernels have their own modules: `fixed` (the fixed-point helpers
 //! against their definitions), `int8` (every int8 and hybrid operator on small
-//! blobs against expectations the test computes itself, from `refs`), and
+//! blobs against expectations the test computes itself, from `refs`),
 //! `int8_blobs` (the loader's refusals and the hostile-blob loop on v2 blobs),
 //! `litert` (LiteRT's own outputs for the weightless int8 operators, from the
-//! TFLite fixtures in `conformance/tflite/`), and `link` (native only: which
-//! kernels a Cortex-M detector links, per operator set).
+//! TFLite fixtures in `conformance/tflite/`), `link` (native only: which
+//! kernels a Cortex-M detector links, per operator set), and `work` (the loader's
+//! bound on each node's work, one blob per refusal).
 
 #[path = "all/fixed.rs"]
 mod fixed;
@@ -23,6 +24,8 @@ mod link;
 mod litert;
 #[path = "all/refs.rs"]
 mod refs;
+#[path = "all/work.rs"]
+mod work;
 
 use medwasm::format::{BlobWriter, DType, NO_TENSOR, NodeSpec, OpCode, TensorSpec};
 use medwasm::kernels::act::Act;
