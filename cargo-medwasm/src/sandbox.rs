@@ -141,7 +141,9 @@ impl Imports {
     fn what(self) -> &'static str {
         match self {
             Imports::Nothing => "a detector imports nothing (see `docs/detector-abi.md`)",
-            Imports::WasiPreview1 => "only WASI preview 1 functions are linked",
+            Imports::WasiPreview1 => {
+                "only WASI preview 1 functions are linked: build it for `wasm32-wasip1` without the dependency that imports the others"
+            }
             Imports::WasiHarness => {
                 "the bench harness may import only WASI arguments, clocks, randomness, its standard streams and `proc_exit`"
             }

@@ -28,7 +28,7 @@ use crate::sandbox::{Guest, Imports, Limits, Sandbox, Source, parse_size};
 #[derive(Debug, clap::Args)]
 pub struct WasiRunArgs {
     /// Wall-clock milliseconds the whole program may run [default: 600000].
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "MS", value_parser = parse_deadline)]
     pub deadline_ms: Option<u64>,
 
     /// Linear memory cap: bytes, or a number with KiB, MiB or GiB [default: 1GiB].
@@ -52,6 +52,20 @@ pub struct WasiRunArgs {
         value_name = "MODULE.wasm [ARGS]"
     )]
     pub command: Vec<String>,
+}
+
+/// `--deadline-ms`: milliseconds, at least 1.
+fn parse_deadline(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err(
+            "a deadline of 0 ms lets no call run: give milliseconds, such as `--deadline-ms 60000`"
+                .into(),
+        ),
+        Ok(ms) => Ok(ms),
+        Err(_) => Err(format!(
+            "`{text}` is not a number of milliseconds, such as `--deadline-ms 60000`"
+        )),
+    }
 }
 
 /// Exit code of a trapped program: what a native `panic = "abort"` process reports
