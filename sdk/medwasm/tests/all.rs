@@ -10,6 +10,8 @@
 //! TFLite fixtures in `conformance/tflite/`), and `link` (native only: which
 //! kernels a Cortex-M detector links, per operator set).
 
+#[path = "all/fast.rs"]
+mod fast;
 #[path = "all/fixed.rs"]
 mod fixed;
 #[path = "all/int8.rs"]

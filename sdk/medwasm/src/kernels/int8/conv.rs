@@ -4,10 +4,12 @@
 //!
 //! Padded taps are skipped, which in the integer domain is padding with the input
 //! zero point. The accumulation is exact i32 arithmetic that the loader proved
-//! cannot overflow, so the order of the additions does not change the result and
-//! a faster kernel may regroup them; the per-tap dot product over input channels
-//! is [`dot`], the function a SIMD or DSP version replaces.
+//! cannot overflow, so the order of the additions does not change the result: the
+//! `*_ref` kernels add in TFLite's order, the others take their sums from
+//! [`super::acc`]'s blocked loops over the build's fastest [`super::mac::Mac`]
+//! primitives, and both requantize each sum with the same scalar [`Requant`].
 
+use super::acc::{Best, Reference, Sums};
 use super::fixed::mbqm;
 use crate::kernels::conv::Geometry;
 
@@ -59,7 +61,9 @@ fn channel(mult: &[i32], shift: &[i32], c: usize) -> (i32, i32) {
 }
 
 /// int8 convolution, group 1: `x` `[n, h, w, c]`, `wt` `[m, kh, kw, c]`, `bias`
-/// `[m]`, `mult`/`shift` `[m]` or `[1]`, `y` `[n, oh, ow, m]`.
+/// `[m]`, `mult`/`shift` `[m]` or `[1]`, `y` `[n, oh, ow, m]`. The sums come from
+/// the build's fastest primitives ([`super::acc::Best`]); the result is
+/// [`conv_ref`]'s, bit for bit.
 #[allow(clippy::too_many_arguments)]
 pub fn conv(
     g: &Geometry,
@@ -71,43 +75,34 @@ pub fn conv(
     shift: &[i32],
     y: &mut [i8],
 ) {
-    let x_off = -q.zp_in;
-    let taps = g.kh * g.kw * g.c;
     for n in 0..g.n {
-        let xs = &x[n * g.h * g.w * g.c..][..g.h * g.w * g.c];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let out = &mut y[((n * g.oh + oy) * g.ow + ox) * g.m..][..g.m];
-                for (oc, o) in out.iter_mut().enumerate() {
-                    let filter = &wt[oc * taps..][..taps];
-                    let mut acc = 0i32;
-                    for ky in 0..g.kh {
-                        let Some(iy) = in_pos(oy, ky, g.sh, g.dh, g.pt, g.h) else {
-                            continue;
-                        };
-                        for kx in 0..g.kw {
-                            let Some(ix) = in_pos(ox, kx, g.sw, g.dw, g.pl, g.w) else {
-                                continue;
-                            };
-                            let pixel = &xs[(iy * g.w + ix) * g.c..][..g.c];
-                            let w = &filter[(ky * g.kw + kx) * g.c..][..g.c];
-                            acc = acc.wrapping_add(dot(w, pixel, x_off));
-                        }
-                    }
-                    if let Some(b) = bias {
-                        acc = acc.wrapping_add(b[oc]);
-                    }
-                    let (m, s) = channel(mult, shift, oc);
-                    *o = q.output(acc, m, s);
-                }
-            }
-        }
+        let (xs, ys) = batch(g, x, y, n);
+        <Best as Sums>::conv(g, xs, -q.zp_in, wt, requantize(g, q, bias, mult, shift, ys));
+    }
+}
+
+/// [`conv`] with TFLite's reference loops: the definition the others match.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_ref(
+    g: &Geometry,
+    q: &Requant,
+    x: &[i8],
+    wt: &[i8],
+    bias: Option<&[i32]>,
+    mult: &[i32],
+    shift: &[i32],
+    y: &mut [i8],
+) {
+    for n in 0..g.n {
+        let (xs, ys) = batch(g, x, y, n);
+        <Reference as Sums>::conv(g, xs, -q.zp_in, wt, requantize(g, q, bias, mult, shift, ys));
     }
 }
 
 /// int8 depthwise convolution: `x` `[n, h, w, c]`, `wt` `[1, kh, kw, m]` with
 /// `m = c · multiplier`, output channel `oc` reading input channel
-/// `oc / multiplier`; `y` `[n, oh, ow, m]`.
+/// `oc / multiplier`; `y` `[n, oh, ow, m]`. [`depthwise_ref`]'s result, from the
+/// build's fastest primitives.
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise(
     g: &Geometry,
@@ -119,37 +114,63 @@ pub fn depthwise(
     shift: &[i32],
     y: &mut [i8],
 ) {
-    let x_off = -q.zp_in;
-    let multiplier = g.m / g.c;
     for n in 0..g.n {
-        let xs = &x[n * g.h * g.w * g.c..][..g.h * g.w * g.c];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let out = &mut y[((n * g.oh + oy) * g.ow + ox) * g.m..][..g.m];
-                for (oc, o) in out.iter_mut().enumerate() {
-                    let ic = oc / multiplier;
-                    let mut acc = 0i32;
-                    for ky in 0..g.kh {
-                        let Some(iy) = in_pos(oy, ky, g.sh, g.dh, g.pt, g.h) else {
-                            continue;
-                        };
-                        for kx in 0..g.kw {
-                            let Some(ix) = in_pos(ox, kx, g.sw, g.dw, g.pl, g.w) else {
-                                continue;
-                            };
-                            let v = xs[(iy * g.w + ix) * g.c + ic] as i32 + x_off;
-                            let w = wt[(ky * g.kw + kx) * g.m + oc] as i32;
-                            acc = acc.wrapping_add(w * v);
-                        }
-                    }
-                    if let Some(b) = bias {
-                        acc = acc.wrapping_add(b[oc]);
-                    }
-                    let (m, s) = channel(mult, shift, oc);
-                    *o = q.output(acc, m, s);
-                }
-            }
-        }
+        let (xs, ys) = batch(g, x, y, n);
+        <Best as Sums>::depthwise(g, xs, -q.zp_in, wt, requantize(g, q, bias, mult, shift, ys));
+    }
+}
+
+/// [`depthwise`] with TFLite's reference loops.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_ref(
+    g: &Geometry,
+    q: &Requant,
+    x: &[i8],
+    wt: &[i8],
+    bias: Option<&[i32]>,
+    mult: &[i32],
+    shift: &[i32],
+    y: &mut [i8],
+) {
+    for n in 0..g.n {
+        let (xs, ys) = batch(g, x, y, n);
+        <Reference as Sums>::depthwise(
+            g,
+            xs,
+            -q.zp_in,
+            wt,
+            requantize(g, q, bias, mult, shift, ys),
+        );
+    }
+}
+
+/// Batch `n` of the input and of the output.
+#[inline(always)]
+fn batch<'x, 'y>(g: &Geometry, x: &'x [i8], y: &'y mut [i8], n: usize) -> (&'x [i8], &'y mut [i8]) {
+    let image = g.h * g.w * g.c;
+    let out = g.oh * g.ow * g.m;
+    (&x[n * image..][..image], &mut y[n * out..][..out])
+}
+
+/// The sink that requantizes a sum into one batch `ys` of the output:
+/// `output(acc + bias[oc], mult[oc], shift[oc])` at position `at`, channel `oc`.
+#[inline(always)]
+fn requantize<'a>(
+    g: &Geometry,
+    q: &'a Requant,
+    bias: Option<&'a [i32]>,
+    mult: &'a [i32],
+    shift: &'a [i32],
+    ys: &'a mut [i8],
+) -> impl FnMut(usize, usize, i32) + 'a {
+    let m = g.m;
+    move |at, oc, acc| {
+        let acc = match bias {
+            Some(b) => acc.wrapping_add(b[oc]),
+            None => acc,
+        };
+        let (mul, s) = channel(mult, shift, oc);
+        ys[at * m + oc] = q.output(acc, mul, s);
     }
 }
 
