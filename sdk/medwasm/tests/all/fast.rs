@@ -28,6 +28,8 @@ pub struct BlobCase {
     pub input: Vec<u8>,
     /// Graph output 0, little-endian bytes.
     pub want: Vec<u8>,
+    /// Multiply-accumulates of one run.
+    pub macs: u64,
 }
 
 impl BlobCase {
@@ -374,11 +376,17 @@ impl ConvLayer {
             OpCode::QConv
         };
         gr.node(op, &[x, wt, bt, mt, st], y, NO_TENSOR, &params);
+        let per_out = if self.depthwise {
+            g.kh * g.kw
+        } else {
+            g.kh * g.kw * g.c
+        };
         BlobCase {
             name,
             blob: gr.finish(&[x], &[y]),
             input: self.x.iter().map(|&v| v as u8).collect(),
             want: self.run(true).iter().map(|&v| v as u8).collect(),
+            macs: (g.n * g.oh * g.ow * g.m * per_out) as u64,
         }
     }
 }
@@ -519,6 +527,7 @@ impl FcLayer {
             blob: g.finish(&[x], &[y]),
             input: self.x.iter().map(|&v| v as u8).collect(),
             want: self.run(true).iter().map(|&v| v as u8).collect(),
+            macs: (self.batches * self.depth * self.units) as u64,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! are the conformance suite's, through the converter.
 
 use super::Graph;
+use super::fast::BlobCase;
 use super::int8::{Data, Win, hard_swish_params, lut, run, softmax_params};
 use super::refs::{act_range, quantize_multiplier};
 use medwasm::format::{NO_TENSOR, OpCode};
@@ -844,4 +845,36 @@ fn hybrid_conv_depthwise_and_fully_connected_match_litert() {
     for (name, inputs, expected, blob) in hybrid_blobs() {
         check(name, inputs, expected, &blob);
     }
+}
+
+/// Every fixture of an operator with fast kernels, one case per sample, with
+/// LiteRT's outputs: for the Cortex-M firmware.
+pub fn cases() -> Vec<BlobCase> {
+    let mut out = Vec::new();
+    for (name, inputs, expected, blob) in conv_blobs()
+        .into_iter()
+        .chain(fc_blobs())
+        .chain(hybrid_blobs())
+    {
+        let (shape, x) = npy(inputs);
+        let (_, want) = npy(expected);
+        let bytes = |d: Data| -> Vec<u8> {
+            match d {
+                Data::I8(v) => v.iter().map(|&b| b as u8).collect(),
+                Data::F32(v) => v.iter().flat_map(|f| f.to_le_bytes()).collect(),
+            }
+        };
+        let (x, want) = (bytes(x), bytes(want));
+        let (xn, wn) = (x.len() / shape[0], want.len() / shape[0]);
+        for k in 0..shape[0] {
+            out.push(BlobCase {
+                name: format!("litert {name} sample {k}"),
+                blob: blob.clone(),
+                input: x[k * xn..][..xn].to_vec(),
+                want: want[k * wn..][..wn].to_vec(),
+                macs: 0,
+            });
+        }
+    }
+    out
 }
