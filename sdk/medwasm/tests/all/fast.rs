@@ -574,3 +574,55 @@ fn random_layer_blobs_give_the_reference_outputs() {
         case.check();
     }
 }
+
+#[test]
+fn a_prepared_channel_requantizes_as_requant_output() {
+    use medwasm::kernels::int8::conv::Prepared;
+    let mut rng = Rng(74);
+    let edges = [
+        i32::MIN,
+        i32::MIN + 1,
+        -(1 << 30),
+        -3,
+        -1,
+        0,
+        1,
+        2,
+        1 << 30,
+        i32::MAX - 1,
+        i32::MAX,
+    ];
+    let multipliers = [0, 1 << 30, (1 << 30) + 1, i32::MAX - 1, i32::MAX];
+    for case in 0..200_000 {
+        let pick = |rng: &mut Rng, v: &[i32]| v[rng.below(v.len())];
+        let acc = if case % 3 == 0 {
+            pick(&mut rng, &edges)
+        } else {
+            rng.next() as i32
+        };
+        let bias = if case % 5 == 0 {
+            pick(&mut rng, &edges)
+        } else {
+            rng.next() as i32 >> rng.below(32)
+        };
+        let m = if case % 2 == 0 {
+            pick(&mut rng, &multipliers)
+        } else {
+            (1 << 30) + (rng.next() as u32 >> 2) as i32
+        };
+        let shift = rng.below(62) as i32 - 31;
+        let zp_out = rng.below(256) as i32 - 128;
+        let (a, b) = (rng.below(256) as i32 - 128, rng.below(256) as i32 - 128);
+        let q = Requant {
+            zp_in: 0,
+            zp_out,
+            act_min: a.min(b),
+            act_max: a.max(b),
+        };
+        assert_eq!(
+            Prepared::new(bias, m, shift).output(&q, acc),
+            q.output(acc.wrapping_add(bias), m, shift),
+            "acc {acc} bias {bias} m {m} shift {shift} {q:?}"
+        );
+    }
+}

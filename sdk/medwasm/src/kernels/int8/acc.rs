@@ -17,19 +17,49 @@ use super::conv::{dot, in_pos};
 use super::mac::{LANES, Mac, ROWS, Seg, Tap};
 use crate::kernels::conv::Geometry;
 
+/// Where the convolution loops hand their sums. A sink prepares what one output
+/// channel needs once ([`Sink::channel`]: the requantization's multiplier, shifts
+/// and bias) and then takes that channel's sums at any number of positions
+/// ([`Sink::put`]); a loop that handles many positions per channel prepares it
+/// once for all of them.
+pub trait Sink {
+    /// What the sink prepares per output channel.
+    type Channel;
+
+    /// Prepares output channel `oc`.
+    fn channel(&mut self, oc: usize) -> Self::Channel;
+
+    /// The sum of position `at`, output channel `oc` (prepared as `channel`).
+    fn put(&mut self, channel: &Self::Channel, at: usize, oc: usize, acc: i32);
+}
+
+/// Any `FnMut(position, channel, sum)` is a sink that prepares nothing.
+impl<F: FnMut(usize, usize, i32)> Sink for F {
+    type Channel = ();
+
+    #[inline(always)]
+    fn channel(&mut self, _: usize) {}
+
+    #[inline(always)]
+    fn put(&mut self, _: &(), at: usize, oc: usize, acc: i32) {
+        self(at, oc, acc)
+    }
+}
+
+/// Hands one sum to `sink`, preparing its channel for it alone.
+#[inline(always)]
+pub fn put<S: Sink>(sink: &mut S, at: usize, oc: usize, acc: i32) {
+    let c = sink.channel(oc);
+    sink.put(&c, at, oc, acc);
+}
+
 /// Runs or taps gathered per output position before the primitives run over them;
 /// a position with more (large or dilated kernels) is done in several passes.
-const CHUNK: usize = 16;
+pub(crate) const CHUNK: usize = 16;
 
 /// Convolution, group 1, TFLite's loop: `x` one batch `[h, w, c]`, `wt` `[m, kh,
 /// kw, c]`; `sink(oy · ow + ox, oc, acc)` for every output in order.
-pub fn conv_ref(
-    g: &Geometry,
-    x: &[i8],
-    x_off: i32,
-    wt: &[i8],
-    mut sink: impl FnMut(usize, usize, i32),
-) {
+pub fn conv_ref(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], mut sink: impl Sink) {
     let taps = g.kh * g.kw * g.c;
     for oy in 0..g.oh {
         for ox in 0..g.ow {
@@ -49,7 +79,7 @@ pub fn conv_ref(
                         acc = acc.wrapping_add(dot(w, pixel, x_off));
                     }
                 }
-                sink(oy * g.ow + ox, oc, acc);
+                put(&mut sink, oy * g.ow + ox, oc, acc);
             }
         }
     }
@@ -127,15 +157,15 @@ impl<'g> Runs<'g> {
     }
 }
 
-/// [`conv_ref`]'s sums, blocked over output channels with the primitives of `M`;
-/// `sink` gets every output once, in another order.
-pub fn conv<M: Mac>(
-    g: &Geometry,
-    x: &[i8],
-    x_off: i32,
-    wt: &[i8],
-    mut sink: impl FnMut(usize, usize, i32),
-) {
+/// [`conv_ref`]'s sums with the primitives of `M` ([`Mac::conv`]); `sink` gets
+/// every output once, in another order.
+pub fn conv<M: Mac>(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
+    M::conv(g, x, x_off, wt, sink)
+}
+
+/// [`conv_ref`]'s sums, blocked over output channels: the runs of each position
+/// once, then [`Mac::dot4`] per block of channels.
+pub fn conv_runs<M: Mac>(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], mut sink: impl Sink) {
     let taps = g.kh * g.kw * g.c;
     let mut buf = [Seg::default(); CHUNK];
     let most = if g.dw == 1 { g.kh } else { g.kh * g.kw };
@@ -146,7 +176,7 @@ pub fn conv<M: Mac>(
                 // Every run fits the buffer: gathered once for all the channels.
                 let n = Runs::new(g, oy, ox).fill(&mut buf);
                 channels::<M>(x, x_off, wt, taps, g.m, &buf[..n], |oc, acc| {
-                    sink(at, oc, acc)
+                    put(&mut sink, at, oc, acc)
                 });
                 continue;
             }
@@ -170,7 +200,7 @@ pub fn conv<M: Mac>(
                     }
                 }
                 for (r, &a) in acc.iter().enumerate().take(rows) {
-                    sink(at, oc + r, a);
+                    put(&mut sink, at, oc + r, a);
                 }
                 oc += rows;
             }
@@ -208,13 +238,7 @@ fn channels<M: Mac>(
 /// Depthwise convolution, TFLite's loop: `x` one batch `[h, w, c]`, `wt` `[1, kh,
 /// kw, m]` with `m = c · multiplier`; output channel `oc` reads input channel
 /// `oc / multiplier`; `sink(oy · ow + ox, oc, acc)` in order.
-pub fn depthwise_ref(
-    g: &Geometry,
-    x: &[i8],
-    x_off: i32,
-    wt: &[i8],
-    mut sink: impl FnMut(usize, usize, i32),
-) {
+pub fn depthwise_ref(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], mut sink: impl Sink) {
     let multiplier = g.m / g.c;
     for oy in 0..g.oh {
         for ox in 0..g.ow {
@@ -234,21 +258,26 @@ pub fn depthwise_ref(
                         acc = acc.wrapping_add(w * v);
                     }
                 }
-                sink(oy * g.ow + ox, oc, acc);
+                put(&mut sink, oy * g.ow + ox, oc, acc);
             }
         }
     }
 }
 
+/// [`depthwise_ref`]'s sums with the primitives of `M` ([`Mac::depthwise`]).
+pub fn depthwise<M: Mac>(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
+    M::depthwise(g, x, x_off, wt, sink)
+}
+
 /// [`depthwise_ref`]'s sums: with depth multiplier 1, [`LANES`] channels at a time
-/// over the position's in-bounds taps with the primitives of `M` (the rest one
+/// over the position's in-bounds taps with [`Mac::depthwise8`] (the rest one
 /// channel at a time); other multipliers take the reference loop.
-pub fn depthwise<M: Mac>(
+pub fn depthwise_blocked<M: Mac>(
     g: &Geometry,
     x: &[i8],
     x_off: i32,
     wt: &[i8],
-    mut sink: impl FnMut(usize, usize, i32),
+    mut sink: impl Sink,
 ) {
     if g.m != g.c {
         return depthwise_ref(g, x, x_off, wt, sink);
@@ -260,7 +289,9 @@ pub fn depthwise<M: Mac>(
             let at = oy * g.ow + ox;
             if !chunked {
                 let n = Taps::new(g, oy, ox).fill(&mut buf);
-                depthwise_taps::<M>(x, x_off, wt, g.c, &buf[..n], |c, acc| sink(at, c, acc));
+                depthwise_taps::<M>(x, x_off, wt, g.c, &buf[..n], |c, acc| {
+                    put(&mut sink, at, c, acc)
+                });
                 continue;
             }
             // More taps than the buffer holds: each block of channels walks them in
@@ -282,7 +313,7 @@ pub fn depthwise<M: Mac>(
                     }
                 }
                 for (l, &a) in acc.iter().enumerate().take(lanes) {
-                    sink(at, ch + l, a);
+                    put(&mut sink, at, ch + l, a);
                 }
                 ch += lanes;
             }
@@ -291,7 +322,7 @@ pub fn depthwise<M: Mac>(
 }
 
 /// The in-bounds taps of one output position of a depthwise convolution.
-struct Taps<'g> {
+pub(crate) struct Taps<'g> {
     g: &'g Geometry,
     oy: usize,
     ox: usize,
@@ -300,7 +331,7 @@ struct Taps<'g> {
 }
 
 impl<'g> Taps<'g> {
-    fn new(g: &'g Geometry, oy: usize, ox: usize) -> Self {
+    pub(crate) fn new(g: &'g Geometry, oy: usize, ox: usize) -> Self {
         Taps {
             g,
             oy,
@@ -311,7 +342,7 @@ impl<'g> Taps<'g> {
     }
 
     /// Fills `buf` with the next taps; returns how many (0 when done).
-    fn fill(&mut self, buf: &mut [Tap; CHUNK]) -> usize {
+    pub(crate) fn fill(&mut self, buf: &mut [Tap; CHUNK]) -> usize {
         let g = self.g;
         let mut n = 0;
         while n < CHUNK && self.ky < g.kh {
@@ -336,7 +367,7 @@ impl<'g> Taps<'g> {
 
 /// Channel `ch`'s sum over `taps`.
 #[inline(always)]
-fn tap_sum(x: &[i8], x_off: i32, wt: &[i8], taps: &[Tap], ch: usize) -> i32 {
+pub(crate) fn tap_sum(x: &[i8], x_off: i32, wt: &[i8], taps: &[Tap], ch: usize) -> i32 {
     taps.iter().fold(0i32, |acc, t| {
         acc.wrapping_add(wt[t.w + ch] as i32 * (x[t.x + ch] as i32 + x_off))
     })
@@ -382,9 +413,21 @@ pub fn fully_connected_ref(
     }
 }
 
-/// [`fully_connected_ref`]'s sums, [`ROWS`] units at a time with the primitives of
-/// `M`.
+/// [`fully_connected_ref`]'s sums with the primitives of `M`
+/// ([`Mac::fully_connected`]).
 pub fn fully_connected<M: Mac>(
+    depth: usize,
+    units: usize,
+    x: &[i8],
+    x_off: i32,
+    wt: &[i8],
+    sink: impl FnMut(usize, i32),
+) {
+    M::fully_connected(depth, units, x, x_off, wt, sink)
+}
+
+/// [`fully_connected_ref`]'s sums, [`ROWS`] units at a time over [`Mac::dot4`].
+pub fn fully_connected_rows<M: Mac>(
     depth: usize,
     units: usize,
     x: &[i8],
@@ -406,16 +449,10 @@ pub trait Sums {
     const NAME: &'static str;
 
     /// Convolution sums (see [`conv_ref`]).
-    fn conv(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl FnMut(usize, usize, i32));
+    fn conv(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink);
 
     /// Depthwise convolution sums (see [`depthwise_ref`]).
-    fn depthwise(
-        g: &Geometry,
-        x: &[i8],
-        x_off: i32,
-        wt: &[i8],
-        sink: impl FnMut(usize, usize, i32),
-    );
+    fn depthwise(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink);
 
     /// Fully connected sums of one input row (see [`fully_connected_ref`]).
     fn fully_connected(
@@ -435,17 +472,11 @@ pub struct Reference;
 impl Sums for Reference {
     const NAME: &'static str = "reference";
 
-    fn conv(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl FnMut(usize, usize, i32)) {
+    fn conv(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
         conv_ref(g, x, x_off, wt, sink)
     }
 
-    fn depthwise(
-        g: &Geometry,
-        x: &[i8],
-        x_off: i32,
-        wt: &[i8],
-        sink: impl FnMut(usize, usize, i32),
-    ) {
+    fn depthwise(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
         depthwise_ref(g, x, x_off, wt, sink)
     }
 
@@ -468,17 +499,11 @@ pub struct Blocked<M>(core::marker::PhantomData<M>);
 impl<M: Mac> Sums for Blocked<M> {
     const NAME: &'static str = M::NAME;
 
-    fn conv(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl FnMut(usize, usize, i32)) {
+    fn conv(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
         conv::<M>(g, x, x_off, wt, sink)
     }
 
-    fn depthwise(
-        g: &Geometry,
-        x: &[i8],
-        x_off: i32,
-        wt: &[i8],
-        sink: impl FnMut(usize, usize, i32),
-    ) {
+    fn depthwise(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
         depthwise::<M>(g, x, x_off, wt, sink)
     }
 

@@ -9,7 +9,7 @@
 //! [`super::acc`]'s blocked loops over the build's fastest [`super::mac::Mac`]
 //! primitives, and both requantize each sum with the same scalar [`Requant`].
 
-use super::acc::{Best, Reference, Sums};
+use super::acc::{Best, Reference, Sink, Sums};
 use super::fixed::mbqm;
 use crate::kernels::conv::Geometry;
 
@@ -28,11 +28,13 @@ pub struct Requant {
 
 impl Requant {
     /// `acc` scaled by `(m, shift)`, offset by the output zero point and clamped.
-    #[inline]
+    #[inline(always)]
     pub fn output(&self, acc: i32, m: i32, shift: i32) -> i8 {
         // Saturating: the same value wherever upstream's i32 addition is defined.
         let y = mbqm(acc, m, shift).saturating_add(self.zp_out);
-        y.clamp(self.act_min, self.act_max) as i8
+        // `max` then `min` rather than `clamp`, which would check `min <= max` on
+        // every output (the loader did, once).
+        y.max(self.act_min).min(self.act_max) as i8
     }
 }
 
@@ -51,7 +53,7 @@ pub fn dot(w: &[i8], x: &[i8], x_off: i32) -> i32 {
 
 /// The per-channel multiplier and shift of output channel `c` (one pair may serve
 /// every channel).
-#[inline]
+#[inline(always)]
 fn channel(mult: &[i32], shift: &[i32], c: usize) -> (i32, i32) {
     if mult.len() == 1 {
         (mult[0], shift[0])
@@ -152,8 +154,9 @@ fn batch<'x, 'y>(g: &Geometry, x: &'x [i8], y: &'y mut [i8], n: usize) -> (&'x [
     (&x[n * image..][..image], &mut y[n * out..][..out])
 }
 
-/// The sink that requantizes a sum into one batch `ys` of the output:
-/// `output(acc + bias[oc], mult[oc], shift[oc])` at position `at`, channel `oc`.
+/// The sink that requantizes the sums of one batch into `ys`: per output channel
+/// it prepares a [`Prepared`], then writes `output(acc + bias[oc], mult[oc],
+/// shift[oc])` at each position.
 #[inline(always)]
 fn requantize<'a>(
     g: &Geometry,
@@ -162,15 +165,84 @@ fn requantize<'a>(
     mult: &'a [i32],
     shift: &'a [i32],
     ys: &'a mut [i8],
-) -> impl FnMut(usize, usize, i32) + 'a {
-    let m = g.m;
-    move |at, oc, acc| {
-        let acc = match bias {
-            Some(b) => acc.wrapping_add(b[oc]),
-            None => acc,
-        };
-        let (mul, s) = channel(mult, shift, oc);
-        ys[at * m + oc] = q.output(acc, mul, s);
+) -> RequantSink<'a> {
+    RequantSink {
+        m: g.m,
+        q,
+        bias,
+        mult,
+        shift,
+        ys,
+    }
+}
+
+/// See [`requantize`].
+struct RequantSink<'a> {
+    m: usize,
+    q: &'a Requant,
+    bias: Option<&'a [i32]>,
+    mult: &'a [i32],
+    shift: &'a [i32],
+    ys: &'a mut [i8],
+}
+
+impl Sink for RequantSink<'_> {
+    type Channel = Prepared;
+
+    #[inline(always)]
+    fn channel(&mut self, oc: usize) -> Prepared {
+        let (m, s) = channel(self.mult, self.shift, oc);
+        Prepared::new(self.bias.map_or(0, |b| b[oc]), m, s)
+    }
+
+    #[inline(always)]
+    fn put(&mut self, channel: &Prepared, at: usize, oc: usize, acc: i32) {
+        self.ys[at * self.m + oc] = channel.output(self.q, acc);
+    }
+}
+
+/// One output channel's requantization with the per-value work of [`mbqm`] done
+/// once: the bias, the multiplier, the left shift, and the right shift's mask and
+/// half-mask. For every multiplier the loader accepts (0 or in `[2^30, 2^31 − 1]`,
+/// so never `i32::MIN`, the one value `srdhm` saturates for), [`Prepared::output`]
+/// is [`Requant::output`] of `acc + bias`, bit for bit (tested against it).
+#[derive(Debug, Clone, Copy)]
+pub struct Prepared {
+    bias: i32,
+    m: i32,
+    left: u32,
+    right: u32,
+    mask: i32,
+    half: i32,
+}
+
+impl Prepared {
+    /// Prepares `bias`, multiplier `m` and `shift` (in `-31..=30`).
+    #[inline(always)]
+    pub fn new(bias: i32, m: i32, shift: i32) -> Prepared {
+        let right = (-shift).max(0) as u32;
+        let mask = ((1u32 << right) - 1) as i32;
+        Prepared {
+            bias,
+            m,
+            left: shift.max(0) as u32,
+            right,
+            mask,
+            half: mask >> 1,
+        }
+    }
+
+    /// `q.output(acc + bias, m, shift)`.
+    #[inline(always)]
+    pub fn output(&self, q: &Requant, acc: i32) -> i8 {
+        let x = acc.wrapping_add(self.bias).wrapping_shl(self.left);
+        // `srdhm(x, m)` for `m != i32::MIN`, where the product cannot overflow.
+        let x = ((x as i64 * self.m as i64 + (1 << 30)) >> 31) as i32;
+        // `rdbpot(x, right)`: ties away from zero.
+        let threshold = self.half + i32::from(x < 0);
+        let x = (x >> self.right) + i32::from((x & self.mask) > threshold);
+        let y = x.saturating_add(q.zp_out);
+        y.max(q.act_min).min(q.act_max) as i8
     }
 }
 

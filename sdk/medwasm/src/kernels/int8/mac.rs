@@ -14,6 +14,9 @@
 //! the reference's bits — whether or not a sum overflows (the loader proves none
 //! does, which is what makes them TFLite's values too).
 
+use super::acc::Sink;
+use crate::kernels::conv::Geometry;
+
 /// A contiguous run of products: input elements `x[x..x + len]` against weight
 /// elements `w[w..w + len]` of each weight row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,11 +46,39 @@ pub const LANES: usize = 8;
 
 /// Multiply-accumulate primitives; see the module docs for the arithmetic.
 ///
-/// Indices come from geometry the loader validated; an index outside a slice is a
-/// bug and panics on a bounds check (a trap in wasm), it is never read past.
-pub trait Mac {
+/// The loops of [`super::acc`] call these; an implementation may also replace a
+/// whole loop ([`Mac::conv`], [`Mac::fully_connected`]) where its instruction set
+/// wants another blocking. Indices come from geometry the loader validated; an
+/// index outside a slice is a bug and panics on a bounds check (a trap in wasm),
+/// it is never read past.
+pub trait Mac: Sized {
     /// Name for reports.
     const NAME: &'static str;
+
+    /// Convolution sums (see [`super::acc::conv_ref`]): by default the blocked
+    /// loop over [`Mac::dot4`].
+    fn conv(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
+        super::acc::conv_runs::<Self>(g, x, x_off, wt, sink)
+    }
+
+    /// Depthwise convolution sums (see [`super::acc::depthwise_ref`]): by default
+    /// the blocked loop over [`Mac::depthwise8`].
+    fn depthwise(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
+        super::acc::depthwise_blocked::<Self>(g, x, x_off, wt, sink)
+    }
+
+    /// Fully connected sums of one row (see [`super::acc::fully_connected_ref`]):
+    /// by default the blocked loop over [`Mac::dot4`].
+    fn fully_connected(
+        depth: usize,
+        units: usize,
+        x: &[i8],
+        x_off: i32,
+        wt: &[i8],
+        sink: impl FnMut(usize, i32),
+    ) {
+        super::acc::fully_connected_rows::<Self>(depth, units, x, x_off, wt, sink)
+    }
 
     /// `acc[r] += Σ_seg Σ_i w[r·stride + seg.w + i] · (x[seg.x + i] + x_off)` for
     /// the [`ROWS`] weight rows `r` (output channels) at `stride` from each other.
