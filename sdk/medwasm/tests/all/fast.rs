@@ -626,3 +626,50 @@ fn a_prepared_channel_requantizes_as_requant_output() {
         );
     }
 }
+
+#[test]
+fn a_large_add_tabulates_the_same_rescaling_as_each_element() {
+    use medwasm::Dims;
+    use medwasm::kernels::int8::binary::{AddParams, add};
+    let mut rng = Rng(75);
+    for case in 0..60 {
+        let multiplier = |rng: &mut Rng| (1 << 30) + (rng.next() as u32 >> 2) as i32;
+        let shift = |rng: &mut Rng| -(rng.below(32) as i8);
+        let zp = |rng: &mut Rng| (rng.below(256) as i32 - 128) as i16;
+        let (lo, hi) = (rng.below(256) as i32 - 128, rng.below(256) as i32 - 128);
+        let p = AddParams {
+            sub: case % 2 == 1,
+            left_shift: 20 - rng.below(3) as u8,
+            m1: multiplier(&mut rng),
+            s1: shift(&mut rng),
+            m2: multiplier(&mut rng),
+            s2: shift(&mut rng),
+            mo: multiplier(&mut rng),
+            so: shift(&mut rng),
+            zp1: zp(&mut rng),
+            zp2: zp(&mut rng),
+            zpo: zp(&mut rng),
+            act_min: lo.min(hi) as i8,
+            act_max: lo.max(hi) as i8,
+        };
+        // A residual connection, and one operand broadcast along the channels.
+        let (ad, bd) = if case % 3 == 0 {
+            (vec![1, 16, 16, 8], vec![8])
+        } else {
+            (vec![1, 16, 16, 8], vec![1, 16, 16, 8])
+        };
+        let yd = Dims::from_slice(&[1, 16, 16, 8]).unwrap();
+        let (ad, bd) = (
+            Dims::from_slice(&ad).unwrap(),
+            Dims::from_slice(&bd).unwrap(),
+        );
+        let a = values(&mut rng, ad.elements());
+        let b = values(&mut rng, bd.elements());
+        let mut y = vec![0i8; yd.elements()];
+        add(&p, &a, &ad, &b, &bd, &mut y, &yd);
+        for (i, &got) in y.iter().enumerate() {
+            let want = p.eval(a[i], b[if bd.elements() == 8 { i % 8 } else { i }]);
+            assert_eq!(got, want, "case {case}, element {i}: {p:?}");
+        }
+    }
+}
