@@ -309,3 +309,49 @@ fn the_model_shaped_stacks_run_and_count_their_macs() {
         );
     }
 }
+
+/// Median wall time of `runs` inferences of `blob`, after two untimed ones.
+fn median_run(blob: &[u8], input: &[i8], runs: usize) -> std::time::Duration {
+    use medwasm::{AlignedBuf, Model, PlanBuf, Runtime, ViewMut};
+    let buf = AlignedBuf::from_bytes(blob);
+    let model = Model::load(buf.as_slice()).unwrap();
+    let mut arena = AlignedBuf::zeroed(model.arena_bytes());
+    let mut plan = PlanBuf::for_model(&model);
+    let mut rt = Runtime::new(model, arena.as_mut_slice(), plan.storage()).unwrap();
+    match rt.input_view_mut(0).unwrap() {
+        ViewMut::I8(dst) => dst.copy_from_slice(input),
+        _ => unreachable!("int8 input"),
+    }
+    let mut times: Vec<_> = (0..runs + 2)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            rt.run().unwrap();
+            start.elapsed()
+        })
+        .skip(2)
+        .collect();
+    times.sort();
+    times[runs / 2]
+}
+
+#[test]
+fn model_shaped_stack_timings_in_optimized_builds() {
+    // Only an optimized build times anything (`cargo test --release`), natively or
+    // under Wasmtime; `docs/benchmarks.md` gives the commands and the figures.
+    if cfg!(debug_assertions) {
+        return;
+    }
+    let kernels = <medwasm::kernels::int8::acc::Best as medwasm::kernels::int8::acc::Sums>::NAME;
+    for stack in [kws(), resnet()] {
+        let c = &stack[0];
+        let input: Vec<i8> = c.input.iter().map(|&b| b as i8).collect();
+        let t = median_run(&c.blob, &input, 41);
+        eprintln!(
+            "timing {} ({} kernels): {:.1} µs per inference, {:.2} ns per MAC",
+            c.name,
+            kernels,
+            t.as_secs_f64() * 1e6,
+            t.as_secs_f64() * 1e9 / c.macs as f64
+        );
+    }
+}

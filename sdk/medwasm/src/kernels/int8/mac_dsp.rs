@@ -482,7 +482,7 @@ impl Mac for Dsp {
         let mut taps = [Tap::default(); CHUNK];
         let mut offsets = [[0u32; 2]; CHUNK];
         // Channels in chunks of `BLOCK`, each channel prepared once per chunk.
-        const BLOCK: usize = 32;
+        const BLOCK: usize = 64;
         let mut c0 = 0;
         while c0 < g.c {
             let n = (g.c - c0).min(BLOCK);
