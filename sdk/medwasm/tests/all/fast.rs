@@ -577,7 +577,7 @@ fn random_layer_blobs_give_the_reference_outputs() {
 
 #[test]
 fn a_prepared_channel_requantizes_as_requant_output() {
-    use medwasm::kernels::int8::conv::Prepared;
+    use medwasm::kernels::int8::conv::PreparedChannel;
     let mut rng = Rng(74);
     let edges = [
         i32::MIN,
@@ -620,7 +620,7 @@ fn a_prepared_channel_requantizes_as_requant_output() {
             act_max: a.max(b),
         };
         assert_eq!(
-            Prepared::new(bias, m, shift).output(&q, acc),
+            PreparedChannel::new(bias, m, shift).output(&q, acc),
             q.output(acc.wrapping_add(bias), m, shift),
             "acc {acc} bias {bias} m {m} shift {shift} {q:?}"
         );
@@ -672,4 +672,17 @@ fn a_large_add_tabulates_the_same_rescaling_as_each_element() {
             assert_eq!(got, want, "case {case}, element {i}: {p:?}");
         }
     }
+}
+
+#[test]
+fn each_target_runs_its_own_primitives() {
+    // What this battery checks depends on it: a build that fell back to the plain
+    // Rust primitives would pass without testing the fast ones.
+    let want = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+        "simd128"
+    } else {
+        "scalar"
+    };
+    assert_eq!(Fast::NAME, want);
+    assert_eq!(<Best as Sums>::NAME, want);
 }

@@ -265,10 +265,12 @@ fn qemu(elf: &Path, machine: &str, library: &Path, dir: &Path) -> (Vec<String>, 
     (lines, counts, status.success())
 }
 
-/// Per case: whether it passed and its instructions (the run alone).
+/// Per case: whether it passed and its instructions (the run alone). `kernels`:
+/// the int8 sums the firmware must report it runs.
 fn run_battery(
     elf: &Path,
     machine: &str,
+    kernels: &str,
     library: &Path,
     dir: &Path,
     cases: &[BlobCase],
@@ -278,6 +280,12 @@ fn run_battery(
     assert_eq!(
         lines.first().map(String::as_str),
         Some("medwasm-mcu-battery 1"),
+        "{report}"
+    );
+    // A build that fell back to other kernels would pass without testing these.
+    assert_eq!(
+        lines.get(1).map(String::as_str),
+        Some(format!("kernels {kernels}").as_str()),
         "{report}"
     );
     // The counter's calibration, as `bench --target mcu` checks it: the markers
@@ -344,7 +352,7 @@ fn the_kernel_battery_is_bit_identical_on_cortex_m4_and_m7() {
     let mut dsp = Vec::new();
     for (machine, cpu) in BOARDS {
         let elf = firmware(&base, cpu, false, &cases_file);
-        let results = run_battery(&elf, machine, &library, &dir, &cases);
+        let results = run_battery(&elf, machine, "dsp", &library, &dir, &cases);
         eprintln!("{machine} ({cpu}): {} cases bit-identical", results.len());
         if cpu == "cortex-m4" {
             dsp = results;
@@ -353,7 +361,7 @@ fn the_kernel_battery_is_bit_identical_on_cortex_m4_and_m7() {
     let bench = std::env::var("MEDWASM_MCU_BENCH").is_ok_and(|v| v == "1");
     let reference = bench.then(|| {
         let elf = firmware(&base, "cortex-m4", true, &cases_file);
-        run_battery(&elf, BOARDS[0].0, &library, &dir, &cases)
+        run_battery(&elf, BOARDS[0].0, "reference", &library, &dir, &cases)
     });
     // Instructions per multiply-accumulate of the model-shaped layers on the M4.
     eprintln!("case | MACs | reference instr | reference instr/MAC | DSP instr | DSP instr/MAC");

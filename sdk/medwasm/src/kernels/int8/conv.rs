@@ -155,7 +155,7 @@ fn batch<'x, 'y>(g: &Geometry, x: &'x [i8], y: &'y mut [i8], n: usize) -> (&'x [
 }
 
 /// The sink that requantizes the sums of one batch into `ys`: per output channel
-/// it prepares a [`Prepared`], then writes `output(acc + bias[oc], mult[oc],
+/// it prepares a [`PreparedChannel`], then writes `output(acc + bias[oc], mult[oc],
 /// shift[oc])` at each position.
 #[inline(always)]
 fn requantize<'a>(
@@ -187,16 +187,16 @@ struct RequantSink<'a> {
 }
 
 impl Sink for RequantSink<'_> {
-    type Channel = Prepared;
+    type Channel = PreparedChannel;
 
     #[inline(always)]
-    fn channel(&mut self, oc: usize) -> Prepared {
+    fn channel(&mut self, oc: usize) -> PreparedChannel {
         let (m, s) = channel(self.mult, self.shift, oc);
-        Prepared::new(self.bias.map_or(0, |b| b[oc]), m, s)
+        PreparedChannel::new(self.bias.map_or(0, |b| b[oc]), m, s)
     }
 
     #[inline(always)]
-    fn put(&mut self, channel: &Prepared, at: usize, oc: usize, acc: i32) {
+    fn put(&mut self, channel: &PreparedChannel, at: usize, oc: usize, acc: i32) {
         self.ys[at * self.m + oc] = channel.output(self.q, acc);
     }
 }
@@ -204,10 +204,10 @@ impl Sink for RequantSink<'_> {
 /// One output channel's requantization with the per-value work of [`mbqm`] done
 /// once: the bias, the multiplier, the left shift, and the right shift's mask and
 /// half-mask. For every multiplier the loader accepts (0 or in `[2^30, 2^31 − 1]`,
-/// so never `i32::MIN`, the one value `srdhm` saturates for), [`Prepared::output`]
+/// so never `i32::MIN`, the one value `srdhm` saturates for), [`PreparedChannel::output`]
 /// is [`Requant::output`] of `acc + bias`, bit for bit (tested against it).
 #[derive(Debug, Clone, Copy)]
-pub struct Prepared {
+pub struct PreparedChannel {
     bias: i32,
     m: i32,
     left: u32,
@@ -216,13 +216,13 @@ pub struct Prepared {
     half: i32,
 }
 
-impl Prepared {
+impl PreparedChannel {
     /// Prepares `bias`, multiplier `m` and `shift` (in `-31..=30`).
     #[inline(always)]
-    pub fn new(bias: i32, m: i32, shift: i32) -> Prepared {
+    pub fn new(bias: i32, m: i32, shift: i32) -> PreparedChannel {
         let right = (-shift).max(0) as u32;
         let mask = ((1u32 << right) - 1) as i32;
-        Prepared {
+        PreparedChannel {
             bias,
             m,
             left: shift.max(0) as u32,

@@ -12,7 +12,8 @@
 //! (graph output 0).
 //!
 //! Output (semihosting stdout), one fact per line: `medwasm-mcu-battery 1`,
-//! `calibration <loops>`, then per case `case <i> ok`, `case <i> mismatch <byte>
+//! `kernels <name>` (the int8 sums this build runs: `dsp`, or `reference` with
+//! `--cfg medwasm_reference_kernels`), `calibration <loops>`, then per case `case <i> ok`, `case <i> mismatch <byte>
 //! <got> <want>` or `case <i> error <stage> <code>`, and `done <passed>
 //! <failed>`; then QEMU exits with 0 when every case passed.
 //!
@@ -29,6 +30,7 @@ use core::arch::{asm, global_asm};
 use core::fmt::Write as _;
 use core::mem::MaybeUninit;
 
+use medwasm::kernels::int8::acc::{Best, Sums};
 use medwasm::{Model, PlanArrays, Runtime, View, ViewMut};
 
 /// Arena for every case (the host checks each case fits).
@@ -329,6 +331,7 @@ fn case(i: usize, blob: &'static [u8], input: &[u8], want: &[u8]) -> bool {
 #[unsafe(no_mangle)]
 extern "C" fn battery_main() -> ! {
     line(format_args!("medwasm-mcu-battery 1"));
+    line(format_args!("kernels {}", <Best as Sums>::NAME));
     line(format_args!("calibration {CALIBRATION_LOOPS}"));
     calibrate();
     let b: &'static [u8] = &CASES.0;
