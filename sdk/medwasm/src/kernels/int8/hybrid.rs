@@ -48,8 +48,9 @@ fn round_neon(p: f32) -> i32 {
 /// (`NeonSymmetricQuantizeFloats`, through NEON_2_SSE on x86, `tflite/kernels/
 /// internal/optimized/neon_tensor_utils.cc`): `r = max |x|`, scale `r / 127` and
 /// inverse `127 / r` in f32, `q = clamp(round(x · inverse), −127, 127)` where the
-/// first `len & !7` elements round with [`round_neon`] and the rest half away
-/// from zero. Returns the scale (1 for an all-zero input, quantized to zeros).
+/// first `len & !7` elements round as NEON's `RoundToNearest` without `vcvta`
+/// (`p ± 0.5` in f32, truncated) and the rest half away from zero. Returns the
+/// scale (1 for an all-zero input, quantized to zeros).
 pub fn quantize_symmetric(x: &[f32], q: &mut [i8]) -> f32 {
     let (min, max) = x
         .iter()
@@ -83,16 +84,16 @@ pub fn quantize_symmetric(x: &[f32], q: &mut [i8]) -> f32 {
 }
 
 /// `AsymmetricQuantizeFloats` as LiteRT runs it on x86 and Armv7
-/// (`NeonAsymmetricQuantizeFloats`; the portable function the spec restates
-/// subtracts the range in f64 and rounds before adding the zero point, which
-/// gives other bits). The range `[min(x, 0), max(x, 0)]` is subtracted in f32,
-/// divided by 255 in f64; the zero point is taken from whichever end gives the
-/// smaller error, nudged into `−128..=127` (half away from zero); the scale is
-/// stored as f32 and its inverse is `1 / scale` in f64 rounded to f32; then
-/// `q = clamp(zp + round(x · inverse), −128, 127)` with the first `len & !7`
-/// elements rounded by [`round_neon`] and the rest half away from zero. Returns the
-/// scale and the zero point; an input with no range (all zeros) gives zeros, scale
-/// 1 and zero point 0.
+/// (`NeonAsymmetricQuantizeFloats`; the portable function,
+/// `PortableAsymmetricQuantizeFloats`, subtracts the range in f64 and adds the zero
+/// point before rounding, which gives other bits). The range `[min(x, 0), max(x,
+/// 0)]` is subtracted in f32, divided by 255 in f64; the zero point is taken from
+/// whichever end gives the smaller error, nudged into `−128..=127` (half away from
+/// zero); the scale is stored as f32 and its inverse is `1 / scale` in f64 rounded
+/// to f32; then `q = clamp(zp + round(x · inverse), −128, 127)` with the first
+/// `len & !7` elements rounded as NEON's `RoundToNearest` without `vcvta` and the
+/// rest half away from zero. Returns the scale and the zero point; an input with no
+/// range (all zeros) gives zeros, scale 1 and zero point 0.
 pub fn quantize_asymmetric(x: &[f32], q: &mut [i8]) -> (f32, i32) {
     // `NeonMinMax`: both start at 0.
     let (rmin, rmax) = x.iter().fold((0.0f32, 0.0f32), |(lo, hi), &v| {

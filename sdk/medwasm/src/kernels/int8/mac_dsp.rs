@@ -16,11 +16,14 @@
 //! first expanded into 16-bit lanes with the offset added and padding as 0
 //! ([`Patches`]), laid out as `SXTB16` splits four weights — `(x0, x2), (x1,
 //! x3)` — so that the inner loop loads input pairs ready to use. That loop is a
-//! hand-written leaf function ([`medwasm_dsp_mac_2x2`]: two positions × two output
-//! channels, 17 instructions per 16 MACs; [`medwasm_dsp_mac_1x4`] for FC rows):
-//! as a whole function it may use all fourteen general registers, where an
-//! `asm!` block gets twelve and the compiler spilled the sums of a four-channel
-//! dot product to the stack.
+//! hand-written leaf function (`medwasm_dsp_mac_2x2`: two positions × two output
+//! channels, 16 instructions per 16 MACs unrolled by two; `medwasm_dsp_mac_1x4`
+//! for FC rows; `medwasm_dsp_dw4` for four depthwise channels over a tap list): as
+//! a whole function it may use all fourteen general registers, where an `asm!`
+//! block gets twelve and the compiler spilled the sums of a four-channel dot
+//! product to the stack. Each output channel's requantization is prepared once per
+//! chunk of positions ([`super::acc::Sink`]). Stack: 2.5 KiB of patches for a
+//! convolution, up to 3 KiB of prepared channels for a depthwise one.
 //!
 //! Stable Rust has no DSP intrinsics (`core::arch::arm`'s are unstable): the
 //! kernels are `global_asm!`, the rest uses one-line `asm!` wrappers the compiler
