@@ -98,7 +98,7 @@ pub(super) fn geometry(
     let (win, out_sp) = window(a, &x[2..], &kernel_shape, false)?;
     let c = x[1];
     let m = w[0];
-    if c % group != 0 || m % group != 0 || w[1] != c / group {
+    if !c.is_multiple_of(group) || !m.is_multiple_of(group) || w[1] != c / group {
         return shape_err(format!(
             "group {group} does not fit input channels {c} and weights {:?}",
             w

@@ -28,6 +28,8 @@ mod gemm;
 mod norm;
 mod pool;
 mod qdq;
+#[cfg(test)]
+mod qdq_tests;
 mod qlinear;
 mod quant;
 mod shape;
