@@ -398,11 +398,12 @@ int8 tensors its DQs read:
 | `DQ → Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Concat / Pad → Q` | the same mover on int8 (requantized where the parameters differ) |
 | `DQ → Q` | requantize |
 
-Movers (and MaxPool) between a Q and a DQ run on the int8 values directly. A Q of
-a float graph input runs as Quantize, a DQ before float operators as Dequantize,
-and a DQ of constant weights read by float operators is folded to float32. Any
-other Q is refused, naming the pattern it breaks (a float operator between a DQ
-and a Q rounds differently from any int8 kernel). A bias whose scale is not
+Movers (and MaxPool) between a Q and a DQ run on the int8 values directly. Float
+operators ahead of a model's quantized part (on its float inputs) run in f32 and
+the Q after them as Quantize; a DQ before float operators runs as Dequantize; a
+DQ of constant weights read by float operators is folded to float32. Any other Q
+is refused, naming the pattern it breaks (a float operator between a DQ and a Q
+rounds differently from any int8 kernel). A bias whose scale is not
 input scale × weight scale (as onnxruntime and tf2onnx write it) is requantized
 to that unit at conversion.
 

@@ -18,10 +18,11 @@
 //!
 //! Where the kernel needs equal input and output quantization (pools, movers) and
 //! the model's differ, or the softmax output is not TFLite's 1/256, a requantize
-//! (`Quantize` int8 → int8) follows. A Q of a float graph input stays a `Quantize`
-//! and a DQ before float operators stays a `Dequantize` (exact). Any other Q is a
-//! problem naming the pattern it breaks: the float operators between a DQ and a Q
-//! would round differently from what the model means.
+//! (`Quantize` int8 → int8) follows. A Q of a float value no DQ contributes to (a
+//! graph input, or float operators on graph inputs) stays a `Quantize`, and a DQ
+//! before float operators stays a `Dequantize` (exact). Any other Q is a problem
+//! naming the pattern it breaks: float operators between a DQ and a Q would round
+//! differently from what the model means.
 
 use std::collections::{HashMap, HashSet};
 
@@ -241,13 +242,13 @@ fn fuse(cx: &mut Cx, q: usize) -> Result<Option<(usize, String)>, Problem> {
     let Some(yf) = qn.inputs.first().copied().flatten() else {
         return Ok(None);
     };
+    if !dequantized_upstream(g, yf) {
+        // The float part of the model (a graph input, or float operators on graph
+        // inputs) ends here: the runtime's Quantize (TFLite's QUANTIZE; it rounds
+        // ties away from zero where ONNX rounds them to even).
+        return Ok(None);
+    }
     let Some(p) = g.producer(yf) else {
-        if g.inputs.contains(&yf) {
-            // A lone QuantizeLinear after a float graph input: the runtime's
-            // Quantize (TFLite's QUANTIZE; it rounds ties away from zero where
-            // ONNX rounds them to even).
-            return Ok(None);
-        }
         return Err(problem(
             &qn,
             ProblemKind::Dtype,
@@ -294,6 +295,25 @@ fn fuse(cx: &mut Cx, q: usize) -> Result<Option<(usize, String)>, Problem> {
         g.nodes.remove(r);
     }
     Ok(Some((q + added - lowered.remove.len(), lowered.label)))
+}
+
+/// True if a run-time `Dequantize` contributes to value `t`: then the float
+/// operators between it and a QuantizeLinear are a quantized pattern.
+fn dequantized_upstream(g: &Graph, t: TensorId) -> bool {
+    let mut stack = vec![t];
+    let mut seen = HashSet::new();
+    while let Some(t) = stack.pop() {
+        if !seen.insert(t) {
+            continue;
+        }
+        let Some(p) = g.producer(t) else { continue };
+        let n = &g.nodes[p];
+        if n.op == Op::Dequantize {
+            return true;
+        }
+        stack.extend(n.inputs.iter().flatten());
+    }
+    false
 }
 
 /// Splits the node computing a quantized value into the operator and a Relu or
@@ -538,7 +558,7 @@ fn lower_chain(
         other => Err((
             ProblemKind::Operator,
             format!(
-                "{} has no int8 kernel; dequantize its input and keep its output float, or quantize the model without it (`nodes_to_exclude`)",
+                "{} has no int8 kernel; float operators can run before a model's quantized part (ahead of its first QuantizeLinear) or after it (behind a DequantizeLinear), not between a DequantizeLinear and a QuantizeLinear",
                 other.label()
             ),
         )),

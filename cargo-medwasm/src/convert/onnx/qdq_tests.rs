@@ -535,11 +535,10 @@ fn what_matches_no_pattern_is_refused_naming_the_pattern() {
         "`DequantizeLinear → Div → QuantizeLinear` cannot run on the int8 kernels: Div has no int8 kernel (Add, Sub and Mul have)"
     );
 
-    // A float graph input through a float Relu into a Q: nothing to dequantize.
-    let m = Model::new(13)
-        .input("x", &[1, 4])
-        .node("Relu", &["x"], "r", vec![]);
-    let p = problems(quantized_output(m, "r", 0.05, 0));
+    // An Add of a dequantized value and the float graph input itself.
+    let m =
+        quantized_input(Model::new(13), &[1, 4], 0.1, 0).node("Add", &["x_dq", "x"], "a", vec![]);
+    let p = problems(quantized_output(m, "a", 0.05, 0));
     assert_eq!(p.len(), 1, "{p:?}");
     assert!(
         p[0].message
@@ -575,6 +574,23 @@ fn what_matches_no_pattern_is_refused_naming_the_pattern() {
         "{}",
         p[0].message
     );
+}
+
+#[test]
+fn float_operators_ahead_of_the_quantized_part_stay_float() {
+    // onnxruntime leaves a Relu on the float input float, then quantizes: the
+    // float part runs on the f32 kernels, then a Quantize.
+    let m = Model::new(13)
+        .input("x", &[1, 4])
+        .node("Relu", &["x"], "r", vec![]);
+    let m = qparams(m, "r", 0.05, -128, INT8)
+        .node("QuantizeLinear", &["r", "r_s", "r_z"], "r_q", vec![])
+        .node("DequantizeLinear", &["r_q", "r_s", "r_z"], "r_dq", vec![])
+        .node("Sigmoid", &["r_dq"], "s", vec![]);
+    let (g, _) = lowered(quantized_output(m, "s", 1.0 / 256.0, -128));
+    assert_eq!(labels(&g), ["Relu", "Quantize", "Sigmoid", "Dequantize"]);
+    assert_eq!(g.tensors[g.nodes[0].output].dtype, DType::F32);
+    assert_eq!(g.tensors[g.nodes[2].output].dtype, DType::I8);
 }
 
 #[test]
@@ -1015,4 +1031,42 @@ fn tf2onnx_int8_models_lower_to_the_ir_of_their_tflite_originals() {
             assert_eq!(onnx.graph.tensors[t].dtype, DType::I8, "{name}: {}", n.name);
         }
     }
+}
+
+#[test]
+fn onnxruntime_quantized_fixtures_lower_to_int8_nodes() {
+    // conformance/qdq: small models quantized by onnxruntime's quantize_static (QDQ
+    // and QOperator, per tensor and per channel). Each lowers without problems,
+    // and between its float input's Quantize and its float output's Dequantize
+    // every node computes on int8.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/qdq");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    let cases = index["cases"].as_array().unwrap();
+    assert!(cases.len() >= 50, "{} cases", cases.len());
+    let mut failures = vec![];
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let imp = import_onnx(&dir.join(format!("{name}.onnx")));
+        if !imp.problems.is_empty() {
+            failures.push(format!(
+                "{name}: {}",
+                imp.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")
+            ));
+            continue;
+        }
+        let g = &imp.graph;
+        let first_int8 = g.nodes.iter().position(|n| n.op == Op::Quantize).unwrap();
+        let last = g.nodes.len() - 1;
+        assert_eq!(g.nodes[last].op, Op::Dequantize, "{name}");
+        for n in &g.nodes[first_int8..last] {
+            if g.tensors[n.output].dtype != DType::I8 {
+                failures.push(format!("{name}: `{}` ({}) is not int8", n.name, n.op.label()));
+            }
+        }
+        for n in &g.nodes[..first_int8] {
+            assert_eq!(g.tensors[n.output].dtype, DType::F32, "{name}");
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
