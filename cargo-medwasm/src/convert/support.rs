@@ -219,7 +219,7 @@ pub const OPS: &[OpSupport] = &[
     OpSupport {
         op: "QLinearSigmoid",
         runs_as: "Sigmoid (int8)",
-        notes: "`com.microsoft`",
+        notes: "`com.microsoft`; an output other than scale 1/256, zero point -128 is requantized from it",
     },
     OpSupport {
         op: "QLinearLeakyRelu",
@@ -394,7 +394,7 @@ int8 tensors its DQs read:
 | `DQ → MaxPool / AveragePool → Q` | pool (requantized after if the parameters differ) |
 | `DQ → GlobalAveragePool / ReduceMean → Q` | mean |
 | `DQ → Softmax → Q` (last axis) | softmax (to scale 1/256, zero point -128; requantized to another output quantization) |
-| `DQ → Sigmoid / Tanh / LeakyRelu / Relu / Clip → Q` | activation |
+| `DQ → Sigmoid / Tanh / LeakyRelu / Relu / Clip → Q` | activation (a sigmoid writes TFLite's 1/256 steps, requantized to another output quantization) |
 | `DQ → Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Concat / Pad → Q` | the same mover on int8 (requantized where the parameters differ) |
 | `DQ → Q` | requantize |
 
@@ -419,8 +419,11 @@ differs from it by a few steps, because:
 - onnxruntime's fused int8 kernels requantize with a float multiply and round half
   to even; TFLite multiplies by a 31-bit fixed-point multiplier and rounds twice;
 - the int8 softmax and sigmoid are TFLite's fixed-point exp and lookup table, not a
-  float function rounded once; onnxruntime's 1/255 softmax output is requantized
-  from TFLite's 1/256 steps;
+  float function rounded once, and they write TFLite's 1/256 steps: onnxruntime's
+  1/255 softmax output and calibrated sigmoid outputs are requantized from them
+  (two roundings);
+- where a pool or a mover's input and output quantization differ, the int8
+  kernels add a requantize (two roundings where onnxruntime rounds once);
 - an average rounds raw int8 values (TFLite), not dequantized ones.
 
 The conformance suite holds quantized cases of each pattern (QDQ and QOperator,

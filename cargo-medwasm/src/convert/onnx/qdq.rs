@@ -17,8 +17,8 @@
 //! - `DQ → Q` (a requantization)
 //!
 //! Where the kernel needs equal input and output quantization (pools, movers) and
-//! the model's differ, or the softmax output is not TFLite's 1/256, a requantize
-//! (`Quantize` int8 → int8) follows. A Q of a float value no DQ contributes to (a
+//! the model's differ, or the softmax or sigmoid output is not TFLite's 1/256, a
+//! requantize (`Quantize` int8 → int8) joins them. A Q of a float value no DQ contributes to (a
 //! graph input, or float operators on graph inputs) stays a `Quantize`, and a DQ
 //! before float operators stays a `Dequantize` (exact). Any other Q is a problem
 //! naming the pattern it breaks: float operators between a DQ and a Q would round
@@ -485,10 +485,16 @@ fn lower_chain(
                     ),
                 ));
             }
-            let nodes = softmax(cx, &n.name, Op::Softmax { start, end, beta }, xq, yq);
+            let nodes = probabilities(cx, &n.name, Op::Softmax { start, end, beta }, xq, yq);
             Ok(one(nodes, "Softmax"))
         }
-        Op::Act(a @ (Act::Relu | Act::Clip(..) | Act::Sigmoid | Act::Tanh | Act::LeakyRelu(_))) => {
+        Op::Act(Act::Sigmoid) => {
+            let x = input(0).ok_or((ProblemKind::Shape, "no input".to_string()))?;
+            let xq = int8_of(cx, x, false)?;
+            let nodes = probabilities(cx, &n.name, Op::Act(Act::Sigmoid), xq, yq);
+            Ok(one(nodes, "Sigmoid"))
+        }
+        Op::Act(a @ (Act::Relu | Act::Clip(..) | Act::Tanh | Act::LeakyRelu(_))) => {
             let x = input(0).ok_or((ProblemKind::Shape, "no input".to_string()))?;
             let xq = int8_of(cx, x, false)?;
             Ok(one(
@@ -623,7 +629,10 @@ fn fully_connected(
 }
 
 /// `op` on int8 `xq` into `yq`, which must have `xq`'s quantization (pools and
-/// movers); if the model's differ, into a temporary of `xq`'s then requantized.
+/// movers); if the model's differ, into a temporary of `xq`'s, then requantized.
+/// (Not the other way round: an output calibrated on averages or maxima has a
+/// narrower range than the input, and requantizing the input to it would
+/// saturate values before they are pooled.)
 pub(super) fn same_quant(
     cx: &mut Cx,
     name: &str,
@@ -648,12 +657,27 @@ pub(super) fn same_quant(
     ])
 }
 
-/// The int8 softmax writes probabilities in steps of 1/256 from −128 (TFLite's
-/// kernel); another output quantization (onnxruntime's quantizer writes 1/255) is
-/// reached by a requantize after it.
-pub(super) fn softmax(cx: &mut Cx, name: &str, op: Op, xq: TensorId, yq: TensorId) -> Vec<Node> {
+/// TFLite's int8 softmax and sigmoid (LOGISTIC) write probabilities in steps of
+/// 1/256 from −128 (LiteRT requires that output); another output quantization
+/// (onnxruntime's quantizer writes 1/255 for a softmax, and calibrates a sigmoid's)
+/// is reached by a requantize after them. The softmax accepts 1/256 within 0.1 %,
+/// as LiteRT does; the sigmoid's table needs it exactly.
+pub(super) fn probabilities(
+    cx: &mut Cx,
+    name: &str,
+    op: Op,
+    xq: TensorId,
+    yq: TensorId,
+) -> Vec<Node> {
+    let softmax = matches!(op, Op::Softmax { .. });
     let fits = cx.g.tensors[yq].quant.as_ref().is_some_and(|q| {
-        q.zero_point == [-128] && ((f64::from(q.scale[0]) * 256.0) - 1.0).abs() <= 1e-3
+        let s = f64::from(q.scale[0]);
+        q.zero_point == [-128]
+            && if softmax {
+                (s * 256.0 - 1.0).abs() <= 1e-3
+            } else {
+                s == 1.0 / 256.0
+            }
     });
     if fits {
         return vec![node(name, op, vec![Some(xq)], yq)];
@@ -667,7 +691,8 @@ pub(super) fn softmax(cx: &mut Cx, name: &str, op: Op, xq: TensorId, yq: TensorI
     let tmp_name = format!("{name}.int8");
     let tmp = int8_tensor(&mut cx.g, &tmp_name, &dims, &quant);
     cx.notes.push(format!(
-        "the int8 softmax `{name}` writes steps of 1/256 from -128; its output `{}` ({}) is requantized from them",
+        "the int8 {} `{name}` writes steps of 1/256 from -128; its output `{}` ({}) is requantized from them",
+        if softmax { "softmax" } else { "sigmoid" },
         cx.g.tensors[yq].name,
         cx.g.tensors[yq].quant.as_ref().map_or(String::new(), describe)
     ));

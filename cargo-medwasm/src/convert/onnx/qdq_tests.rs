@@ -1051,7 +1051,11 @@ fn onnxruntime_quantized_fixtures_lower_to_int8_nodes() {
         if !imp.problems.is_empty() {
             failures.push(format!(
                 "{name}: {}",
-                imp.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")
+                imp.problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ));
             continue;
         }
@@ -1061,7 +1065,11 @@ fn onnxruntime_quantized_fixtures_lower_to_int8_nodes() {
         assert_eq!(g.nodes[last].op, Op::Dequantize, "{name}");
         for n in &g.nodes[first_int8..last] {
             if g.tensors[n.output].dtype != DType::I8 {
-                failures.push(format!("{name}: `{}` ({}) is not int8", n.name, n.op.label()));
+                failures.push(format!(
+                    "{name}: `{}` ({}) is not int8",
+                    n.name,
+                    n.op.label()
+                ));
             }
         }
         for n in &g.nodes[..first_int8] {
@@ -1069,4 +1077,28 @@ fn onnxruntime_quantized_fixtures_lower_to_int8_nodes() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_sigmoid_writes_tflite_s_1_256_steps_then_the_model_s() {
+    // A sigmoid with a calibrated output scale: TFLite's table writes 1/256 steps.
+    let m =
+        quantized_input(Model::new(13), &[1, 4], 0.1, 0).node("Sigmoid", &["x_dq"], "s", vec![]);
+    let (g, notes) = lowered(quantized_output(m, "s", 0.003, -128));
+    assert_eq!(
+        labels(&g),
+        ["Quantize", "Sigmoid", "Quantize", "Dequantize"]
+    );
+    assert_eq!(*quant(&g, g.nodes[1].output), per_tensor(1.0 / 256.0, -128));
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("the int8 sigmoid `sigmoid_2` writes steps of 1/256")),
+        "{notes:?}"
+    );
+    // Exactly 1/256 needs nothing more.
+    let m =
+        quantized_input(Model::new(13), &[1, 4], 0.1, 0).node("Sigmoid", &["x_dq"], "s", vec![]);
+    let (g, _) = lowered(quantized_output(m, "s", 1.0 / 256.0, -128));
+    assert_eq!(labels(&g), ["Quantize", "Sigmoid", "Dequantize"]);
 }

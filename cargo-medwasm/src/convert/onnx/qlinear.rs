@@ -9,7 +9,7 @@
 use medwasm::kernels::act::Act;
 use medwasm::kernels::binary::{BinOp, broadcast};
 
-use super::qdq::{int8_tensor, node, same_quant, softmax, symmetric};
+use super::qdq::{int8_tensor, node, probabilities, same_quant, symmetric};
 use super::quant::{Params, ir_constant, params};
 use super::{Cx, OnnxNode, OpDef, R, conv, norm_axis, pool, shape_err, unsupported};
 use crate::convert::ProblemKind;
@@ -503,8 +503,14 @@ fn qlinear_activation(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
     };
     let x = quantized_input(cx, n, 0, 1, 2, "X")?;
     let dims = cx.t(x).dims.clone();
-    let out = output_quant(cx, n, 3, 4, x)?;
-    emit_int8(cx, n, Op::Act(act), vec![Some(x)], dims, out)?;
+    let (quant, u8) = output_quant(cx, n, 3, 4, x)?;
+    if act == Act::Sigmoid {
+        let y = int8_output(cx, n, dims, quant, u8)?;
+        let nodes = probabilities(cx, &n.name, Op::Act(act), x, y);
+        cx.g.nodes.extend(nodes);
+        return Ok(());
+    }
+    emit_int8(cx, n, Op::Act(act), vec![Some(x)], dims, (quant, u8))?;
     Ok(())
 }
 
@@ -530,7 +536,7 @@ fn qlinear_softmax(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
         end: r,
         beta: 1.0,
     };
-    let nodes = softmax(cx, &n.name, op, x, y);
+    let nodes = probabilities(cx, &n.name, op, x, y);
     cx.g.nodes.extend(nodes);
     Ok(())
 }
