@@ -164,6 +164,9 @@ struct Lowered {
 
 /// Lowers every QDQ pattern of the translated graph and checks what is left.
 pub(super) fn lower(cx: &mut Cx) {
+    // A tensor whose reader was refused has no quantization either; that is not
+    // a problem of its own.
+    let translated = cx.problems.is_empty();
     let mut lowered: Vec<(String, usize)> = vec![];
     let mut i = 0;
     while i < cx.g.nodes.len() {
@@ -195,7 +198,9 @@ pub(super) fn lower(cx: &mut Cx) {
     }
     drop_unread_dequantize(&mut cx.g);
     check_pads(cx);
-    check_quantized(cx);
+    if translated {
+        check_quantized(cx);
+    }
     if !lowered.is_empty() {
         cx.notes.push(format!(
             "quantized (QDQ) patterns lowered to int8 nodes: {}",
@@ -248,15 +253,9 @@ fn fuse(cx: &mut Cx, q: usize) -> Result<Option<(usize, String)>, Problem> {
         // ties away from zero where ONNX rounds them to even).
         return Ok(None);
     }
+    // A Dequantize upstream means an operator computes the value.
     let Some(p) = g.producer(yf) else {
-        return Err(problem(
-            &qn,
-            ProblemKind::Dtype,
-            format!(
-                "quantizes {}, which no operator computes; only computed values and float graph inputs can be quantized at run time",
-                name(g, yf)
-            ),
-        ));
+        return Ok(None);
     };
     let (core, act) = split_act(g, p);
     let core_node = g.nodes[core].clone();

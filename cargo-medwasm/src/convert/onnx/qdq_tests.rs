@@ -628,6 +628,15 @@ fn run_time_int8_values_need_their_quantization_and_a_dequantize_before_float_op
         "{}",
         p[0].message
     );
+    // An int8 input read by an unsupported operator: that one problem only.
+    let p = problems(
+        Model::new(13)
+            .input_typed("x", &[1, 4], INT8)
+            .node("Erf", &["x"], "y", vec![])
+            .output("y"),
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].kind, ProblemKind::Operator);
     // uint8 inputs are refused with the fix.
     let p = problems(
         Model::new(13)
