@@ -509,6 +509,40 @@ fn nan_test_vector_fails_conformance_with_the_detectors_message() {
 }
 
 #[test]
+fn default_target_in_the_metadata_is_used_without_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(
+        tmp.path(),
+        &["new", "vitals-dt", "--template", "vitals-anomaly"],
+    );
+    let project = tmp.path().join("vitals-dt");
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    let with = |target: &str| {
+        let edited = manifest.replacen(
+            "[package.metadata.medwasm]\n",
+            &format!("[package.metadata.medwasm]\ndefault-target = \"{target}\"\n"),
+            1,
+        );
+        assert_ne!(edited, manifest);
+        std::fs::write(project.join("Cargo.toml"), edited).unwrap();
+    };
+    with("wasmedg");
+    let out = cli(&project, &["build"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`default-target = \"wasmedg\"`") && err.contains("`wasmedge`"),
+        "{err}"
+    );
+    with("wasmedge");
+    let built = ok(&project, &["build"]);
+    assert!(built.contains("bench harness"), "{built}");
+    // `--target` still wins.
+    let built = ok(&project, &["build", "--target", "wasmtime"]);
+    assert!(!built.contains("bench harness"), "{built}");
+}
+
+#[test]
 fn new_refuses_bad_names_and_existing_directories() {
     let tmp = tempfile::tempdir().unwrap();
     let out = cli(tmp.path(), &["new", "9lives"]);
