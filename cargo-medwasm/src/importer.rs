@@ -28,6 +28,8 @@ pub struct ImportOptions {
     pub inputs: Option<PathBuf>,
     /// Expected outputs to store.
     pub expected: Option<PathBuf>,
+    /// How int8 fully connected layers requantize.
+    pub fc_requant: convert::FcRequant,
 }
 
 /// Tolerance of the import-time self-check against tract.
@@ -66,6 +68,7 @@ pub fn import_model(root: &Path, model: &Path, opts: &ImportOptions, ui: &Ui) ->
         model,
         &ConvertOptions {
             input_shapes: shapes,
+            fc_requant: opts.fc_requant,
         },
     )?;
     let manifest = converted.manifest;

@@ -1,40 +1,44 @@
-//! f32 NHWC Convs and pools run on the NCHW f32 kernels: each is wrapped in a
-//! Transpose to NCHW before and one back to NHWC after, and its filter is re-laid
-//! at conversion (OHWI → OIHW; depthwise 1HWO → OIHW with one input channel per
-//! group). The transpose pass then cancels the pairs this makes between
-//! neighbouring nodes.
+//! Each Conv and pool runs in its kernel's layout: f32 kernels are NCHW, int8 and
+//! hybrid kernels NHWC (TFLite's). A node in the other layout is wrapped in a
+//! Transpose before and one back after, and its filter is re-laid at conversion:
+//! f32 OHWI → OIHW (depthwise 1HWO → OIHW with one input channel per group); int8
+//! OIHW → OHWI (one input channel per group and one group per channel → depthwise
+//! 1HWO), its per-channel quantization axis moving with it. The transpose pass then
+//! cancels the pairs this makes between neighbouring nodes.
 
-use crate::convert::ir::{Graph, Layout, Node, Op, Tensor, permute};
+use crate::convert::ir::{DType, Graph, Layout, Node, Op, Quant, Tensor, permute};
 
 /// NHWC → NCHW, as a Transpose `perm` (output axis i is input axis `perm[i]`).
 pub const TO_NCHW: [usize; 4] = [0, 3, 1, 2];
 /// NCHW → NHWC.
 pub const TO_NHWC: [usize; 4] = [0, 2, 3, 1];
 
-/// Lowers every f32 NHWC Conv and pool; returns how many Transposes it inserted.
-/// Nodes with int8 or hybrid tensors stay NHWC: their kernels run that layout.
-pub fn nhwc_to_nchw(g: &mut Graph) -> usize {
+/// Puts every 2-D Conv and pool in its kernel's layout; returns how many
+/// Transposes it inserted. f32 nodes run NCHW; nodes with int8 tensors (int8 and
+/// hybrid kernels) run NHWC.
+pub fn to_kernel_layouts(g: &mut Graph) -> usize {
     let mut inserted = 0;
     let mut i = 0;
     while i < g.nodes.len() {
         let n = &g.nodes[i];
-        let nhwc = matches!(
-            n.op,
-            Op::Conv {
-                layout: Layout::Nhwc,
-                ..
-            } | Op::Pool {
-                layout: Layout::Nhwc,
-                ..
-            }
-        );
-        let all_f32 = n.inputs.iter().flatten().chain([&n.output]).all(|&t| {
-            g.tensors[t].dtype == crate::convert::ir::DType::F32 && g.tensors[t].quant.is_none()
-        });
+        let layout = match n.op {
+            Op::Conv { layout, .. } | Op::Pool { layout, .. } => Some(layout),
+            _ => None,
+        };
+        let all_f32 = n
+            .inputs
+            .iter()
+            .flatten()
+            .chain([&n.output])
+            .all(|&t| g.tensors[t].dtype == DType::F32 && g.tensors[t].quant.is_none());
+        let want = if all_f32 { Layout::Nchw } else { Layout::Nhwc };
         let x = n.inputs.first().copied().flatten();
-        match x {
-            Some(x) if nhwc && all_f32 && g.tensors[x].dims.len() == 4 => {
-                lower(g, i, x);
+        match (x, layout) {
+            (Some(x), Some(have)) if have != want && g.tensors[x].dims.len() == 4 => {
+                match want {
+                    Layout::Nchw => to_nchw(g, i, x),
+                    Layout::Nhwc => to_nhwc(g, i, x),
+                }
                 inserted += 2;
                 i += 3;
             }
@@ -45,7 +49,7 @@ pub fn nhwc_to_nchw(g: &mut Graph) -> usize {
 }
 
 /// Rewrites node `i` (input `x`) as Transpose → NCHW node → Transpose.
-fn lower(g: &mut Graph, i: usize, x: usize) {
+fn to_nchw(g: &mut Graph, i: usize, x: usize) {
     let node = g.nodes[i].clone();
     let name = node.name.clone();
     let y = node.output;
@@ -62,7 +66,7 @@ fn lower(g: &mut Graph, i: usize, x: usize) {
     ));
     let mut inputs = node.inputs.clone();
     inputs[0] = Some(x_nchw);
-    let op = match node.op {
+    let op = match node.op.clone() {
         Op::Conv {
             win,
             group,
@@ -96,30 +100,157 @@ fn lower(g: &mut Graph, i: usize, x: usize) {
         },
         other => other,
     };
+    wrap(
+        g,
+        i,
+        x,
+        node,
+        op,
+        inputs,
+        (x_nchw, y_nchw),
+        (TO_NCHW, TO_NHWC),
+        "nchw",
+    );
+}
+
+/// Rewrites node `i` (input `x`) as Transpose → NHWC node → Transpose: an int8 or
+/// hybrid NCHW Conv (from an ONNX QDQ graph) or pool.
+fn to_nhwc(g: &mut Graph, i: usize, x: usize) {
+    let node = g.nodes[i].clone();
+    let name = node.name.clone();
+    let y = node.output;
+    let inner = |g: &mut Graph, t: usize, what: &str| {
+        let src = &g.tensors[t];
+        let tensor = Tensor {
+            name: format!("{name}.nhwc_{what}"),
+            dims: permute(&src.dims, &TO_NHWC),
+            data: None,
+            ..src.clone()
+        };
+        g.add_tensor(tensor)
+    };
+    let (x_nhwc, y_nhwc) = (inner(g, x, "in"), inner(g, y, "out"));
+    let mut inputs = node.inputs.clone();
+    inputs[0] = Some(x_nhwc);
+    let op = match node.op.clone() {
+        Op::Conv {
+            win, group, act, ..
+        } => {
+            let c = g.tensors[x].dims[1];
+            // One input channel per group and one group per channel: TFLite's
+            // depthwise convolution, with its 1HWO filter.
+            let depthwise = group > 1
+                && group == c
+                && inputs
+                    .get(1)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|w| g.tensors[w].dims.get(1) == Some(&1));
+            if let Some(w) = inputs.get(1).copied().flatten() {
+                inputs[1] = Some(relay_quantized_filter(g, w, depthwise));
+            }
+            Op::Conv {
+                win,
+                group,
+                act,
+                layout: Layout::Nhwc,
+                depthwise,
+            }
+        }
+        Op::Pool {
+            max,
+            win,
+            count_include_pad,
+            ..
+        } => Op::Pool {
+            max,
+            win,
+            count_include_pad,
+            layout: Layout::Nhwc,
+        },
+        other => other,
+    };
+    wrap(
+        g,
+        i,
+        x,
+        node,
+        op,
+        inputs,
+        (x_nhwc, y_nhwc),
+        (TO_NHWC, TO_NCHW),
+        "nhwc",
+    );
+}
+
+/// Replaces node `i` by Transpose(`x`, `perms.0`) → `op` on `inner.0` computing
+/// `inner.1` → Transpose(`perms.1`) to the node's own output.
+#[allow(clippy::too_many_arguments)]
+fn wrap(
+    g: &mut Graph,
+    i: usize,
+    x: usize,
+    node: Node,
+    op: Op,
+    inputs: Vec<Option<usize>>,
+    inner: (usize, usize),
+    perms: ([usize; 4], [usize; 4]),
+    layout: &str,
+) {
+    let name = node.name;
+    let back = if layout == "nchw" { "nhwc" } else { "nchw" };
     let before = Node {
-        name: format!("{name}.to_nchw"),
+        name: format!("{name}.to_{layout}"),
         op: Op::Transpose {
-            perm: TO_NCHW.to_vec(),
+            perm: perms.0.to_vec(),
         },
         inputs: vec![Some(x)],
-        output: x_nchw,
+        output: inner.0,
     };
     let after = Node {
-        name: format!("{name}.to_nhwc"),
+        name: format!("{name}.to_{back}"),
         op: Op::Transpose {
-            perm: TO_NHWC.to_vec(),
+            perm: perms.1.to_vec(),
         },
-        inputs: vec![Some(y_nchw)],
-        output: y,
+        inputs: vec![Some(inner.1)],
+        output: node.output,
     };
     g.nodes[i] = Node {
         name,
         op,
         inputs,
-        output: y_nchw,
+        output: inner.1,
     };
     g.nodes.insert(i, before);
     g.nodes.insert(i + 2, after);
+}
+
+/// A new constant: int8 filter `w` OIHW `[O, I, KH, KW]` re-laid as OHWI, or as
+/// 1HWO `[1, KH, KW, O]` for a depthwise one; a per-channel axis (0, the output
+/// channels) moves with it (to 3 for 1HWO).
+fn relay_quantized_filter(g: &mut Graph, w: usize, depthwise: bool) -> usize {
+    let t = &g.tensors[w];
+    let perm: [usize; 4] = if depthwise {
+        [1, 2, 3, 0]
+    } else {
+        [0, 2, 3, 1]
+    };
+    let (Some(d), 4) = (&t.data, t.dims.len()) else {
+        // Not a 4-D constant: the back end refuses it, naming the weights.
+        return w;
+    };
+    let (dims, idx) = crate::convert::ir::permutation(&t.dims, &perm);
+    let data = d.select(&idx);
+    let quant = t.quant.clone().map(|q| Quant {
+        axis: q
+            .axis
+            .map(|a| perm.iter().position(|&p| p == a).unwrap_or(a)),
+        ..q
+    });
+    let name = format!("{}.{}", t.name, if depthwise { "1hwo" } else { "ohwi" });
+    let id = g.add_tensor(Tensor::constant(name, dims, data));
+    g.tensors[id].quant = quant;
+    id
 }
 
 /// A new constant: filter `w` re-laid as OIHW. OHWI `[O, KH, KW, I]` moves its
@@ -148,7 +279,7 @@ fn relay_filter(g: &mut Graph, w: usize, depthwise: bool) -> usize {
 mod tests {
     use medwasm::kernels::act::Act;
 
-    use super::nhwc_to_nchw;
+    use super::to_kernel_layouts as nhwc_to_nchw;
     use crate::convert::ir::{Data, Graph, Layout, Op, Tensor, Window};
     use crate::convert::testing::{assert_close, input, run_graph};
 
