@@ -280,7 +280,7 @@ mod tests {
     use medwasm::kernels::act::Act;
 
     use super::to_kernel_layouts as nhwc_to_nchw;
-    use crate::convert::ir::{Data, Graph, Layout, Op, Tensor, Window};
+    use crate::convert::ir::{DType, Data, Graph, Layout, Node, Op, Quant, Tensor, Window};
     use crate::convert::testing::{assert_close, input, run_graph};
 
     /// A direct NHWC convolution, the definition the lowering must reproduce.
@@ -415,5 +415,124 @@ mod tests {
         g.outputs.push(y);
         assert_eq!(nhwc_to_nchw(&mut g), 0);
         assert_eq!(g.nodes.len(), 1);
+    }
+
+    fn int8(name: &str, dims: &[usize], scale: f32, zp: i64) -> Tensor {
+        Tensor {
+            quant: Some(Quant {
+                scale: vec![scale],
+                zero_point: vec![zp],
+                axis: None,
+            }),
+            ..Tensor::activation(name, dims.to_vec(), DType::I8)
+        }
+    }
+
+    /// One int8 Conv (3×3, pads 1, per-channel weights, int32 bias) in `layout`,
+    /// of `c` input channels, `o` outputs and `group` groups, with OIHW `oihw`
+    /// weights re-laid by hand for NHWC; run behind the f32 edges on `x` (NCHW).
+    fn int8_conv(
+        layout: Layout,
+        c: usize,
+        o: usize,
+        group: usize,
+        oihw: &[i8],
+        x: &[f32],
+    ) -> Vec<f32> {
+        let (h, w, k) = (4, 3, 3);
+        let ipg = c / group;
+        let depthwise = layout == Layout::Nhwc && group == c && group > 1;
+        let nchw = layout == Layout::Nchw;
+        let mut g = Graph::default();
+        let xdims = if nchw {
+            vec![1, c, h, w]
+        } else {
+            vec![1, h, w, c]
+        };
+        let xt = g.add_tensor(int8("x", &xdims, 0.05, -7));
+        g.inputs.push(xt);
+        // OIHW [o][i][y][x] → OHWI [o][y][x][i], or 1HWO [0][y][x][o] (i = 0).
+        let (wdims, wvals, axis) = if nchw {
+            (vec![o, ipg, k, k], oihw.to_vec(), 0)
+        } else if depthwise {
+            let v = (0..k * k * o)
+                .map(|t| oihw[(t % o) * k * k + t / o])
+                .collect();
+            (vec![1, k, k, o], v, 3)
+        } else {
+            let v = (0..o * k * k * ipg)
+                .map(|t| {
+                    let (oc, rest) = (t / (k * k * ipg), t % (k * k * ipg));
+                    let (yx, i) = (rest / ipg, rest % ipg);
+                    oihw[(oc * ipg + i) * k * k + yx]
+                })
+                .collect();
+            (vec![o, k, k, ipg], v, 0)
+        };
+        let wt = g.add_tensor(Tensor::constant("w", wdims, Data::I8(wvals)));
+        g.tensors[wt].quant = Some(Quant {
+            scale: (0..o).map(|oc| 0.01 + 0.002 * oc as f32).collect(),
+            zero_point: vec![0; o],
+            axis: Some(axis),
+        });
+        let bias: Vec<i32> = (0..o as i32).map(|v| 40 * v - 50).collect();
+        let bt = g.add_tensor(Tensor::constant("b", vec![o], Data::I32(bias)));
+        let ydims = if nchw {
+            vec![1, o, h, w]
+        } else {
+            vec![1, h, w, o]
+        };
+        let yt = g.add_tensor(int8("y", &ydims, 0.02, 3));
+        g.nodes.push(Node {
+            name: "conv".into(),
+            op: Op::Conv {
+                win: Window {
+                    kernel: [k, k],
+                    strides: [1, 1],
+                    dilations: [1, 1],
+                    pads: [1; 4],
+                },
+                group,
+                act: Act::Relu,
+                layout,
+                depthwise,
+            },
+            inputs: vec![Some(xt), Some(wt), Some(bt)],
+            output: yt,
+        });
+        g.outputs.push(yt);
+        crate::convert::passes::edges::quantize_edges(&mut g);
+        let inserted = nhwc_to_nchw(&mut g);
+        assert_eq!(inserted, if nchw { 2 } else { 0 });
+        let x = if nchw {
+            x.to_vec()
+        } else {
+            // NCHW → NHWC.
+            (0..h * w * c).map(|t| x[(t % c) * h * w + t / c]).collect()
+        };
+        let y = run_graph(&g, &[x]).remove(0);
+        if nchw {
+            y
+        } else {
+            (0..o * h * w)
+                .map(|t| y[(t % (h * w)) * o + t / (h * w)])
+                .collect()
+        }
+    }
+
+    #[test]
+    fn an_int8_nchw_conv_runs_on_the_nhwc_kernel_with_its_weights_re_laid() {
+        let x: Vec<f32> = (0..2 * 12)
+            .map(|v| (v * 37 % 23) as f32 * 0.11 - 1.2)
+            .collect();
+        // Two input channels, three outputs: OIHW [3, 2, 3, 3] → OHWI.
+        let w: Vec<i8> = (0..54).map(|v| ((v * 29 % 61) - 30) as i8).collect();
+        let nchw = int8_conv(Layout::Nchw, 2, 3, 1, &w, &x);
+        assert_close(&nchw, &int8_conv(Layout::Nhwc, 2, 3, 1, &w, &x), 0.0);
+        assert!(nchw.iter().any(|&v| v > 0.0), "{nchw:?}");
+        // Depthwise, multiplier 2: OIHW [4, 1, 3, 3] with 2 groups → 1HWO.
+        let w: Vec<i8> = (0..36).map(|v| ((v * 13 % 41) - 20) as i8).collect();
+        let nchw = int8_conv(Layout::Nchw, 2, 4, 2, &w, &x);
+        assert_close(&nchw, &int8_conv(Layout::Nhwc, 2, 4, 2, &w, &x), 0.0);
     }
 }
