@@ -304,10 +304,13 @@ fn lower_with(
     }
 
     let (in_quant, out_quant) = passes::edges::quantize_edges(&mut graph);
-    let edges = in_quant.iter().chain(&out_quant).flatten().count();
-    if edges > 0 {
+    let count = |q: &[Option<(f32, i32)>]| q.iter().flatten().count();
+    let (ins, outs) = (count(&in_quant), count(&out_quant));
+    if ins + outs > 0 {
         notes.push(format!(
-            "{edges} int8 graph inputs and outputs are f32 at the detector's ABI: quantized and dequantized inside the model as TFLite's QUANTIZE and DEQUANTIZE do"
+            "the model's {ins} int8 input{} and {outs} int8 output{} are f32 at the detector's ABI: quantized and dequantized inside the model as TFLite's QUANTIZE and DEQUANTIZE do",
+            if ins == 1 { "" } else { "s" },
+            if outs == 1 { "" } else { "s" }
         ));
     }
     notes.extend(passes::run(&mut graph));

@@ -90,7 +90,8 @@ pub fn smaller_than_one_exp(d: f64) -> Result<Multiplier, String> {
 
 /// `QuantizeMultiplierGreaterThanOne`: for `d > 1`; the shift is ≥ 0.
 pub fn greater_than_one(d: f64) -> Result<Multiplier, String> {
-    if !(d > 1.0) {
+    // NaN is not above 1 either.
+    if d.is_nan() || d <= 1.0 {
         return Err(format!("the real multiplier {d} is not above 1"));
     }
     quantize_multiplier(d)
