@@ -30,9 +30,13 @@ pub struct ImportOptions {
     pub expected: Option<PathBuf>,
     /// How int8 fully connected layers requantize.
     pub fc_requant: convert::FcRequant,
+    /// Quantization steps an int8 output may be off in the self-check (the
+    /// project's `int8-tolerance-steps`, which `bench` applies too; 0 by default).
+    pub int8_tolerance_steps: u32,
 }
 
-/// Tolerance of the import-time self-check against tract.
+/// Tolerance of the import-time self-check against tract (f32 outputs); int8
+/// outputs get the project's steps.
 const SELF_CHECK: Tolerance = Tolerance {
     abs: 1e-3,
     rel: 1e-3,
@@ -106,10 +110,14 @@ pub fn import_model(root: &Path, model: &Path, opts: &ImportOptions, ui: &Ui) ->
         None => reference.run_one(&sample, &manifest)?,
     };
     let got = run_native(&converted.blob, &sample)?;
+    let tol = Tolerance {
+        steps: opts.int8_tolerance_steps,
+        ..SELF_CHECK
+    };
     let mut dev: Option<Deviation> = None;
     for ((g, w), t) in got.iter().zip(&want).zip(&manifest.outputs) {
         let d = match &t.quant {
-            Some(q) => Deviation::compare_steps(g, w, q, SELF_CHECK),
+            Some(q) => Deviation::compare_steps(g, w, q, tol),
             None => Deviation::compare(g, w, SELF_CHECK),
         };
         dev = Some(dev.map_or(d, |x| x.merge(d)));
@@ -119,15 +127,26 @@ pub fn import_model(root: &Path, model: &Path, opts: &ImportOptions, ui: &Ui) ->
         Some(d) if d.pass => ui.status(
             "Verified",
             match d.steps {
-                Some(s) => format!(
+                Some(s) if s.max == 0 => format!(
                     "against {against}: the int8 outputs are identical ({} values, 0 quantization steps off)",
                     s.exact
+                ),
+                Some(s) => format!(
+                    "against {against}: {} int8 values identical, {} one quantization step off, {} more (at most {}, `int8-tolerance-steps` allows {})",
+                    s.exact, s.one, s.more, s.max, tol.steps
                 ),
                 None => format!(
                     "against {against}: max abs error {:.2e}, max rel error {:.2e}",
                     d.max_abs, d.max_rel
                 ),
             },
+        ),
+        Some(d) if d.steps.is_some() && manifest.fc_requant.as_deref() == Some(convert::FcRequant::Tflm.name()) => bail!(
+            "the converted model is {} quantization steps from {against} on `{}` ({} values off); nothing was written. With `--fc-requant tflm` the fully connected layers requantize as TFLite Micro does, which LiteRT's reference kernels do not: allow the difference with `int8-tolerance-steps = {}` in `[package.metadata.medwasm]` (bench applies it too), or import with `--fc-requant litert-ref`",
+            d.steps.map_or(0, |s| s.max),
+            model.display(),
+            d.steps.map_or(0, |s| s.one + s.more),
+            d.steps.map_or(0, |s| s.max)
         ),
         Some(d) => bail!(
             "the converted model disagrees with {against} on `{}` ({}); nothing was written. This is a converter bug: please report it with the model attached",

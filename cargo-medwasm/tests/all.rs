@@ -529,6 +529,54 @@ fn ad01_int8_tflite_is_bit_exact_under_wasmtime_and_on_the_m4() {
 }
 
 #[test]
+fn fc_requant_tflm_is_checked_against_litert_with_the_projects_steps() {
+    need!(litert());
+    let models = need!(shared_models()).join("ad01_int8");
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["new", "tflm-it", "--template", "blank"]);
+    let project = tmp.path().join("tflm-it");
+    let args = [
+        "import",
+        models.join("model.tflite").to_str().unwrap(),
+        "--inputs",
+        models.join("inputs.npy").to_str().unwrap(),
+        "--expected",
+        models.join("expected_tflite_ref.npy").to_str().unwrap(),
+        "--fc-requant",
+        "tflm",
+    ]
+    .map(str::to_string);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // TFLite Micro's fixed-point requantization is up to 2 steps from LiteRT's on
+    // the first vector: refused at 0 steps, with what to do.
+    let out = cli(&project, &args);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("quantization steps from LiteRT") && err.contains("int8-tolerance-steps = 2"),
+        "{err}"
+    );
+    assert!(!project.join("model/model.mwm").exists());
+    let toml = project.join("Cargo.toml");
+    let text = std::fs::read_to_string(&toml).unwrap().replace(
+        "[package.metadata.medwasm]\n",
+        "[package.metadata.medwasm]\nint8-tolerance-steps = 3\n",
+    );
+    std::fs::write(&toml, text).unwrap();
+    ok(&project, &args);
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(project.join("model/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["fc_requant"], "tflm", "{manifest:#}");
+    // A mode that does not exist is a usage error naming both.
+    let out = cli(&project, &["import", "x.tflite", "--fc-requant", "cmsis"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("litert-ref") && err.contains("tflm"), "{err}");
+}
+
+#[test]
 fn an_asymmetric_dynamic_range_model_is_refused_with_nothing_written() {
     // Distinct per-channel weight scales on a float convolution: LiteRT's asymmetric
     // hybrid path, which the runtime does not have.
