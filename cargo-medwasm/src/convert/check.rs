@@ -106,13 +106,13 @@ fn io_dtype_problem(g: &Graph, t: TensorId) -> Option<String> {
         return None;
     }
     Some(format!(
-        "{} has element type {}{}; graph inputs and outputs must be f32 or int8",
+        "{} has element type {}{}; graph inputs and outputs must be f32, or int8 with per-tensor quantization (which the detector takes and returns as f32)",
         display_name(g, t),
         tensor.dtype.name(),
-        if tensor.quant.is_some() {
-            ", quantized"
-        } else {
-            ""
+        match &tensor.quant {
+            Some(q) if q.axis.is_some() => ", quantized per channel",
+            Some(_) => ", quantized",
+            None => "",
         }
     ))
 }
