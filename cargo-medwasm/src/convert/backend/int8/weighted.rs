@@ -30,7 +30,8 @@ fn weights<'g>(g: &'g Graph, w: TensorId, issues: &mut Issues) -> Option<&'g [i8
 }
 
 /// The scales of weights `w` per output channel (`channels` of them along `axis`),
-/// or one per-tensor scale; zero points must be 0 unless `zero_point_ok`.
+/// or one per-tensor scale; zero points must be 0, except one per-tensor zero point
+/// where `per_tensor_zero_point_ok` (LiteRT's fully connected layer applies it).
 /// Returns the scales and the per-tensor zero point.
 fn weight_scales(
     g: &Graph,
