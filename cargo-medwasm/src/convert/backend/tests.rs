@@ -450,3 +450,36 @@ fn data_movers_take_int8_of_one_quantization_and_pad_with_the_zero_point() {
     let n = g.nodes[0].clone();
     assert!(has(&refused(&g, &n), "quantized differently"));
 }
+
+#[test]
+fn a_hybrid_fully_connected_layer_quantizes_each_row_symmetrically() {
+    // x [2, 3] f32 · B [3, 2] int8 (scale 0.5) + b, as LiteRT's `EvalHybridDense`.
+    let mut g = Graph::default();
+    let x = crate::convert::testing::input(&mut g, "x", &[2, 3]);
+    let b_values: Vec<i8> = vec![10, -20, 30, 40, -50, 60];
+    let w = weights(&mut g, &[3, 2], b_values.clone(), per_tensor(0.5, 0));
+    let bias = crate::convert::testing::constant(&mut g, "b", &[2], vec![0.25, -0.75]);
+    let y = g.add_node(
+        "fc",
+        Op::Gemm { act: Act::None },
+        vec![Some(x), Some(w), Some(bias)],
+        vec![2, 2],
+    );
+    g.outputs.push(y);
+    let k = kernel(&g, &g.nodes[0].clone());
+    assert_eq!(k.op, OpCode::HybridFullyConnected);
+    assert_eq!(k.scratch.map(|s| s.elems), Some(3), "one row of depth 3");
+    let xs = [0.5f32, -1.0, 0.25, 2.0, 0.0, -0.3];
+    let mut want = vec![];
+    for row in xs.chunks(3) {
+        let r = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let q: Vec<f32> = row.iter().map(|v| (v * (127.0 / r)).round()).collect();
+        let factor = (r / 127.0) * 0.5;
+        for u in 0..2 {
+            let acc: f32 = (0..3).map(|d| q[d] * f32::from(b_values[d * 2 + u])).sum();
+            want.push(acc * factor + [0.25, -0.75][u]);
+        }
+    }
+    let got = crate::convert::testing::run_graph(&g, &[xs.to_vec()]);
+    crate::convert::testing::assert_close(&got[0], &want, 1e-6);
+}
