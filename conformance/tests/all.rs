@@ -4,10 +4,12 @@
 
 use std::collections::HashMap;
 
-use cargo_medwasm::convert::{ConvertError, ConvertOptions, ProblemKind, convert_onnx};
+use cargo_medwasm::convert::{ConvertError, ConvertOptions, FcRequant, ProblemKind, convert_onnx};
 use cargo_medwasm::npy::Array;
+use cargo_medwasm::report::Tolerance;
 use medwasm_conformance::{
-    NATIVE_MODEL_TOLERANCE, NATIVE_OP_TOLERANCE, cases, cases_dir, check_native, shared_models,
+    EXACT, NATIVE_MODEL_TOLERANCE, NATIVE_OP_TOLERANCE, TFLITE_MODEL_TOLERANCE, cases, cases_dir,
+    check_native, check_native_quantized, shared_models,
 };
 
 #[test]
@@ -76,6 +78,7 @@ fn dynamic_dims_need_an_input_shape() {
     );
     let opts = ConvertOptions {
         input_shapes: HashMap::from([("x".to_string(), vec![1, 10, 3])]),
+        ..ConvertOptions::default()
     };
     let inputs = Array::read(&dir.join("dynamic_other.inputs.npy")).unwrap();
     let expected = Array::read(&dir.join("dynamic_other.expected.npy")).unwrap();
@@ -104,8 +107,8 @@ fn dynamic_batch_is_fixed_to_one() {
 
 #[test]
 fn malformed_models_are_errors() {
-    let dir = std::env::temp_dir().join(format!("medwasm-malformed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
     let bytes = std::fs::read(cases_dir().join("conv2d_basic.onnx")).unwrap();
     for (name, data) in [
         ("garbage.onnx", b"not a model at all".to_vec()),
@@ -161,67 +164,193 @@ fn kws_float32_matches_onnxruntime() {
     shared_case("kws_float32");
 }
 
-/// A shared model's `.tflite`, against LiteRT's reference kernels
-/// (`expected_tflite_ref.npy`).
-fn shared_tflite_case(name: &str) {
+/// A shared model's `.tflite` against LiteRT's reference kernels
+/// (`expected_tflite_ref.npy`): int8 outputs in quantization steps with `tol`,
+/// float ones within it.
+fn shared_tflite_case(name: &str, tol: Tolerance) {
     let dir = shared_models().join(name);
     let inputs = Array::read(&dir.join("inputs.npy")).unwrap();
     let expected = Array::read(&dir.join("expected_tflite_ref.npy")).unwrap();
-    let d = check_native(
+    let d = check_native_quantized(
         &dir.join("model.tflite"),
         &ConvertOptions::default(),
         &inputs,
         &expected,
-        NATIVE_MODEL_TOLERANCE,
+        tol,
     )
     .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-    println!(
-        "{name}.tflite: max abs {:.3e}, max rel {:.3e} vs LiteRT BUILTIN_REF",
-        d.max_abs, d.max_rel
-    );
+    match d.steps {
+        Some(s) => println!(
+            "{name}.tflite: {} elements exact, {} off by one step, {} by more (max {}) vs LiteRT BUILTIN_REF",
+            s.exact, s.one, s.more, s.max
+        ),
+        None => println!(
+            "{name}.tflite: max abs {:.3e}, max rel {:.3e} vs LiteRT BUILTIN_REF",
+            d.max_abs, d.max_rel
+        ),
+    }
     assert!(d.pass, "{name}: {d:?}");
 }
 
+// Float models: the f32 kernels add in another order than LiteRT's (NCHW), so the
+// issue's 1e-5 absolute / 1e-4 relative holds for ic_resnet8_fp32 but not for
+// ad01_fp32, whose ten 640-deep layers differ by up to 5e-5 (LiteRT's own XNNPACK
+// and reference kernels differ by 5.3e-5 there): the model tolerance applies.
+
 #[test]
 fn ad01_fp32_tflite_matches_litert() {
-    shared_tflite_case("ad01_fp32");
+    shared_tflite_case("ad01_fp32", NATIVE_MODEL_TOLERANCE);
 }
 
 #[test]
 fn ic_resnet8_fp32_tflite_matches_litert() {
-    shared_tflite_case("ic_resnet8_fp32");
+    shared_tflite_case("ic_resnet8_fp32", TFLITE_MODEL_TOLERANCE);
 }
 
-/// Models the runtime cannot run yet are refused with one problem per node, all of
-/// element types, none a panic or a parse error.
-fn refused_tflite(name: &str, needle: &str) {
-    let path = shared_models().join(name).join("model.tflite");
-    let err = cargo_medwasm::convert::convert_tflite(&path, &ConvertOptions::default())
-        .expect_err("not runnable yet");
-    let ConvertError::Unsupported { problems, .. } = &err else {
-        panic!("{name}: {err}")
+#[test]
+fn kws_float32_tflite_matches_litert_with_its_hybrid_convolution() {
+    // Its CONV_2Ds have int8 weights on float activations (dynamic range): the
+    // runtime's HybridConv quantizes each input as LiteRT does, and matches its
+    // outputs exactly given the same input. The f32 depthwise layers between them
+    // differ from LiteRT's in the last bit (summation order), which on one of the
+    // eight samples moves an input of a later hybrid layer across a rounding
+    // boundary of its quantization: 5e-5 on the output probabilities there, below
+    // 4e-7 on the other seven.
+    shared_tflite_case("kws_float32", NATIVE_MODEL_TOLERANCE);
+}
+
+#[test]
+fn ad01_int8_tflite_is_bit_exact_with_litert() {
+    shared_tflite_case("ad01_int8", EXACT);
+}
+
+#[test]
+fn kws_int8_tflite_is_bit_exact_with_litert() {
+    shared_tflite_case("kws_int8", EXACT);
+}
+
+#[test]
+fn ic_resnet8_int8_tflite_is_bit_exact_with_litert() {
+    shared_tflite_case("ic_resnet8_int8", EXACT);
+}
+
+#[test]
+fn the_tflm_requantization_differs_from_litert_on_ad01_int8_as_tflite_micro_does() {
+    // TFLite Micro's fixed-point fully connected layer is not LiteRT's f64 one:
+    // an independent emulation of TFLite Micro's arithmetic (spec §2.4) finds 1482
+    // of ad01_int8's 5120 values different from LiteRT's, by up to 3 steps once the
+    // difference propagates through ten layers.
+    let dir = shared_models().join("ad01_int8");
+    let inputs = Array::read(&dir.join("inputs.npy")).unwrap();
+    let expected = Array::read(&dir.join("expected_tflite_ref.npy")).unwrap();
+    let tflm = ConvertOptions {
+        fc_requant: FcRequant::Tflm,
+        ..ConvertOptions::default()
     };
-    assert!(
-        problems
-            .iter()
-            .all(|p| p.kind == ProblemKind::Dtype && p.message.contains(needle)),
-        "{name}: {err}"
+    let model = dir.join("model.tflite");
+    let d = check_native_quantized(&model, &tflm, &inputs, &expected, EXACT).unwrap();
+    let steps = d.steps.expect("an int8 output");
+    println!(
+        "ad01_int8 --fc-requant tflm vs LiteRT: {} exact, {} one step, {} more (max {})",
+        steps.exact, steps.one, steps.more, steps.max
     );
-    let mut nodes: Vec<&str> = problems.iter().map(|p| p.node.as_str()).collect();
-    let all = nodes.len();
-    nodes.dedup();
-    assert_eq!(nodes.len(), all, "one problem per node: {err}");
+    assert!(
+        !d.pass && steps.one > 0,
+        "the two modes must differ: {steps:?}"
+    );
+    assert!(steps.max <= 3, "{steps:?}");
+    let converted = cargo_medwasm::convert::convert_model(&model, &tflm).unwrap();
+    assert_eq!(converted.manifest.fc_requant.as_deref(), Some("tflm"));
 }
 
-#[test]
-fn kws_float32_needs_hybrid_convolution() {
-    // Its CONV_2D has int8 weights on float activations (dynamic range).
-    refused_tflite("kws_float32", "hybrid (dynamic-range) kernels");
+/// One fixture of `conformance/tflite/index.json`.
+#[derive(Debug, serde::Deserialize)]
+struct TfliteCase {
+    name: String,
+    flavour: String,
+    exact: bool,
 }
 
+/// Fixtures the converter refuses, each with the part of its message that says
+/// why. A listed fixture that converts fails the suite until it is removed.
+const REFUSED: &[(&str, &str)] = &[
+    // LiteRT's asymmetric dynamic-range path (per-batch asymmetric input
+    // quantization), which the runtime does not have yet: fully connected layers
+    // with `asymmetric_quantize_inputs` (TensorFlow's default)…
+    ("fc_relu_dyn", "`asymmetric_quantize_inputs`"),
+    ("fc_per_tensor_dynpt", "`asymmetric_quantize_inputs`"),
+    ("fc_keep_dims_relu6_dyn", "`asymmetric_quantize_inputs`"),
+    ("fc_nobias_n1_to_1_dyn", "`asymmetric_quantize_inputs`"),
+    // …convolutions with distinct per-channel weight scales…
+    ("conv2d_same_relu_dyn", "asymmetric dynamic-range path"),
+    ("conv2d_same_s2_relu6_dyn", "asymmetric dynamic-range path"),
+    ("conv2d_valid_s2_dyn", "asymmetric dynamic-range path"),
+    (
+        "conv2d_k4x3_s1x2_n1_to_1_dyn",
+        "asymmetric dynamic-range path",
+    ),
+    ("conv2d_dilation2_dyn", "asymmetric dynamic-range path"),
+    // …and every hybrid depthwise convolution.
+    ("dw_hybrid_m2_s2_dyn", "asymmetric dynamic-range path"),
+];
+
 #[test]
-fn int8_tflite_models_are_read_and_refused_per_node() {
-    for name in ["ad01_int8", "kws_int8", "ic_resnet8_int8"] {
-        refused_tflite(name, "int8 kernels are not in this build yet");
+fn tflite_fixtures_match_litert_reference_kernels() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tflite");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    let cases: Vec<TfliteCase> = serde_json::from_value(index["cases"].clone()).unwrap();
+    let (mut failures, mut exact, mut within, mut refused) = (vec![], 0, 0, 0);
+    for case in &cases {
+        let model = dir.join(format!("{}.tflite", case.name));
+        let listed = REFUSED.iter().find(|(n, _)| *n == case.name);
+        if let Some((_, why)) = listed {
+            match cargo_medwasm::convert::convert_tflite(&model, &ConvertOptions::default()) {
+                Err(ConvertError::Unsupported { problems, .. })
+                    if problems.iter().any(|p| p.message.contains(why)) =>
+                {
+                    refused += 1
+                }
+                Err(e) => {
+                    failures.push(format!("{}: refused otherwise than listed: {e}", case.name))
+                }
+                Ok(_) => failures.push(format!(
+                    "{}: converts now; remove it from `REFUSED`",
+                    case.name
+                )),
+            }
+            continue;
+        }
+        // int8 outputs (and the dequantized int8 of int8fio) must be LiteRT's exactly.
+        let int8 = matches!(case.flavour.as_str(), "int8" | "int8pt" | "int8fio");
+        if matches!(case.flavour.as_str(), "int8" | "int8pt") && !case.exact {
+            failures.push(format!("{}: an int8 output not marked exact", case.name));
+        }
+        let tol = if int8 { EXACT } else { NATIVE_OP_TOLERANCE };
+        let inputs = Array::read(&dir.join(format!("{}.inputs.npy", case.name))).unwrap();
+        let expected = Array::read(&dir.join(format!("{}.expected_ref.npy", case.name))).unwrap();
+        match check_native_quantized(&model, &ConvertOptions::default(), &inputs, &expected, tol) {
+            Ok(d) if d.pass => {
+                if int8 {
+                    exact += 1
+                } else {
+                    within += 1
+                }
+            }
+            Ok(d) => failures.push(format!("{} ({}): {d:?}", case.name, case.flavour)),
+            Err(e) => failures.push(format!("{} ({}): {e:#}", case.name, case.flavour)),
+        }
     }
+    println!(
+        "{} TFLite fixtures: {exact} int8 bit-exact, {within} float or hybrid within tolerance, {refused} refused as listed",
+        cases.len()
+    );
+    assert!(cases.len() >= 117, "only {} fixtures", cases.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

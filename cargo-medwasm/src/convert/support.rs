@@ -238,54 +238,54 @@ pub const OPS: &[OpSupport] = &[
     },
 ];
 
-/// Every TFLite builtin operator the converter accepts. "f32" runs today; "int8"
-/// and "hybrid" (dynamic-range: f32 activations, int8 weights) are read into the
-/// IR with their quantization but refused by the check until the int8 kernels land.
+/// Every TFLite builtin operator the converter accepts, and the runtime operator
+/// each runs as for f32, int8 and hybrid (dynamic-range: f32 activations, int8
+/// weights) models, as the back end (`convert/backend/`) chooses by element type.
 pub const TFLITE_OPS: &[OpSupport] = &[
     OpSupport {
         op: "CONV_2D",
-        runs_as: "Conv",
-        notes: "NHWC, OHWI filter (f32 re-laid to OIHW at conversion); `SAME`/`VALID` (the odd padding at the end), strides, dilations, groups; fused NONE/RELU/RELU6/RELU_N1_TO_1; constant filter and bias; f32 (int8 and hybrid: not yet)",
+        runs_as: "Conv · QConv · HybridConv",
+        notes: "NHWC, OHWI filter (f32 re-laid to OIHW at conversion); `SAME`/`VALID` (the odd padding at the end), strides, dilations, groups; fused NONE/RELU/RELU6/RELU_N1_TO_1; constant filter and bias. int8: symmetric int8 weights per channel or per tensor, int32 bias, 1 group (one input channel per group runs as depthwise). Hybrid (f32 activations, int8 weights): one weight scale (per tensor, or per channel all equal), 1 group; distinct per-channel scales are refused (LiteRT's asymmetric path)",
     },
     OpSupport {
         op: "DEPTHWISE_CONV_2D",
-        runs_as: "Conv",
-        notes: "1HWO filter, depth multiplier from the shapes (a disagreeing `depth_multiplier` is refused); otherwise as CONV_2D",
+        runs_as: "Conv · QDepthwiseConv",
+        notes: "1HWO filter, depth multiplier from the shapes (a disagreeing `depth_multiplier` is refused); otherwise as CONV_2D. int8: per-channel or per-tensor symmetric weights. Hybrid: refused (LiteRT's asymmetric path)",
     },
     OpSupport {
         op: "FULLY_CONNECTED",
-        runs_as: "Gemm",
-        notes: "constant `[units, depth]` weights (transposed at conversion), optional bias, `keep_num_dims`; input viewed as `[numel / depth, depth]`; `weights_format` DEFAULT only; fused NONE/RELU/RELU6/RELU_N1_TO_1",
+        runs_as: "Gemm · QFullyConnected · HybridFullyConnected",
+        notes: "constant `[units, depth]` weights (transposed at conversion), optional bias, `keep_num_dims`; input viewed as `[numel / depth, depth]`; `weights_format` DEFAULT only; fused NONE/RELU/RELU6/RELU_N1_TO_1. int8: per-channel symmetric or per-tensor weights (a zero point allowed), int32 bias, requantized in f64 as LiteRT does (`--fc-requant litert-ref`) or in fixed point as TFLite Micro does (`--fc-requant tflm`). Hybrid: one weight scale; `asymmetric_quantize_inputs` refused",
     },
     OpSupport {
         op: "AVERAGE_POOL_2D",
-        runs_as: "AveragePool",
-        notes: "NHWC; `SAME`/`VALID`, strides; padding excluded from the average; a fused activation runs after it",
+        runs_as: "AveragePool · QAveragePool",
+        notes: "NHWC; `SAME`/`VALID`, strides; padding excluded from the average; a fused activation runs after it. int8: input and output quantized alike (raw values are averaged, ties away from zero)",
     },
     OpSupport {
         op: "MAX_POOL_2D",
-        runs_as: "MaxPool",
+        runs_as: "MaxPool · QMaxPool",
         notes: "as AVERAGE_POOL_2D",
     },
     OpSupport {
         op: "ADD",
-        runs_as: "Binary",
-        notes: "NumPy broadcasting, rank ≤ 6; fused NONE/RELU/RELU6/RELU_N1_TO_1",
+        runs_as: "Binary · QAdd",
+        notes: "NumPy broadcasting, rank ≤ 6; fused NONE/RELU/RELU6/RELU_N1_TO_1. int8: per-tensor operands (a constant too); the output scale must not be 2^20 times finer than twice the larger input scale",
     },
     OpSupport {
         op: "SUB",
-        runs_as: "Binary",
+        runs_as: "Binary · QAdd",
         notes: "as ADD",
     },
     OpSupport {
         op: "MUL",
-        runs_as: "Binary",
-        notes: "as ADD",
+        runs_as: "Binary · QMul",
+        notes: "as ADD; int8: the rescaled product must fit int32",
     },
     OpSupport {
         op: "RESHAPE",
         runs_as: "Copy",
-        notes: "constant `shape` input or `new_shape` option (one -1), else the output's declared shape",
+        notes: "constant `shape` input or `new_shape` option (one -1), else the output's declared shape; int8: input and output quantized alike",
     },
     OpSupport {
         op: "SQUEEZE",
@@ -300,12 +300,12 @@ pub const TFLITE_OPS: &[OpSupport] = &[
     OpSupport {
         op: "CONCATENATION",
         runs_as: "Concat",
-        notes: "`axis` (negative allowed), up to 16 inputs; no fused activation (LiteRT refuses one)",
+        notes: "`axis` (negative allowed), up to 16 inputs; no fused activation (LiteRT refuses one); int8: every input quantized as the output (LiteRT requires it)",
     },
     OpSupport {
         op: "PAD",
         runs_as: "Pad",
-        notes: "constant `paddings`, INT32 or INT64; pads with (real) zero",
+        notes: "constant `paddings`, INT32 or INT64; pads with (real) zero: the zero point of an int8 tensor",
     },
     OpSupport {
         op: "TRANSPOSE",
@@ -314,58 +314,58 @@ pub const TFLITE_OPS: &[OpSupport] = &[
     },
     OpSupport {
         op: "MEAN",
-        runs_as: "ReduceMean",
-        notes: "constant `axis`, `keep_dims`",
+        runs_as: "ReduceMean · QMean",
+        notes: "constant `axis`, `keep_dims`. int8: LiteRT's integer mean, over at most 2^23 elements",
     },
     OpSupport {
         op: "SOFTMAX",
-        runs_as: "Softmax",
-        notes: "over the last axis; `beta` (f32: a Mul by beta before the softmax)",
+        runs_as: "Softmax · QSoftmax",
+        notes: "over the last axis; `beta` (f32: a Mul by beta before the softmax). int8: LiteRT's fixed-point exp and reciprocal bit for bit, rows of at most 511, output scale 1/256 and zero point -128",
     },
     OpSupport {
         op: "LOGISTIC",
-        runs_as: "Activation",
-        notes: "sigmoid",
+        runs_as: "Activation · QLut",
+        notes: "sigmoid. int8: LiteRT's 256-entry table, built at conversion; output scale exactly 1/256",
     },
     OpSupport {
         op: "TANH",
-        runs_as: "Activation",
-        notes: "",
+        runs_as: "Activation · QLut",
+        notes: "int8: LiteRT's 256-entry table",
     },
     OpSupport {
         op: "RELU",
-        runs_as: "Activation",
-        notes: "",
+        runs_as: "Activation · QRequantize",
+        notes: "int8: a requantization with a clamp; fused into the preceding int8 operator when both are quantized alike",
     },
     OpSupport {
         op: "RELU6",
-        runs_as: "Activation",
-        notes: "clip to [0, 6]",
+        runs_as: "Activation · QRequantize",
+        notes: "clip to [0, 6]; int8 as RELU",
     },
     OpSupport {
         op: "RELU_N1_TO_1",
-        runs_as: "Activation",
-        notes: "clip to [-1, 1]",
+        runs_as: "Activation · QRequantize",
+        notes: "clip to [-1, 1]; int8 as RELU",
     },
     OpSupport {
         op: "LEAKY_RELU",
-        runs_as: "Activation",
-        notes: "`alpha`",
+        runs_as: "Activation · QLeakyRelu",
+        notes: "`alpha`, negative allowed",
     },
     OpSupport {
         op: "HARD_SWISH",
-        runs_as: "Binary",
-        notes: "f32: `x · relu6(x + 3) / 6` as an Add (clipped), a Mul and a Div",
+        runs_as: "Binary · QHardSwish",
+        notes: "f32: `x · relu6(x + 3) / 6` as an Add (clipped), a Mul and a Div. int8: LiteRT's 16-bit fixed point; the output scale at least 1/128 of the input's",
     },
     OpSupport {
         op: "QUANTIZE",
-        runs_as: "Quantize",
-        notes: "f32 → int8 and int8 → int8, per tensor (int8: not yet)",
+        runs_as: "Quantize · QRequantize",
+        notes: "f32 → int8 (an f32 division, ties away from zero) and int8 → int8, per tensor",
     },
     OpSupport {
         op: "DEQUANTIZE",
-        runs_as: "folded / Dequantize",
-        notes: "of constant INT8 (per tensor or per axis) or FLOAT16 weights: folded to f32 at conversion; of int8 activations at run time: not yet",
+        runs_as: "folded · Dequantize",
+        notes: "of constant INT8 (per tensor or per axis) or FLOAT16 weights: folded to f32 at conversion; of int8 activations: at run time",
     },
 ];
 
@@ -468,9 +468,15 @@ pub fn markdown_table() -> String {
          problem is reported at once: unsupported operators, element types (FLOAT32 and\n\
          INT8 activations; UINT8 and INT16 are refused), quantization schemes (per-axis\n\
          only on weights; `details` and sparsity refused), fused activations TANH and\n\
-         SIGN_BIT, and options the converter does not handle. Float models run today.\n\
-         Full-int8 and dynamic-range (int8 weights in a float model) models are read\n\
-         with their quantization, and refused node by node until the int8 kernels land.\n\
+         SIGN_BIT, and options the converter does not handle. Float models run on the\n\
+         f32 kernels; full-int8 models on TFLite's int8 reference kernels, bit for bit\n\
+         with LiteRT's BUILTIN_REF (every multiplier, shift, range and table computed\n\
+         at conversion; the detector's ABI stays f32, int8 inputs and outputs being\n\
+         quantized and dequantized inside the model); dynamic-range models on the\n\
+         hybrid kernels where LiteRT quantizes inputs symmetrically. Every quantization\n\
+         scheme these kernels do not take is reported at once, with why: per-channel\n\
+         activations, UINT8, asymmetric convolution weights, rescalings that overflow\n\
+         int32 (TFLite leaves them undefined), LiteRT's asymmetric hybrid path.\n\
          `min_runtime_version` and signature names are recorded in the manifest.\n\n\
          | TFLite operator | runs as | supported |\n|---|---|---|\n",
     );
