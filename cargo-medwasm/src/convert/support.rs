@@ -411,8 +411,8 @@ The int8 nodes compute exactly what TFLite's reference kernels compute (fixed-po
 requantization with double rounding, TFLite's activation ranges, lookup tables
 and softmax). A model tf2onnx made from an int8 TFLite model keeps TFLite's
 scales bit for bit, so it gives LiteRT's reference results exactly (0 steps).
-For a model onnxruntime quantized there is no such oracle, and onnxruntime itself
-differs from it by a few steps, because:
+For a model onnxruntime quantized there is no such oracle, and the results
+differ from onnxruntime's by a step or two, because:
 
 - QuantizeLinear rounds half to even; TFLite rounds half away from zero (the
   Quantize of a float input, activation ranges, averages);
