@@ -13,7 +13,8 @@ pub struct OpSupport {
     pub notes: &'static str,
 }
 
-/// Every ONNX operator the converter accepts (default domain, float32).
+/// Every ONNX operator the converter accepts (default domain, float32, and the
+/// quantized operators and patterns; `com.microsoft` where the notes say so).
 pub const OPS: &[OpSupport] = &[
     OpSupport {
         op: "Gemm",
@@ -171,9 +172,69 @@ pub const OPS: &[OpSupport] = &[
         notes: "on constants, to float, int32 or int64; a float-to-float cast at run time is removed",
     },
     OpSupport {
+        op: "QuantizeLinear",
+        runs_as: "int8 patterns / Quantize / folded",
+        notes: "int8 or uint8, per tensor at run time (per axis on constants, folded); ends a QDQ pattern (below); of a float graph input it runs as Quantize; `block_size` not supported",
+    },
+    OpSupport {
         op: "DequantizeLinear",
-        runs_as: "folded",
-        notes: "on constant weights only, per tensor or per axis (dynamic-range models); `block_size` not supported; int8 execution comes later",
+        runs_as: "int8 patterns / Dequantize / folded",
+        notes: "int8 or uint8 (int32 biases), per tensor at run time, per tensor or per axis on constants; starts a QDQ pattern (below); before float operators it runs as Dequantize; of constant weights read by float operators it is folded to f32 (weights-only quantized models); `block_size` not supported",
+    },
+    OpSupport {
+        op: "QLinearConv",
+        runs_as: "Conv (int8)",
+        notes: "as Conv; weights int8 (or uint8) constant, per tensor or per output channel, symmetric; int32 bias",
+    },
+    OpSupport {
+        op: "QLinearMatMul",
+        runs_as: "Gemm (int8)",
+        notes: "second operand a constant `[K, N]` matrix, per tensor or per column",
+    },
+    OpSupport {
+        op: "QGemm",
+        runs_as: "Gemm (int8)",
+        notes: "`com.microsoft`; B constant, `transB`; int32 C; quantized output (`y_scale`) only; `alpha=1`, `transA=0`",
+    },
+    OpSupport {
+        op: "QLinearAdd",
+        runs_as: "Add (int8)",
+        notes: "`com.microsoft`; NumPy broadcasting; one operand may be a constant",
+    },
+    OpSupport {
+        op: "QLinearMul",
+        runs_as: "Mul (int8)",
+        notes: "`com.microsoft`; as QLinearAdd",
+    },
+    OpSupport {
+        op: "QLinearAveragePool",
+        runs_as: "AveragePool (int8)",
+        notes: "`com.microsoft`; as AveragePool, `channels_last` too; `count_include_pad=1` with padding not supported; requantized after when input and output quantization differ",
+    },
+    OpSupport {
+        op: "QLinearGlobalAveragePool",
+        runs_as: "ReduceMean (int8)",
+        notes: "`com.microsoft`; `channels_last` too",
+    },
+    OpSupport {
+        op: "QLinearSigmoid",
+        runs_as: "Sigmoid (int8)",
+        notes: "`com.microsoft`; an output other than scale 1/256, zero point -128 is requantized from it",
+    },
+    OpSupport {
+        op: "QLinearLeakyRelu",
+        runs_as: "LeakyRelu (int8)",
+        notes: "`com.microsoft`; `alpha`",
+    },
+    OpSupport {
+        op: "QLinearSoftmax",
+        runs_as: "Softmax (int8)",
+        notes: "`com.microsoft`; over the last axis; an output other than scale 1/256, zero point -128 is requantized from it",
+    },
+    OpSupport {
+        op: "QLinearConcat",
+        runs_as: "Concat (int8)",
+        notes: "`com.microsoft`; up to 16 inputs, each requantized to the output's parameters where they differ",
     },
 ];
 
@@ -308,6 +369,71 @@ pub const TFLITE_OPS: &[OpSupport] = &[
     },
 ];
 
+/// How quantized ONNX models run: the QDQ patterns, the QOperator format, and
+/// where the result differs from onnxruntime's.
+const QUANTIZED_ONNX: &str = "
+## Quantized ONNX (QDQ and QOperator)
+
+Quantized ONNX models run on the int8 kernels, not dequantized to float: QDQ
+graphs (onnxruntime's `quantize_static` with `QuantFormat.QDQ`, tf2onnx from an
+int8 TFLite model) and the QOperator format (`QuantFormat.QOperator`: QLinearConv,
+QLinearMatMul and the `com.microsoft` operators above). Activations are int8 (or
+uint8, held as int8 with the zero point moved by 128) quantized per tensor;
+weights int8 (or uint8) constants, per tensor or per output channel; biases
+int32. Graph inputs and outputs may be float32 or int8 (uint8 not).
+
+A QDQ graph computes in float between DequantizeLinear (DQ) and QuantizeLinear
+(Q); each pattern below, ending at a Q, becomes one int8 node that reads the
+int8 tensors its DQs read:
+
+| pattern | int8 node |
+|---|---|
+| `DQ(x), DQ(W) [, DQ(bias)] → Conv [→ Relu / Clip] → Q` | Conv (depthwise when `group` = channels) |
+| `DQ(x), DQ(W) → MatMul [→ Add(DQ(bias))] [→ Relu / Clip] → Q`, and Gemm | fully connected |
+| `DQ(a), DQ(b) → Add / Sub / Mul [→ Relu / Clip] → Q` | Add, Sub, Mul (a constant operand is a DQ of int8) |
+| `DQ → MaxPool / AveragePool → Q` | pool (requantized after if the parameters differ) |
+| `DQ → GlobalAveragePool / ReduceMean → Q` | mean |
+| `DQ → Softmax → Q` (last axis) | softmax (to scale 1/256, zero point -128; requantized to another output quantization) |
+| `DQ → Sigmoid / Tanh / LeakyRelu / Relu / Clip → Q` | activation (a sigmoid writes TFLite's 1/256 steps, requantized to another output quantization) |
+| `DQ → Reshape / Flatten / Squeeze / Unsqueeze / Transpose / Concat / Pad → Q` | the same mover on int8 (requantized where the parameters differ) |
+| `DQ → Q` | requantize |
+
+Movers (and MaxPool) between a Q and a DQ run on the int8 values directly. Float
+operators ahead of a model's quantized part (on its float inputs) run in f32 and
+the Q after them as Quantize; a DQ before float operators runs as Dequantize; a
+DQ of constant weights read by float operators is folded to float32. Any other Q
+is refused, naming the pattern it breaks (a float operator between a DQ and a Q
+rounds differently from any int8 kernel). A bias whose scale is not
+input scale × weight scale (as onnxruntime and tf2onnx write it) is requantized
+to that unit at conversion.
+
+The int8 nodes compute exactly what TFLite's reference kernels compute (fixed-point
+requantization with double rounding, TFLite's activation ranges, lookup tables
+and softmax). A model tf2onnx made from an int8 TFLite model keeps TFLite's
+scales bit for bit, so it gives LiteRT's reference results exactly (0 steps).
+For a model onnxruntime quantized there is no such oracle, and the results
+differ from onnxruntime's by a step or two, because:
+
+- QuantizeLinear rounds half to even; TFLite rounds half away from zero (the
+  Quantize of a float input, activation ranges, averages);
+- onnxruntime's fused int8 kernels requantize with a float multiply and round half
+  to even; TFLite multiplies by a 31-bit fixed-point multiplier and rounds twice;
+- the int8 softmax and sigmoid are TFLite's fixed-point exp and lookup table, not a
+  float function rounded once, and they write TFLite's 1/256 steps: onnxruntime's
+  1/255 softmax output and calibrated sigmoid outputs are requantized from them
+  (two roundings);
+- where a pool or a mover's input and output quantization differ, the int8
+  kernels add a requantize (two roundings where onnxruntime rounds once);
+- an average rounds raw int8 values (TFLite), not dequantized ones.
+
+The conformance suite checks both: tf2onnx's `kws_int8`, `ic_resnet8_int8` and
+`ad01_int8` give LiteRT's reference results exactly (0 steps on every element),
+and 58 small models onnxruntime quantized (`conformance/qdq`: each pattern, QDQ
+and QOperator, per tensor and per channel) come within one step of onnxruntime,
+two for a QLinearAveragePool whose output steps are 2.9 times finer than its
+input's (the int8 average rounds on the input's steps, then a requantize).
+";
+
 /// True if the converter knows ONNX `op`.
 pub fn is_supported(op: &str) -> bool {
     OPS.iter().any(|o| o.op == op)
@@ -318,7 +444,9 @@ pub fn markdown_table() -> String {
     let mut s = String::from(
         "# Operator support\n\n\
          Generated from `cargo-medwasm/src/convert/support.rs` (`cargo medwasm ops`); a test\n\
-         keeps this file in sync. Default ONNX domain, float32 tensors, rank ≤ 6, static\n\
+         keeps this file in sync. Default ONNX domain (and the quantized `com.microsoft`\n\
+         operators below), float32 tensors and quantized int8 ones (see \"Quantized\n\
+         ONNX\"), rank ≤ 6, static\n\
          shapes (a dynamic batch dimension is fixed to 1; other dynamic dimensions need\n\
          `--input-shape name=d0,d1,…`). Everything a model uses that is not here is\n\
          reported at once by `cargo medwasm import`, with node names, including\n\
@@ -331,6 +459,7 @@ pub fn markdown_table() -> String {
     for o in OPS {
         s.push_str(&format!("| `{}` | {} | {} |\n", o.op, o.runs_as, o.notes));
     }
+    s.push_str(QUANTIZED_ONNX);
     s.push_str(
         "\n## TFLite\n\n\
          `.tflite` files are read with a reader generated from the official schema\n\
