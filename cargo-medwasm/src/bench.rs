@@ -13,7 +13,11 @@ use crate::manifest::Manifest;
 use crate::project::Project;
 use crate::protocol::{self, Case, Job, Progress};
 use crate::reference::TractReference;
-use crate::report::{BenchReport, REPORT_SCHEMA, Tolerance, host_description};
+use crate::report::{
+    BenchReport, FailureKind, REPORT_SCHEMA, Skipped, TargetReport, Tolerance, host_description,
+    tool_description, utc_now,
+};
+use crate::targets::device::{self, Device};
 use crate::targets::target::{Selection, Target};
 use crate::ui::{Step, Ui};
 use crate::vectors::{self, dims, relative};
@@ -29,19 +33,47 @@ pub struct BenchOptions {
     pub debug: bool,
     /// Bench this artifact as it is instead of building (one target only).
     pub artifact: Option<PathBuf>,
+    /// Devices to bench over SSH as well, concurrently.
+    pub devices: Vec<Device>,
 }
 
-/// Returned when a vector failed conformance; the report has been printed.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "conformance failed on {failed} of {total} vectors; the report on stdout says which and by how much"
-)]
+/// Devices benched at the same time at most.
+const DEVICES_IN_FLIGHT: usize = 4;
+
+/// Returned when a vector failed conformance or a target (a device) could not be
+/// benched; the report has been printed.
+#[derive(Debug)]
 pub struct ConformanceFailed {
     /// Failed vectors, over all targets.
     pub failed: usize,
     /// All vectors, over all targets.
     pub total: usize,
+    /// Targets that could not be benched (an unreachable device, a failed run).
+    pub unbenched: usize,
 }
+
+impl std::fmt::Display for ConformanceFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ConformanceFailed {
+            failed,
+            total,
+            unbenched,
+        } = self;
+        if *failed > 0 || *unbenched == 0 {
+            write!(f, "conformance failed on {failed} of {total} vectors")?;
+            if *unbenched > 0 {
+                write!(f, ", and ")?;
+            }
+        }
+        if *unbenched > 0 {
+            let s = if *unbenched == 1 { "" } else { "s" };
+            write!(f, "{unbenched} target{s} could not be benched")?;
+        }
+        write!(f, "; the report on stdout says which and why")
+    }
+}
+
+impl std::error::Error for ConformanceFailed {}
 
 /// Runs the bench and returns the report; progress goes to stderr.
 pub fn bench(project: &Project, options: &BenchOptions, ui: &Ui) -> Result<BenchReport> {
@@ -58,16 +90,21 @@ pub fn bench(project: &Project, options: &BenchOptions, ui: &Ui) -> Result<Bench
     let mut cases = vectors::load_cases(project, &manifest, ui)?;
 
     let mut selected = Vec::new();
+    let mut skipped = Vec::new();
     for target in options.selection.targets() {
         match target.unavailable() {
             None => selected.push(target),
             Some(why) if options.selection.is_all() => {
                 ui.note(format!("skipping target `{}`: {why}", target.name()));
+                skipped.push(Skipped {
+                    target: target.name().to_string(),
+                    why,
+                });
             }
             Some(why) => bail!("target `{}` cannot run here: {why}", target.name()),
         }
     }
-    if selected.is_empty() {
+    if selected.is_empty() && options.devices.is_empty() {
         bail!(
             "no target can run on this machine; run `cargo medwasm doctor` to see what is missing"
         );
@@ -126,8 +163,8 @@ pub fn bench(project: &Project, options: &BenchOptions, ui: &Ui) -> Result<Bench
             runs,
         };
         let mut bar: Option<Step> = None;
-        let execution = target
-            .execute(&job, &mut |event| match event {
+        let executions = target
+            .execute_all(&job, &mut |event| match event {
                 Progress::Phase { verb, len } => {
                     // Replacing the bar drops (clears) the previous phase's.
                     bar = Some(ui.bar(verb, len));
@@ -146,13 +183,28 @@ pub fn bench(project: &Project, options: &BenchOptions, ui: &Ui) -> Result<Bench
                 )
             })?;
         drop(bar);
-        targets.push(protocol::conformance(
-            target.name(),
-            &job,
-            execution,
-            built.size,
+        for execution in executions {
+            targets.push(protocol::conformance(
+                target.name(),
+                &job,
+                execution,
+                built.size.clone(),
+                tolerance,
+            ));
+        }
+    }
+
+    if !options.devices.is_empty() {
+        targets.extend(bench_devices(
+            project,
+            &options.devices,
+            &manifest,
+            &cases,
+            runs,
             tolerance,
-        ));
+            !options.debug,
+            ui,
+        )?);
     }
 
     Ok(BenchReport {
@@ -162,8 +214,87 @@ pub fn bench(project: &Project, options: &BenchOptions, ui: &Ui) -> Result<Bench
         model_sha256: manifest.source.sha256.clone(),
         tolerance,
         host: host_description(),
+        tool: tool_description(),
+        generated: utc_now(),
         targets,
+        skipped,
     })
+}
+
+/// Benches the harness on every device, [`DEVICES_IN_FLIGHT`] at a time; a device
+/// that cannot be reached or fails gets a failure row, and the others go on.
+#[allow(clippy::too_many_arguments)]
+fn bench_devices(
+    project: &Project,
+    devices: &[Device],
+    manifest: &Manifest,
+    cases: &[Case],
+    runs: usize,
+    tolerance: Tolerance,
+    release: bool,
+    ui: &Ui,
+) -> Result<Vec<crate::report::TargetReport>> {
+    let first = devices
+        .first()
+        .context("no device; this is a bug in cargo-medwasm")?;
+    let built = first.build(project, release, ui)?;
+    ui.status(
+        "Benching",
+        format!(
+            "`{}` on {} device(s) over SSH ({} vectors, {runs} warm runs, {DEVICES_IN_FLIGHT} at a time)",
+            project.name,
+            devices.len(),
+            cases.len()
+        ),
+    );
+    let job = Job {
+        artifact: &built.artifact,
+        manifest,
+        cases,
+        runs,
+    };
+    let mut rows = Vec::with_capacity(devices.len());
+    for batch in devices.chunks(DEVICES_IN_FLIGHT) {
+        let results: Vec<Result<crate::protocol::Execution>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|d| scope.spawn(|| d.execute(&job, &mut |_| {})))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(anyhow::anyhow!(
+                            "the device bench thread panicked; this is a bug in cargo-medwasm"
+                        ))
+                    })
+                })
+                .collect()
+        });
+        for (d, result) in batch.iter().zip(results) {
+            rows.push(match result {
+                Ok(execution) => {
+                    protocol::conformance(d.name, &job, execution, built.size.clone(), tolerance)
+                }
+                Err(err) => {
+                    let kind = if device::is_unreachable(&err) {
+                        FailureKind::Unreachable
+                    } else {
+                        FailureKind::Failed
+                    };
+                    ui.warn(format!("{err:#}"));
+                    TargetReport::failed(
+                        d.name,
+                        &built.artifact.display().to_string(),
+                        built.size.clone(),
+                        kind,
+                        format!("{err:#}"),
+                    )
+                }
+            });
+        }
+    }
+    Ok(rows)
 }
 
 /// Builds each target's artifact, once per distinct build (the browser and Node.js

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod cmd;
 pub mod convert;
 pub mod files;
+pub mod harness;
 pub mod http;
 pub mod importer;
 pub mod litert;

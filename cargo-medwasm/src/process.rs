@@ -57,6 +57,12 @@ pub struct Supervised {
 impl Supervised {
     /// Spawns `cmd` with stdin closed, in a new process group on Unix.
     pub fn spawn(cmd: &mut Command) -> Result<Supervised> {
+        Self::spawn_with_stdin(cmd, Stdio::null())
+    }
+
+    /// [`Supervised::spawn`] with `stdin` as the child's standard input (a file to
+    /// stream to it).
+    pub fn spawn_with_stdin(cmd: &mut Command, stdin: Stdio) -> Result<Supervised> {
         #[cfg(unix)]
         {
             use std::os::unix::process::CommandExt as _;
@@ -79,7 +85,7 @@ impl Supervised {
                 });
             }
         }
-        cmd.stdin(Stdio::null());
+        cmd.stdin(stdin);
         let line = toolchain::command_line(cmd);
         let child = cmd
             .spawn()

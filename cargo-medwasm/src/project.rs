@@ -61,6 +61,9 @@ pub struct Project {
     pub warnings: Vec<String>,
     /// Version of the `medwasm` SDK the package resolved to, if it depends on it.
     pub sdk_version: Option<String>,
+    /// The folder of that SDK when it is a path dependency (`None` from a registry);
+    /// generated crates that link the detector (the WASI harness) depend on the same.
+    pub sdk_path: Option<PathBuf>,
     /// Whether the package's lib has `crate-type` containing `cdylib`.
     pub is_cdylib: bool,
 }
@@ -117,11 +120,12 @@ impl Project {
                 )
             })?
         };
-        let sdk_version = meta
-            .packages
-            .iter()
-            .find(|p| p.name.as_str() == "medwasm")
-            .map(|p| p.version.to_string());
+        let sdk = meta.packages.iter().find(|p| p.name.as_str() == "medwasm");
+        let sdk_version = sdk.map(|p| p.version.to_string());
+        let sdk_path = sdk
+            .filter(|p| p.source.is_none())
+            .and_then(|p| p.manifest_path.parent())
+            .map(|dir| dir.as_std_path().to_path_buf());
         let is_cdylib = package.targets.iter().any(|t| {
             t.kind
                 .iter()
@@ -135,6 +139,7 @@ impl Project {
             metadata,
             warnings,
             sdk_version,
+            sdk_path,
             is_cdylib,
         })
     }

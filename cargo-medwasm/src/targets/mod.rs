@@ -4,9 +4,11 @@
 //! module and one line there.
 
 pub mod browser;
+pub mod device;
 pub mod mcu;
 pub mod node;
 pub mod target;
+pub mod wasmedge;
 pub mod wasmtime;
 
 use clap::builder::TypedValueParser as _;
@@ -17,6 +19,7 @@ use self::target::{Selection, Target};
 pub fn all() -> &'static [&'static dyn Target] {
     &[
         &wasmtime::Wasmtime,
+        &wasmedge::WasmEdge,
         &browser::Browser,
         &node::Node,
         &mcu::Mcu,

@@ -55,6 +55,17 @@ pub trait Target: Sync + fmt::Debug {
     /// not load, does not speak the ABI, disagrees with the manifest …).
     fn execute(&self, job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Execution>;
 
+    /// Every run of `job` this target makes, one report row each: one for most
+    /// targets; one per mode for a runtime that has several (WasmEdge's interpreter
+    /// and its ahead-of-time compiled code).
+    fn execute_all(
+        &self,
+        job: &Job<'_>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Execution>> {
+        Ok(vec![self.execute(job, progress)?])
+    }
+
     /// What `cargo medwasm doctor` checks for this target; `sysroot` is the Rust
     /// sysroot when `rustc` could tell it.
     fn checks(&self, sysroot: Option<&Path>) -> Vec<Check>;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::{import_shared, need, ok, tool};
+use super::{free_port, import_shared, need, ok, tool};
 
 /// The Chromium flags of the bench runner, so both drive the same browser the same way.
 fn chromium_flags() -> Vec<String> {
@@ -199,12 +199,51 @@ await Detector.create({{ wasm: "{url}gone.wasm" }}).catch((e) => console.log(e.m
     assert!(stdout.starts_with("2\n"), "{stdout}");
     assert!(stdout.contains("gone.wasm: HTTP 404"), "{stdout}");
 
-    // One bench over every target: Wasmtime, Chromium and Node rows in one report.
-    let out = ok(
+    // One bench over every target: Wasmtime, Chromium and Node rows in one report,
+    // also written as JSON and HTML.
+    let report_dir = tmp.path().join("report");
+    let out = super::cli(
         &project,
-        &["bench", "--target", "all", "--json", "--runs", "50"],
+        &[
+            "bench",
+            "--target",
+            "all",
+            "--json",
+            "--runs",
+            "50",
+            "--report",
+            report_dir.to_str().unwrap(),
+        ],
     );
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(written, report, "report.json is what --json printed");
+    check_report_page(&report_dir.join("report.html"), tmp.path());
+    // Without WasmEdge, `all` says it skipped it and passes on the others; asked for
+    // alone, the missing runtime is an error, never a silent pass.
+    if which::which("wasmedge").is_err() {
+        assert!(
+            stderr.contains("skipping target `wasmedge`") && stderr.contains("install WasmEdge"),
+            "{stderr}"
+        );
+        let alone = super::cli(&project, &["bench", "--target", "wasmedge", "--runs", "3"]);
+        let err = String::from_utf8_lossy(&alone.stderr);
+        assert_eq!(alone.status.code(), Some(2), "{err}");
+        assert!(err.contains("install WasmEdge"), "{err}");
+    } else {
+        assert!(
+            report["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["target"] == "wasmedge" && t["passed"] == true),
+            "{report:#}"
+        );
+    }
     let targets: Vec<&str> = report["targets"]
         .as_array()
         .unwrap()
@@ -388,12 +427,73 @@ fn demo_page_runs_in_chromium_when_clicked() {
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Opens the HTML report in headless Chromium: it must render every plot with no
+/// console message at all (the page has no script; a blocked fetch or a CSP
+/// violation would show up here). A screenshot is kept in the test's target folder.
+fn check_report_page(page: &Path, scratch: &Path) {
+    let chromium = need!(tool(CHROMIUM.0, CHROMIUM.1));
+    let chromedriver = need!(tool(CHROMEDRIVER.0, CHROMEDRIVER.1));
+    let html = std::fs::read_to_string(page).unwrap();
+    // Nothing to fetch (text may name a URL, as the WasmEdge install hint does).
+    for reference in ["src=", "href=\"http", "url(", "@import"] {
+        assert!(
+            !html.contains(reference),
+            "the report references `{reference}`"
+        );
+    }
+    let wd = WebDriver::launch(&chromedriver, &chromium, &scratch.join("report-profile"));
+    wd.call(
+        "POST",
+        "window/rect",
+        json!({ "width": 1200, "height": 2400 }),
+    );
+    wd.call(
+        "POST",
+        "url",
+        json!({ "url": format!("file://{}", page.display()) }),
+    );
+    let facts = wd.call(
+        "POST",
+        "execute/sync",
+        json!({ "script": "const svgs = [...document.querySelectorAll('svg')]; \
+            return { title: document.title, svgs: svgs.length, \
+              empty: svgs.filter(s => { const r = s.getBoundingClientRect(); return !(r.width > 0 && r.height > 0); }).length, \
+              shapes: document.querySelectorAll('svg rect, svg line, svg circle').length, \
+              sections: document.querySelectorAll('section.target').length, \
+              verdict: document.querySelector('.verdict').textContent };", "args": [] }),
+    );
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(wd.call("GET", "screenshot", Value::Null).as_str().unwrap())
+        .unwrap();
+    let logs = wd.call("POST", "se/log", json!({ "type": "browser" }));
+    drop(wd);
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-report.png");
+    std::fs::write(&shot, &png).unwrap();
+    eprintln!("screenshot of the HTML report: {}", shot.display());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
+    assert!(
+        facts["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("medwasm bench"),
+        "{facts}"
+    );
+    assert!(
+        facts["verdict"].as_str().unwrap().starts_with("PASS"),
+        "{facts}"
+    );
+    // A box plot over all targets; per target a conformance strip, a histogram, cold
+    // start and the size split; every one laid out with a size.
+    let sections = facts["sections"].as_u64().unwrap();
+    assert!(sections >= 3, "{facts}");
+    assert!(facts["svgs"].as_u64().unwrap() > 3 * sections, "{facts}");
+    assert_eq!(facts["empty"], 0, "{facts}");
+    assert!(facts["shapes"].as_u64().unwrap() > 100, "{facts}");
+    assert_eq!(logs, json!([]), "the report page logged to the console");
 }
 
 /// One HTTP/1.1 request; returns the response head and body (chunked bodies decoded).

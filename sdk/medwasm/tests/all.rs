@@ -1317,3 +1317,65 @@ fn the_detector_glue_refuses_what_the_loader_refuses() {
         "{accepted} accepted, {refused} refused"
     );
 }
+
+/// `ERROR_NAMES[code]` names each variant as its `Debug` does, and the codes are
+/// 1, 2, … in the order of the table: the ABI's code → name contract.
+#[test]
+fn error_names_follow_the_codes() {
+    let errors = [
+        Error::Truncated {
+            needed: 1,
+            actual: 0,
+        },
+        Error::BadMagic,
+        Error::UnsupportedVersion { major: 9, minor: 0 },
+        Error::Checksum {
+            stored: 1,
+            computed: 2,
+        },
+        Error::Malformed {
+            what: "tensor",
+            index: 0,
+        },
+        Error::ArenaTooSmall {
+            needed: 2,
+            actual: 1,
+        },
+        Error::Misaligned { what: "blob" },
+        Error::NotInitialized,
+        Error::BadIndex { index: 3, count: 1 },
+        Error::InputLength {
+            input: 0,
+            expected: 2,
+            actual: 1,
+        },
+        Error::NonFinite {
+            input: 0,
+            position: 1,
+        },
+        Error::UnlinkedOperator {
+            op: OpCode::Conv,
+            node: 0,
+        },
+        Error::PlanTooSmall {
+            what: "steps",
+            needed: 2,
+            actual: 1,
+        },
+        Error::WrongDtype {
+            output: true,
+            index: 0,
+            dtype: DType::I8,
+        },
+    ];
+    assert_eq!(medwasm::ERROR_NAMES.len(), errors.len() + 1);
+    assert_eq!(medwasm::ERROR_NAMES[0], "ok");
+    for (i, e) in errors.iter().enumerate() {
+        assert_eq!(e.code() as usize, i + 1, "{e:?}");
+        assert!(
+            format!("{e:?}").starts_with(e.name()),
+            "{e:?} is named {}",
+            e.name()
+        );
+    }
+}

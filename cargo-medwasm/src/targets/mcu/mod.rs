@@ -16,9 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
-use self::artifacts::{
-    BOARD_FILE, MANIFEST_FILE, MEMORY_FILE, VECTORS_FILE, encode_vectors, read_memory,
-};
+use self::artifacts::{BOARD_FILE, MANIFEST_FILE, MEMORY_FILE, VECTORS_FILE, read_memory};
 use self::board::{Board, DEFAULT_BOARD};
 use crate::artifact::{BuildOutput, Embedded, shown};
 use crate::files::write_if_changed;
@@ -222,7 +220,7 @@ pub fn build(project: &Project, release: bool, ui: &Ui) -> Result<BuildOutput> {
     match stored_vectors(project, &embedded.manifest)? {
         Some(cases) => {
             let runs = project.runs(None)?;
-            let bytes = encode_vectors(&cases, runs);
+            let bytes = crate::vectors::encode_binary(&cases, runs);
             write_if_changed(&dir.join(VECTORS_FILE), &bytes)?;
         }
         None => ui.note(format!(

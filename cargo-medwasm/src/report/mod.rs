@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use crate::manifest::Quant;
 
+pub mod html;
+
 /// Version of the `--json` schema; bump it when a field changes meaning or goes away.
 /// 2: `latency.median_us`, `p95_us` and `p99_us` are `null` where nothing was timed
 /// (device targets count instructions; a target whose every vector failed).
@@ -27,8 +29,24 @@ pub struct BenchReport {
     pub tolerance: Tolerance,
     /// Machine the host side ran on (`uname`-style), for reproducibility.
     pub host: String,
+    /// The tool that measured, e.g. `cargo-medwasm 0.1.0`.
+    pub tool: String,
+    /// When the bench finished, UTC (`2026-12-01T04:22:53Z`).
+    pub generated: String,
     /// One entry per target.
     pub targets: Vec<TargetReport>,
+    /// Targets `--target all` left out because they cannot run on this machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+/// A target `--target all` left out, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    /// The target's name.
+    pub target: String,
+    /// What is missing, and how to get it.
+    pub why: String,
 }
 
 /// Conformance tolerance.
@@ -65,6 +83,53 @@ pub struct TargetReport {
     /// Figures of a target that runs on a (possibly emulated) device: `mcu`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<Device>,
+    /// Why nothing was measured on this target (a device that could not be reached
+    /// or whose run failed); the row is then a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+}
+
+/// A target (a device) that could not be benched.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failure {
+    /// `unreachable` (no connection) or `failed` (reached, but a step failed).
+    pub kind: FailureKind,
+    /// What happened, naming the step.
+    pub message: String,
+}
+
+/// The kinds of [`Failure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// No connection to the device.
+    Unreachable,
+    /// Connected, but a step (copying, the runtime, the harness) failed.
+    Failed,
+}
+
+impl TargetReport {
+    /// The row of a target that could not be benched.
+    pub fn failed(
+        target: &str,
+        artifact: &str,
+        size: Size,
+        kind: FailureKind,
+        message: String,
+    ) -> TargetReport {
+        TargetReport {
+            target: target.to_string(),
+            runtime: String::new(),
+            artifact: artifact.to_string(),
+            vectors: Vec::new(),
+            passed: false,
+            latency: Latency::default(),
+            size,
+            memory: Memory::default(),
+            device: None,
+            failure: Some(Failure { kind, message }),
+        }
+    }
 }
 
 /// What a microcontroller target measures beyond the common figures.
@@ -310,6 +375,72 @@ pub struct Latency {
     /// work done when timings are too noisy to. `None` where not counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm_ops: Option<u64>,
+    /// How the warm runs spread: quartiles, extremes and a histogram, for the HTML
+    /// report's plots. `None` where nothing was timed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<Distribution>,
+}
+
+/// The spread of the warm runs (µs): a box plot's figures and a histogram.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Distribution {
+    /// Fastest run.
+    pub min_us: f64,
+    /// First quartile.
+    pub q1_us: f64,
+    /// Third quartile.
+    pub q3_us: f64,
+    /// Slowest run.
+    pub max_us: f64,
+    /// Lower edge of the first histogram bin (the fastest run).
+    pub bin_start_us: f64,
+    /// Width of every bin; the bins span the fastest run to the 99th percentile.
+    pub bin_width_us: f64,
+    /// Runs per bin.
+    pub counts: Vec<u32>,
+    /// Runs slower than the last bin (above the 99th percentile), not drawn.
+    pub above: u32,
+}
+
+/// Histogram bins of [`Distribution`]: enough to show a shape at 1000 runs.
+const HISTOGRAM_BINS: usize = 40;
+
+impl Distribution {
+    /// The spread of `sorted` (ascending, not empty).
+    fn of_sorted(sorted: &[f64]) -> Distribution {
+        let at = |q: f64| quantile(sorted, q);
+        let (min, p99) = (sorted[0], at(0.99));
+        // All runs equal (a coarse clock): one bin wide enough to hold them.
+        let width = ((p99 - min) / HISTOGRAM_BINS as f64)
+            .max(min.abs() * 1e-6)
+            .max(1e-9);
+        let mut counts = vec![0u32; HISTOGRAM_BINS];
+        let mut above = 0u32;
+        for &x in sorted {
+            if x > p99 {
+                above += 1;
+            } else {
+                let bin = (((x - min) / width) as usize).min(HISTOGRAM_BINS - 1);
+                counts[bin] += 1;
+            }
+        }
+        Distribution {
+            min_us: min,
+            q1_us: at(0.25),
+            q3_us: at(0.75),
+            max_us: sorted[sorted.len() - 1],
+            bin_start_us: min,
+            bin_width_us: width,
+            counts,
+            above,
+        }
+    }
+}
+
+/// The `q` quantile of the ascending, non-empty `sorted` (nearest rank).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
 }
 
 impl Latency {
@@ -320,6 +451,8 @@ impl Latency {
         self.median_us = warm.map(|w| w.0);
         self.p95_us = warm.map(|w| w.1);
         self.p99_us = warm.map(|w| w.2);
+        // `percentiles` sorted the samples.
+        self.warm = (!samples.is_empty()).then(|| Distribution::of_sorted(samples));
         self.runs = samples.len();
         self
     }
@@ -353,10 +486,7 @@ pub fn percentiles(samples: &mut [f64]) -> Option<(f64, f64, f64)> {
         return None;
     }
     samples.sort_by(|a, b| a.total_cmp(b));
-    let at = |q: f64| {
-        let idx = ((samples.len() as f64 - 1.0) * q).round() as usize;
-        samples[idx.min(samples.len() - 1)]
-    };
+    let at = |q: f64| quantile(samples, q);
     Some((at(0.5), at(0.95), at(0.99)))
 }
 
@@ -376,6 +506,41 @@ pub fn host_description() -> String {
     )
 }
 
+/// The tool and version that measured, for the report.
+pub fn tool_description() -> String {
+    format!("cargo-medwasm {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Now, UTC, as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    utc(secs)
+}
+
+/// `secs` after the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian).
+fn utc(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days to a civil date: count in 400-year eras from 0000-03-01, where a year
+    // ends with February and its leap day (H. Hinnant's `civil_from_days`).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// The CPU model in `/proc/cpuinfo`: `model name` on x86, `Model` or `Hardware` on Arm.
 fn cpu_model(cpuinfo: &str) -> Option<String> {
     ["model name", "Model", "Hardware"].iter().find_map(|key| {
@@ -392,6 +557,11 @@ impl BenchReport {
         let rows = self.targets.iter().flat_map(|t| &t.vectors);
         let total = rows.clone().count();
         (rows.filter(|v| !v.passed()).count(), total)
+    }
+
+    /// Targets that could not be benched (an unreachable device, a failed run).
+    pub fn unbenched_targets(&self) -> usize {
+        self.targets.iter().filter(|t| t.failure.is_some()).count()
     }
 
     /// True when every target passed.
@@ -419,8 +589,32 @@ impl fmt::Display for BenchReport {
         }
         writeln!(f)?;
         let (failed, total) = self.failed_vectors();
+        for s in &self.skipped {
+            writeln!(f, "skipped `{}`: {}", s.target, s.why)?;
+        }
+        let failures: Vec<&Failure> = self
+            .targets
+            .iter()
+            .filter_map(|t| t.failure.as_ref())
+            .collect();
+        if !failures.is_empty() {
+            let count = |kind| failures.iter().filter(|x| x.kind == kind).count();
+            let benched = self.targets.len() - failures.len();
+            writeln!(
+                f,
+                "targets: {benched} benched, {} failed, {} unreachable",
+                count(FailureKind::Failed),
+                count(FailureKind::Unreachable)
+            )?;
+        }
         if self.passed() {
             writeln!(f, "PASS: {total} of {total} vectors agree on every target")
+        } else if failed == 0 && !failures.is_empty() {
+            writeln!(
+                f,
+                "FAIL: {total} of {total} vectors agree, but {} target(s) could not be benched",
+                failures.len()
+            )
         } else {
             writeln!(f, "FAIL: {failed} of {total} vectors disagree or failed")
         }
@@ -429,6 +623,13 @@ impl fmt::Display for BenchReport {
 
 impl fmt::Display for TargetReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(failure) = &self.failure {
+            let kind = match failure.kind {
+                FailureKind::Unreachable => "UNREACHABLE",
+                FailureKind::Failed => "FAILED",
+            };
+            return writeln!(f, "target `{}`: {kind}: {}", self.target, failure.message);
+        }
         writeln!(f, "target `{}` on {}", self.target, self.runtime)?;
         writeln!(f, "  artifact    {}", self.artifact)?;
         writeln!(f)?;
@@ -666,6 +867,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_796_097_773), "2026-12-01T04:02:53Z");
+        assert_eq!(utc(4_107_542_399), "2100-02-28T23:59:59Z");
+    }
+
+    #[test]
+    fn distribution_of_known_samples() {
+        let mut samples: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        let latency = Latency::default().with_warm(&mut samples);
+        let d = latency.warm.unwrap();
+        assert_eq!(
+            (d.min_us, d.q1_us, d.q3_us, d.max_us),
+            (1.0, 26.0, 75.0, 100.0)
+        );
+        assert_eq!(d.counts.len(), HISTOGRAM_BINS);
+        // 1..=99 are binned (p99 = 99), 100 is above.
+        assert_eq!(d.counts.iter().sum::<u32>(), 99);
+        assert_eq!(d.above, 1);
+        assert_eq!(d.counts[0], 3); // 1, 2, 3 with bins 2.45 wide
+        let mut same = vec![5.0; 10];
+        let d = Latency::default().with_warm(&mut same).warm.unwrap();
+        assert_eq!((d.counts[0], d.above), (10, 0));
+        assert!(Latency::default().with_warm(&mut []).warm.is_none());
+    }
+
+    #[test]
     fn deviation_flags_nan_and_length() {
         let tol = Tolerance {
             abs: 1e-4,
@@ -694,7 +923,7 @@ mod tests {
         assert_eq!(percentiles(&mut []), None);
     }
 
-    fn sample_report() -> BenchReport {
+    pub(crate) fn sample_report() -> BenchReport {
         let ok = |max_abs, max_rel| {
             Some(Deviation {
                 max_abs,
@@ -714,69 +943,99 @@ mod tests {
                 steps: 0,
             },
             host: "AMD EPYC 7B13, 2 cores, linux x86_64".into(),
-            targets: vec![TargetReport {
-                target: "wasmtime".into(),
-                runtime: "wasmtime 48.0.8 (embedded)".into(),
-                artifact: "target/medwasm/wasmtime/vitals_anomaly.wasm".into(),
-                vectors: vec![
-                    VectorResult {
-                        index: 0,
-                        vs_tract: ok(2.5e-7, 1.25e-6),
-                        vs_expected: ok(0.0, 0.0),
-                        finding: Some(Finding {
-                            score: 0.0123,
-                            label: 0,
-                            alert: false,
-                        }),
-                        error: None,
-                    },
-                    VectorResult {
-                        index: 1,
-                        vs_tract: ok(3.0e-7, 2.0e-6),
-                        vs_expected: Some(Deviation {
-                            max_abs: 0.5,
-                            max_rel: 0.0625,
-                            pass: false,
-                            steps: None,
-                        }),
-                        finding: Some(Finding {
-                            score: 12.5,
-                            label: 1,
-                            alert: true,
-                        }),
-                        error: None,
-                    },
-                    VectorResult {
-                        index: 2,
-                        vs_tract: None,
-                        vs_expected: None,
-                        finding: None,
-                        error: Some("error 11 (`NonFinite`): input 0 element 3 is NaN".into()),
-                    },
-                ],
-                passed: false,
-                latency: Latency {
-                    cold_start_us: Some(12_410.0),
-                    cold_start_cached_us: Some(1_204.5),
-                    median_us: Some(45.2),
-                    p95_us: Some(50.1),
-                    p99_us: Some(1_060.0),
-                    runs: 200,
-                    instructions: None,
-                    wasm_ops: Some(61_234),
-                },
-                size: Size {
-                    total: 49_352,
-                    code: 20_110,
-                    weights: 28_100,
-                    metadata: 1_142,
-                },
-                memory: Memory {
-                    arena_bytes: 12_288,
-                    wasm_pages: Some(2),
-                },
-                device: None,
+            tool: "cargo-medwasm 0.1.0".into(),
+            generated: "2026-12-01T04:02:53Z".into(),
+            skipped: vec![Skipped {
+                target: "wasmedge".into(),
+                why: "`wasmedge` is not on PATH".into(),
             }],
+            targets: vec![
+                TargetReport {
+                    target: "wasmtime".into(),
+                    runtime: "wasmtime 48.0.8 (embedded)".into(),
+                    artifact: "target/medwasm/wasmtime/vitals_anomaly.wasm".into(),
+                    vectors: vec![
+                        VectorResult {
+                            index: 0,
+                            vs_tract: ok(2.5e-7, 1.25e-6),
+                            vs_expected: ok(0.0, 0.0),
+                            finding: Some(Finding {
+                                score: 0.0123,
+                                label: 0,
+                                alert: false,
+                            }),
+                            error: None,
+                        },
+                        VectorResult {
+                            index: 1,
+                            vs_tract: ok(3.0e-7, 2.0e-6),
+                            vs_expected: Some(Deviation {
+                                max_abs: 0.5,
+                                max_rel: 0.0625,
+                                pass: false,
+                                steps: None,
+                            }),
+                            finding: Some(Finding {
+                                score: 12.5,
+                                label: 1,
+                                alert: true,
+                            }),
+                            error: None,
+                        },
+                        VectorResult {
+                            index: 2,
+                            vs_tract: None,
+                            vs_expected: None,
+                            finding: None,
+                            error: Some("error 11 (`NonFinite`): input 0 element 3 is NaN".into()),
+                        },
+                    ],
+                    passed: false,
+                    latency: Latency {
+                        cold_start_us: Some(12_410.0),
+                        cold_start_cached_us: Some(1_204.5),
+                        median_us: Some(45.2),
+                        p95_us: Some(50.1),
+                        p99_us: Some(1_060.0),
+                        runs: 200,
+                        instructions: None,
+                        wasm_ops: Some(61_234),
+                        warm: Some(Distribution {
+                            min_us: 44.0,
+                            q1_us: 44.8,
+                            q3_us: 46.0,
+                            max_us: 1_300.0,
+                            bin_start_us: 44.0,
+                            bin_width_us: 127.0,
+                            counts: vec![
+                                190, 6, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+                            ],
+                            above: 2,
+                        }),
+                    },
+                    size: Size {
+                        total: 49_352,
+                        code: 20_110,
+                        weights: 28_100,
+                        metadata: 1_142,
+                    },
+                    memory: Memory {
+                        arena_bytes: 12_288,
+                        wasm_pages: Some(2),
+                    },
+                    device: None,
+                    failure: None,
+                },
+                TargetReport::failed(
+                    "pi@10.0.0.7",
+                    "target/medwasm/device/vitals_anomaly.harness.wasm",
+                    Size::default(),
+                    FailureKind::Unreachable,
+                    "device `pi@10.0.0.7`: probe the device: unreachable: connection refused"
+                        .into(),
+                ),
+            ],
         }
     }
 
@@ -806,6 +1065,10 @@ mod tests {
               size        48.2 KiB total: 19.6 KiB code, 27.4 KiB weights, 1.1 KiB metadata
               memory      arena 12.0 KiB, linear memory 2 pages (128.0 KiB)
 
+            target `pi@10.0.0.7`: UNREACHABLE: device `pi@10.0.0.7`: probe the device: unreachable: connection refused
+
+            skipped `wasmedge`: `wasmedge` is not on PATH
+            targets: 1 benched, 0 failed, 1 unreachable
             FAIL: 2 of 3 vectors disagree or failed
         "#);
     }
@@ -815,94 +1078,183 @@ mod tests {
         let report = sample_report();
         let json = serde_json::to_string_pretty(&report).expect("a report serializes");
         insta::assert_snapshot!(json, @r#"
-        {
-          "schema": 2,
-          "detector": "vitals-anomaly",
-          "model": "model.onnx",
-          "model_sha256": "3f2a9c0d1e2b4a5968778695a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5",
-          "tolerance": {
-            "abs": 0.0001,
-            "rel": 0.001,
-            "steps": 0
-          },
-          "host": "AMD EPYC 7B13, 2 cores, linux x86_64",
-          "targets": [
             {
-              "target": "wasmtime",
-              "runtime": "wasmtime 48.0.8 (embedded)",
-              "artifact": "target/medwasm/wasmtime/vitals_anomaly.wasm",
-              "vectors": [
+              "schema": 2,
+              "detector": "vitals-anomaly",
+              "model": "model.onnx",
+              "model_sha256": "3f2a9c0d1e2b4a5968778695a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5",
+              "tolerance": {
+                "abs": 0.0001,
+                "rel": 0.001,
+                "steps": 0
+              },
+              "host": "AMD EPYC 7B13, 2 cores, linux x86_64",
+              "tool": "cargo-medwasm 0.1.0",
+              "generated": "2026-12-01T04:02:53Z",
+              "targets": [
                 {
-                  "index": 0,
-                  "vs_tract": {
-                    "max_abs": 2.5e-7,
-                    "max_rel": 0.00000125,
-                    "pass": true
+                  "target": "wasmtime",
+                  "runtime": "wasmtime 48.0.8 (embedded)",
+                  "artifact": "target/medwasm/wasmtime/vitals_anomaly.wasm",
+                  "vectors": [
+                    {
+                      "index": 0,
+                      "vs_tract": {
+                        "max_abs": 2.5e-7,
+                        "max_rel": 0.00000125,
+                        "pass": true
+                      },
+                      "vs_expected": {
+                        "max_abs": 0.0,
+                        "max_rel": 0.0,
+                        "pass": true
+                      },
+                      "finding": {
+                        "score": 0.0123,
+                        "label": 0,
+                        "alert": false
+                      },
+                      "error": null
+                    },
+                    {
+                      "index": 1,
+                      "vs_tract": {
+                        "max_abs": 3e-7,
+                        "max_rel": 0.000002,
+                        "pass": true
+                      },
+                      "vs_expected": {
+                        "max_abs": 0.5,
+                        "max_rel": 0.0625,
+                        "pass": false
+                      },
+                      "finding": {
+                        "score": 12.5,
+                        "label": 1,
+                        "alert": true
+                      },
+                      "error": null
+                    },
+                    {
+                      "index": 2,
+                      "vs_tract": null,
+                      "vs_expected": null,
+                      "finding": null,
+                      "error": "error 11 (`NonFinite`): input 0 element 3 is NaN"
+                    }
+                  ],
+                  "passed": false,
+                  "latency": {
+                    "cold_start_us": 12410.0,
+                    "cold_start_cached_us": 1204.5,
+                    "median_us": 45.2,
+                    "p95_us": 50.1,
+                    "p99_us": 1060.0,
+                    "runs": 200,
+                    "instructions": null,
+                    "wasm_ops": 61234,
+                    "warm": {
+                      "min_us": 44.0,
+                      "q1_us": 44.8,
+                      "q3_us": 46.0,
+                      "max_us": 1300.0,
+                      "bin_start_us": 44.0,
+                      "bin_width_us": 127.0,
+                      "counts": [
+                        190,
+                        6,
+                        1,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        1
+                      ],
+                      "above": 2
+                    }
                   },
-                  "vs_expected": {
-                    "max_abs": 0.0,
-                    "max_rel": 0.0,
-                    "pass": true
+                  "size": {
+                    "total": 49352,
+                    "code": 20110,
+                    "weights": 28100,
+                    "metadata": 1142
                   },
-                  "finding": {
-                    "score": 0.0123,
-                    "label": 0,
-                    "alert": false
-                  },
-                  "error": null
+                  "memory": {
+                    "arena_bytes": 12288,
+                    "wasm_pages": 2
+                  }
                 },
                 {
-                  "index": 1,
-                  "vs_tract": {
-                    "max_abs": 3e-7,
-                    "max_rel": 0.000002,
-                    "pass": true
+                  "target": "pi@10.0.0.7",
+                  "runtime": "",
+                  "artifact": "target/medwasm/device/vitals_anomaly.harness.wasm",
+                  "vectors": [],
+                  "passed": false,
+                  "latency": {
+                    "cold_start_us": null,
+                    "cold_start_cached_us": null,
+                    "median_us": null,
+                    "p95_us": null,
+                    "p99_us": null,
+                    "runs": 0,
+                    "instructions": null
                   },
-                  "vs_expected": {
-                    "max_abs": 0.5,
-                    "max_rel": 0.0625,
-                    "pass": false
+                  "size": {
+                    "total": 0,
+                    "code": 0,
+                    "weights": 0,
+                    "metadata": 0
                   },
-                  "finding": {
-                    "score": 12.5,
-                    "label": 1,
-                    "alert": true
+                  "memory": {
+                    "arena_bytes": 0,
+                    "wasm_pages": null
                   },
-                  "error": null
-                },
-                {
-                  "index": 2,
-                  "vs_tract": null,
-                  "vs_expected": null,
-                  "finding": null,
-                  "error": "error 11 (`NonFinite`): input 0 element 3 is NaN"
+                  "failure": {
+                    "kind": "unreachable",
+                    "message": "device `pi@10.0.0.7`: probe the device: unreachable: connection refused"
+                  }
                 }
               ],
-              "passed": false,
-              "latency": {
-                "cold_start_us": 12410.0,
-                "cold_start_cached_us": 1204.5,
-                "median_us": 45.2,
-                "p95_us": 50.1,
-                "p99_us": 1060.0,
-                "runs": 200,
-                "instructions": null,
-                "wasm_ops": 61234
-              },
-              "size": {
-                "total": 49352,
-                "code": 20110,
-                "weights": 28100,
-                "metadata": 1142
-              },
-              "memory": {
-                "arena_bytes": 12288,
-                "wasm_pages": 2
-              }
+              "skipped": [
+                {
+                  "target": "wasmedge",
+                  "why": "`wasmedge` is not on PATH"
+                }
+              ]
             }
-          ]
-        }
-    "#);
+        "#);
     }
 
     #[test]
