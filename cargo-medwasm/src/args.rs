@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result, bail};
 
 use crate::project::Project;
 use crate::targets::target::Selection;
@@ -42,9 +42,10 @@ impl ProjectArgs {
 /// `--target` and `--board`: where a detector is built or benched.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TargetArgs {
-    /// Target to build or bench.
-    #[arg(long, default_value = "wasmtime", value_parser = crate::targets::selection_parser())]
-    pub target: Selection,
+    /// Target to build or bench [default: `default-target` in
+    /// `[package.metadata.medwasm]`, else wasmtime].
+    #[arg(long, value_parser = crate::targets::selection_parser())]
+    pub target: Option<Selection>,
     /// Board for `--target mcu`: a built-in board or a board file (`*.toml`)
     /// [default: `board` in `[package.metadata.medwasm]`, else qemu-mps2-an386].
     #[arg(long)]
@@ -52,10 +53,31 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    /// Merges `--board` into the project's metadata, where the MCU target reads it.
-    pub fn apply(&self, project: &mut Project) {
+    /// Merges `--board` into the project's metadata, where the MCU target reads it,
+    /// and returns the targets: `--target`, else the project's `default-target`, else
+    /// `wasmtime`.
+    pub fn apply(&self, project: &mut Project) -> Result<Selection> {
         if self.board.is_some() {
             project.metadata.board.clone_from(&self.board);
+        }
+        match (self.target, project.metadata.default_target.as_deref()) {
+            (Some(selection), _) => Ok(selection),
+            (None, Some("all")) => Ok(Selection::All),
+            (None, Some(name)) => match crate::targets::find(name) {
+                Some(target) => Ok(Selection::One(target)),
+                None => bail!(
+                    "`default-target = \"{name}\"` in `[package.metadata.medwasm]` of `{}` is not a target; use one of {}, or `all`",
+                    project.manifest_path.display(),
+                    crate::targets::all()
+                        .iter()
+                        .map(|t| format!("`{}`", t.name()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
+            (None, None) => Ok(Selection::One(crate::targets::find("wasmtime").context(
+                "the `wasmtime` target is missing; this is a bug in cargo-medwasm",
+            )?)),
         }
     }
 }

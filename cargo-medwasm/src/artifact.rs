@@ -164,6 +164,7 @@ mod tests {
                 nodes: 1,
                 macs: 9,
                 ops: vec![("Gemm".into(), 1)],
+                fc_requant: None,
                 notes: vec![],
                 converter: "cargo-medwasm 0.1.0".into(),
             },

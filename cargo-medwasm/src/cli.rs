@@ -9,7 +9,7 @@ use crate::bench::ConformanceFailed;
 use crate::cmd;
 use crate::ui::{self, Ui};
 
-/// Turn ONNX models into small, sandboxed detectors and prove they behave the same everywhere.
+/// Turn ONNX and TFLite models into small, sandboxed detectors and prove they behave the same everywhere.
 #[derive(Debug, Parser)]
 #[command(name = "cargo medwasm", bin_name = "cargo", version)]
 pub enum CargoCli {
@@ -34,7 +34,7 @@ pub struct Cli {
 pub enum Command {
     /// Scaffold a new detector project from a template.
     New(cmd::new::NewArgs),
-    /// Convert an ONNX model into the compact format and embed it in this detector.
+    /// Convert an ONNX or TFLite model into the compact format and embed it in this detector.
     Import(cmd::import::ImportArgs),
     /// Build the detector for a target and optimize the artifact.
     Build(cmd::build::BuildArgs),

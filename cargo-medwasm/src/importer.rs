@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::convert::{self, ConvertOptions, run_native};
 use crate::files::write_atomically as write;
 use crate::litert::LiteRt;
-use crate::manifest::{BLOB_FILE, MANIFEST_FILE, Manifest};
+use crate::manifest::{BLOB_FILE, MANIFEST_FILE, Manifest, Quant};
 use crate::npy::Array;
 use crate::project::indexed;
 use crate::report::{Deviation, Tolerance};
@@ -28,9 +28,15 @@ pub struct ImportOptions {
     pub inputs: Option<PathBuf>,
     /// Expected outputs to store.
     pub expected: Option<PathBuf>,
+    /// How int8 fully connected layers requantize.
+    pub fc_requant: convert::FcRequant,
+    /// Quantization steps an int8 output may be off in the self-check (the
+    /// project's `int8-tolerance-steps`, which `bench` applies too; 0 by default).
+    pub int8_tolerance_steps: u32,
 }
 
-/// Tolerance of the import-time self-check against tract.
+/// Tolerance of the import-time self-check against tract (f32 outputs); int8
+/// outputs get the project's steps.
 const SELF_CHECK: Tolerance = Tolerance {
     abs: 1e-3,
     rel: 1e-3,
@@ -66,6 +72,7 @@ pub fn import_model(root: &Path, model: &Path, opts: &ImportOptions, ui: &Ui) ->
         model,
         &ConvertOptions {
             input_shapes: shapes,
+            fc_requant: opts.fc_requant,
         },
     )?;
     let manifest = converted.manifest;
@@ -86,39 +93,74 @@ pub fn import_model(root: &Path, model: &Path, opts: &ImportOptions, ui: &Ui) ->
     let reference = Reference::for_model(model, &manifest, opts, ui)?;
     let vectors = prepare_vectors(root, &manifest, opts, &reference, ui)?;
 
-    // Self-check: the SDK, natively, against the reference on the first vector.
+    // Self-check: the SDK, natively, against the reference on the first vector;
+    // outputs the model quantizes in quantization steps (0 allowed).
     let sample: Vec<Vec<f32>> = vectors
         .inputs
         .iter()
-        .map(|a| a.sample(0).unwrap_or(&[]).to_vec())
+        .zip(&manifest.inputs)
+        .map(|(a, t)| abi_sample(a, 0, t.quant))
         .collect();
     let want: Vec<Vec<f32>> = match &vectors.reference_outputs {
         Some(outs) => outs
             .iter()
-            .map(|a| a.sample(0).unwrap_or(&[]).to_vec())
+            .zip(&manifest.outputs)
+            .map(|(a, t)| abi_sample(a, 0, t.quant))
             .collect(),
-        None => reference.run_one(&sample)?,
+        None => reference.run_one(&sample, &manifest)?,
     };
     let got = run_native(&converted.blob, &sample)?;
+    let tol = Tolerance {
+        steps: opts.int8_tolerance_steps,
+        ..SELF_CHECK
+    };
     let mut dev: Option<Deviation> = None;
-    for (g, w) in got.iter().zip(&want) {
-        let d = Deviation::compare(g, w, SELF_CHECK);
+    for ((g, w), t) in got.iter().zip(&want).zip(&manifest.outputs) {
+        let d = match &t.quant {
+            Some(q) => Deviation::compare_steps(g, w, q, tol),
+            None => Deviation::compare(g, w, SELF_CHECK),
+        };
         dev = Some(dev.map_or(d, |x| x.merge(d)));
     }
     let against = reference.describe(opts);
     match dev {
         Some(d) if d.pass => ui.status(
             "Verified",
-            format!(
-                "against {against}: max abs error {:.2e}, max rel error {:.2e}",
-                d.max_abs, d.max_rel
-            ),
+            match d.steps {
+                Some(s) if s.max == 0 => format!(
+                    "against {against}: the int8 outputs are identical ({} values, 0 quantization steps off)",
+                    s.exact
+                ),
+                Some(s) => format!(
+                    "against {against}: {} int8 values identical, {} one quantization step off, {} more (at most {}, `int8-tolerance-steps` allows {})",
+                    s.exact, s.one, s.more, s.max, tol.steps
+                ),
+                None => format!(
+                    "against {against}: max abs error {:.2e}, max rel error {:.2e}",
+                    d.max_abs, d.max_rel
+                ),
+            },
+        ),
+        Some(d) if d.steps.is_some() && manifest.fc_requant.as_deref() == Some(convert::FcRequant::Tflm.name()) => bail!(
+            "the converted model is {} quantization steps from {against} on `{}` ({} values off); nothing was written. With `--fc-requant tflm` the fully connected layers requantize as TFLite Micro does, which LiteRT's reference kernels do not: allow the difference with `int8-tolerance-steps = {}` in `[package.metadata.medwasm]` (bench applies it too), or import with `--fc-requant litert-ref`",
+            d.steps.map_or(0, |s| s.max),
+            model.display(),
+            d.steps.map_or(0, |s| s.one + s.more),
+            d.steps.map_or(0, |s| s.max)
         ),
         Some(d) => bail!(
-            "the converted model disagrees with {against} on `{}` (max abs error {:.3e}, max rel error {:.3e}); nothing was written. This is a converter bug: please report it with the model attached",
+            "the converted model disagrees with {against} on `{}` ({}); nothing was written. This is a converter bug: please report it with the model attached",
             model.display(),
-            d.max_abs,
-            d.max_rel
+            match d.steps {
+                Some(s) => format!(
+                    "{} int8 values off by one quantization step, {} by more (at most {})",
+                    s.one, s.more, s.max
+                ),
+                None => format!(
+                    "max abs error {:.3e}, max rel error {:.3e}",
+                    d.max_abs, d.max_rel
+                ),
+            }
         ),
         None => bail!("the converted model produced no outputs; this is a converter bug"),
     }
@@ -236,7 +278,12 @@ impl Reference {
                 ))
             }
             Reference::LiteRt(litert, model) => {
-                let outs = litert.run(model, inputs)?;
+                let inputs: Vec<Array> = inputs
+                    .iter()
+                    .zip(&m.inputs)
+                    .map(|(a, t)| model_array(a, t.quant))
+                    .collect();
+                let outs = litert.run(model, &inputs)?;
                 if outs.len() != m.outputs.len() {
                     bail!(
                         "LiteRT finds {} outputs in `{}` but the converted model has {}; this is a converter bug",
@@ -251,19 +298,21 @@ impl Reference {
         }
     }
 
-    /// The outputs for one sample.
-    fn run_one(&self, sample: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+    /// The outputs for one sample, as the detector's ABI returns them (the real
+    /// values of quantized outputs).
+    fn run_one(&self, sample: &[Vec<f32>], m: &Manifest) -> Result<Vec<Vec<f32>>> {
         match self {
             Reference::Tract(tract) => tract.run(sample),
-            Reference::LiteRt(litert, model) => {
+            Reference::LiteRt(..) => {
                 let inputs: Vec<Array> = sample
                     .iter()
                     .map(|x| Array::floats(vec![1, x.len()], x.clone()))
                     .collect();
-                Ok(litert
-                    .run(model, &inputs)?
-                    .into_iter()
-                    .map(|a| a.data)
+                let outs = self.run_all(&inputs, m)?.unwrap_or_default();
+                Ok(outs
+                    .iter()
+                    .zip(&m.outputs)
+                    .map(|(a, t)| abi_sample(a, 0, t.quant))
                     .collect())
             }
             Reference::Expected => {
@@ -318,6 +367,7 @@ fn prepare_vectors(
         }
         let a = Array::read(path)?;
         check(&a, m.inputs[0].len(), path)?;
+        check_int8(&a, &m.inputs[0], path)?;
         let mut write_expected = vec![];
         let mut reference_outputs = None;
         if let Some(e) = &opts.expected {
@@ -361,6 +411,7 @@ fn prepare_vectors(
         for (p, t) in existing.iter().zip(&m.inputs) {
             let a = Array::read(p)?;
             check(&a, t.len(), p)?;
+            check_int8(&a, t, p)?;
             inputs.push(a);
         }
         // A TFLite model's stored outputs are its only reference at bench time:
@@ -380,7 +431,12 @@ fn prepare_vectors(
         });
     }
     ui.note(format!(
-        "no test vectors given: generating {GENERATED_VECTORS} seeded random inputs in [-1, 1) with {}'s outputs as the expected ones; pass `--inputs x.npy --expected y.npy` to store real ones",
+        "no test vectors given: generating {GENERATED_VECTORS} seeded random inputs ({}) with {}'s outputs as the expected ones; pass `--inputs x.npy --expected y.npy` to store real ones",
+        if m.inputs.iter().any(|t| t.quant.is_some()) {
+            "int8 values over the whole int8 range for int8 inputs, [-1, 1) for float ones"
+        } else {
+            "in [-1, 1)"
+        },
         if store_reference { "LiteRT" } else { "tract" }
     ));
     let mut rng = SplitMix(0x6d65_6477_6173_6d31);
@@ -390,10 +446,19 @@ fn prepare_vectors(
         .map(|t| {
             let mut shape = vec![GENERATED_VECTORS];
             shape.extend(t.shape.iter().map(|&d| d as usize));
-            let data = (0..GENERATED_VECTORS * t.len())
-                .map(|_| rng.next_f32() * 2.0 - 1.0)
-                .collect();
-            Array::floats(shape, data)
+            let n = GENERATED_VECTORS * t.len();
+            match t.quant {
+                // An int8 input's own values, every one of the 256 equally likely:
+                // the vectors reach both saturation ends.
+                Some(_) => Array {
+                    shape,
+                    data: (0..n)
+                        .map(|_| (rng.next_f32() * 256.0).floor() - 128.0)
+                        .collect(),
+                    integers: true,
+                },
+                None => Array::floats(shape, (0..n).map(|_| rng.next_f32() * 2.0 - 1.0).collect()),
+            }
         })
         .collect();
     let outs = reference.run_all(&inputs, m)?.unwrap_or_default();
@@ -405,6 +470,51 @@ fn prepare_vectors(
         write_inputs,
         write_expected,
     })
+}
+
+/// Refuses integer vectors of an int8 input that lie outside int8: they cannot be
+/// the model's own values.
+fn check_int8(a: &Array, t: &crate::manifest::TensorSpec, path: &Path) -> Result<()> {
+    if t.quant.is_some()
+        && a.integers
+        && let Some(v) = a.data.iter().find(|v| !(-128.0..=127.0).contains(*v))
+    {
+        bail!(
+            "`{}` holds {v}, outside int8, but input `{}` is int8 in the model; store its quantized values as int8, or real values as float32",
+            path.display(),
+            t.name
+        );
+    }
+    Ok(())
+}
+
+/// Sample `s` of `a` as the detector's ABI takes or returns it: integer vectors of
+/// a tensor the model quantizes are its int8 values, whose real values the model's
+/// DEQUANTIZE gives; anything else is real already.
+fn abi_sample(a: &Array, s: usize, quant: Option<Quant>) -> Vec<f32> {
+    let v = a.sample(s).unwrap_or(&[]);
+    match quant.filter(|_| a.integers) {
+        Some(q) => v.iter().map(|&x| q.dequantize(x)).collect(),
+        None => v.to_vec(),
+    }
+}
+
+/// `a` in the model's own element type, for LiteRT: an int8 input gets its int8
+/// values (real vectors quantized as TFLite's QUANTIZE does: an f32 division, ties
+/// away from zero, saturated), a float input real values.
+fn model_array(a: &Array, quant: Option<Quant>) -> Array {
+    match (quant, a.integers) {
+        (Some(_), true) => a.clone(),
+        (Some(q), false) => Array {
+            data: a.data.iter().map(|&x| q.quantize(x) as f32).collect(),
+            integers: true,
+            ..a.clone()
+        },
+        (None, _) => Array {
+            integers: false,
+            ..a.clone()
+        },
+    }
 }
 
 /// The operators `blob` uses, as `(op_bit mask, names)` for the generated `OPS`.

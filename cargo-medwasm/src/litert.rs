@@ -14,8 +14,10 @@ use anyhow::{Context as _, Result, bail};
 use crate::npy::Array;
 
 /// The script: `model out_dir n_inputs input.npy...`; writes `out<k>.npy` per output
-/// (`[N, ...]` float32) and prints the `ai-edge-litert` version. Exit code 3 means
-/// the package cannot be imported.
+/// (`[N, ...]` in the output's own type, float32 or int8) and prints the
+/// `ai-edge-litert` version. Each input file must already hold the model input's
+/// type (an int8 model takes int8 values, which the caller quantizes as TFLite's
+/// QUANTIZE does). Exit code 3 means the package cannot be imported.
 const SCRIPT: &str = r#"
 import sys
 try:
@@ -40,15 +42,18 @@ ins, outs = it.get_input_details(), it.get_output_details()
 if len(ins) != n_in:
     sys.exit(f"the model has {len(ins)} inputs, {n_in} were given")
 for d in ins + outs:
-    if d["dtype"] != np.float32:
-        sys.exit(f"tensor {d['name']} is {d['dtype']}: only float32 graph inputs and outputs are run here")
+    if d["dtype"] not in (np.float32, np.int8):
+        sys.exit(f"tensor {d['name']} is {np.dtype(d['dtype']).name}: only float32 and int8 graph inputs and outputs are run here")
+for d, x in zip(ins, inputs):
+    if x.dtype != d["dtype"]:
+        sys.exit(f"input {d['name']} is {np.dtype(d['dtype']).name} but {x.dtype.name} values were given; this is a bug in cargo-medwasm")
 results = [[] for _ in outs]
 for s in range(inputs[0].shape[0]):
     for d, x in zip(ins, inputs):
-        it.set_tensor(d["index"], np.asarray(x[s], dtype=np.float32).reshape(d["shape"]))
+        it.set_tensor(d["index"], np.asarray(x[s]).reshape(d["shape"]))
     it.invoke()
     for k, d in enumerate(outs):
-        results[k].append(np.array(it.get_tensor(d["index"]), dtype=np.float32).reshape(-1))
+        results[k].append(np.array(it.get_tensor(d["index"])).reshape(-1))
 for k, r in enumerate(results):
     np.save(f"{out_dir}/out{k}.npy", np.stack(r))
 "#;
@@ -95,7 +100,9 @@ impl LiteRt {
     }
 
     /// Runs `model` on every sample of `inputs` (one `[N, ...]` array per model
-    /// input); returns one `[N, ...]` array per model output, flattened per sample.
+    /// input, in the input's own type: integer arrays for int8 inputs); returns one
+    /// `[N, ...]` array per model output, flattened per sample, integer arrays for
+    /// int8 outputs.
     pub fn run(&self, model: &Path, inputs: &[Array]) -> Result<Vec<Array>> {
         let dir = TempDir::new()?;
         let mut args = vec![

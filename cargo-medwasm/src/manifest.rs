@@ -37,6 +37,10 @@ pub struct Manifest {
     pub macs: u64,
     /// Operators used, with their count, after conversion.
     pub ops: Vec<(String, u64)>,
+    /// How the int8 fully connected layers requantize (`litert-ref` or `tflm`, from
+    /// `--fc-requant`), when the model has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fc_requant: Option<String>,
     /// What the converter changed on the way (fixed batch dims, folded BatchNorm …).
     pub notes: Vec<String>,
     /// Tool that produced the blob, e.g. `cargo-medwasm 0.1.0`.
@@ -197,6 +201,7 @@ impl Manifest {
             nodes: 1,
             macs: 0,
             ops: vec![],
+            fc_requant: None,
             notes: vec![],
             converter: "test".into(),
         }

@@ -122,26 +122,13 @@ impl fmt::Display for DetectorError {
     }
 }
 
-/// Name of an ABI error code, from the table in `docs/detector-abi.md` (the numbers are
-/// stable, so a runner can name codes without depending on the SDK's build).
+/// Name of an ABI error code: the SDK's table, which `docs/detector-abi.md`, the JS
+/// loader and the C header spell the same way (the numbers are stable, so a runner
+/// names the codes of a detector built with any SDK of this ABI).
 pub fn error_name(code: i32) -> Option<&'static str> {
-    Some(match code {
-        0 => "ok",
-        1 => "Truncated",
-        2 => "BadMagic",
-        3 => "UnsupportedVersion",
-        4 => "Checksum",
-        5 => "Malformed",
-        6 => "ArenaTooSmall",
-        7 => "Misaligned",
-        8 => "NotInitialized",
-        9 => "BadIndex",
-        10 => "InputLength",
-        11 => "NonFinite",
-        12 => "UnlinkedOperator",
-        13 => "PlanTooSmall",
-        _ => return None,
-    })
+    usize::try_from(code)
+        .ok()
+        .and_then(|c| medwasm::ERROR_NAMES.get(c).copied())
 }
 
 /// The detector ABI version these runners speak.
@@ -258,6 +245,49 @@ fn deviation<'w>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every table of error names that ships (the JS loader, the C header, the ABI
+    /// document) says what the SDK's says, code for code.
+    #[test]
+    fn error_tables_agree_with_the_sdk() {
+        let names = medwasm::ERROR_NAMES;
+        assert_eq!(error_name(14), Some("WrongDtype"));
+        assert_eq!(error_name(names.len() as i32), None);
+        assert_eq!(error_name(-1), None);
+
+        let loader = include_str!("../../targets/browser/loader.js");
+        let table = loader
+            .split_once("const ERROR_NAMES = [")
+            .and_then(|(_, rest)| rest.split_once("];"))
+            .expect("loader.js has ERROR_NAMES")
+            .0;
+        let js: Vec<&str> = table
+            .split(',')
+            .map(|n| n.trim().trim_matches('"'))
+            .filter(|n| !n.is_empty())
+            .collect();
+        assert_eq!(js, names, "targets/browser/loader.js ERROR_NAMES");
+
+        let header = include_str!("../../targets/mcu/detector.h");
+        let abi = include_str!("../../docs/detector-abi.md");
+        for (code, name) in names.iter().enumerate().skip(1) {
+            let mut upper = String::new();
+            for (i, c) in name.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    upper.push('_');
+                }
+                upper.push(c.to_ascii_uppercase());
+            }
+            assert!(
+                header.contains(&format!("MEDWASM_{upper} = {code}")),
+                "targets/mcu/detector.h lacks MEDWASM_{upper} = {code}"
+            );
+            assert!(
+                abi.contains(&format!("| {code} | `{name}` |")),
+                "docs/detector-abi.md lacks code {code} `{name}`"
+            );
+        }
+    }
 
     const TOL: Tolerance = Tolerance {
         abs: 1e-4,

@@ -413,12 +413,194 @@ fn ic_resnet8_fp32_tflite_conforms_under_wasmtime() {
 }
 
 #[test]
-fn kws_float32_tflite_is_refused_until_hybrid_kernels_land() {
-    let (_tmp, project, out) = need!(import_shared_tflite("kws_float32", &[]));
+fn kws_float32_tflite_conforms_under_wasmtime_with_hybrid_convolutions() {
+    // Its CONV_2Ds have int8 weights on f32 activations: LiteRT's dynamic range.
+    bench_shared_tflite("kws_float32", true);
+}
+
+/// `bench --json` of `project` on `target` (`all`, `wasmtime`, `mcu` …).
+fn bench_target(project: &Path, target: &str, runs: &str) -> Value {
+    let out = ok(
+        project,
+        &["bench", "--target", target, "--json", "--runs", runs],
+    );
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("bench --json printed something else ({e}):\n{out}"))
+}
+
+/// Imports a shared int8 model's `model.tflite` against LiteRT (its outputs must be
+/// identical, 0 quantization steps) and checks what the manifest records.
+fn import_int8_tflite(name: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    litert()?;
+    let (tmp, project, out) = import_shared_tflite(name, &[])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("against LiteRT") && stderr.contains("0 quantization steps off"),
+        "{stderr}"
+    );
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(project.join("model/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    // The ABI stays f32; the manifest says how the model quantizes its edges.
+    for edge in ["inputs", "outputs"] {
+        let t = &manifest[edge][0];
+        assert_eq!(t["dtype"], "f32", "{manifest:#}");
+        assert_eq!(t["quant"]["dtype"], "i8", "{manifest:#}");
+        assert!(t["quant"]["scale"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(manifest["fc_requant"], "litert-ref", "{manifest:#}");
+    // The stored expected outputs are LiteRT's int8 values.
+    let expected = cargo_medwasm::npy::Array::read(&project.join("vectors/expected.npy")).unwrap();
+    assert!(expected.integers, "int8 expected outputs");
+    Some((tmp, project))
+}
+
+/// Every vector of every target of a bench report passed with 0 steps off.
+fn assert_bit_exact(report: &Value, targets: usize) {
+    let list = report["targets"].as_array().unwrap();
+    assert_eq!(list.len(), targets, "{report:#}");
+    for target in list {
+        let name = target["target"].as_str().unwrap();
+        assert_eq!(target["passed"], true, "{name}: {report:#}");
+        let vectors = target["vectors"].as_array().unwrap();
+        assert_eq!(vectors.len(), 8, "{name}");
+        for v in vectors {
+            let steps = &v["vs_expected"]["steps"];
+            assert_eq!(steps["max"], 0, "{name}: {v}");
+            assert_eq!(steps["one"], 0, "{name}: {v}");
+            assert_eq!(steps["argmax_agrees"], true, "{name}: {v}");
+        }
+    }
+}
+
+#[test]
+fn kws_int8_tflite_is_bit_exact_on_every_target() {
+    need!(tool(
+        "qemu-system-arm",
+        "install it with `apt-get install qemu-system-arm`"
+    ));
+    need!(tool(
+        "chromium",
+        "install it with `apt-get install chromium`"
+    ));
+    need!(tool("node", "install Node.js 20 or newer"));
+    let (_tmp, project) = need!(import_int8_tflite("kws_int8"));
+    let report = bench_target(&project, "all", "2");
+    assert_bit_exact(&report, 4);
+    let names: Vec<&str> = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["wasmtime", "browser", "node", "mcu"]);
+    let mcu = &report["targets"][3];
+    assert_device_figures(mcu, "qemu-mps2-an386");
+    // 2.66 M MACs per inference: the instruction count is per MAC.
+    let device = &mcu["device"];
+    let per_mac = device["instructions_per_mac"].as_f64().unwrap();
+    let instructions = device["instructions"].as_u64().unwrap() as f64;
+    assert!(
+        (instructions / 2_656_768.0 - per_mac).abs() < 1e-6 * per_mac,
+        "{device}"
+    );
+    println!(
+        "kws_int8 on the M4 in QEMU: {instructions} instructions per inference, {per_mac:.2} per MAC"
+    );
+}
+
+/// A shared int8 model under Wasmtime and on the Cortex-M4 in QEMU.
+fn int8_tflite_on_wasmtime_and_the_m4(name: &str) {
+    need!(tool(
+        "qemu-system-arm",
+        "install it with `apt-get install qemu-system-arm`"
+    ));
+    let (_tmp, project) = need!(import_int8_tflite(name));
+    assert_bit_exact(&bench_target(&project, "wasmtime", "2"), 1);
+    let report = bench_mcu(&project, "qemu-mps2-an386", "1");
+    assert_bit_exact(&report, 1);
+    let mcu = &report["targets"][0];
+    assert_device_figures(mcu, "qemu-mps2-an386");
+    println!(
+        "{name} on the M4 in QEMU: {} instructions per inference, {:.2} per MAC",
+        mcu["device"]["instructions"], mcu["device"]["instructions_per_mac"]
+    );
+}
+
+#[test]
+fn ic_resnet8_int8_tflite_is_bit_exact_under_wasmtime_and_on_the_m4() {
+    int8_tflite_on_wasmtime_and_the_m4("ic_resnet8_int8");
+}
+
+#[test]
+fn ad01_int8_tflite_is_bit_exact_under_wasmtime_and_on_the_m4() {
+    int8_tflite_on_wasmtime_and_the_m4("ad01_int8");
+}
+
+#[test]
+fn fc_requant_tflm_is_checked_against_litert_with_the_projects_steps() {
+    need!(litert());
+    let models = need!(shared_models()).join("ad01_int8");
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["new", "tflm-it", "--template", "blank"]);
+    let project = tmp.path().join("tflm-it");
+    let args = [
+        "import",
+        models.join("model.tflite").to_str().unwrap(),
+        "--inputs",
+        models.join("inputs.npy").to_str().unwrap(),
+        "--expected",
+        models.join("expected_tflite_ref.npy").to_str().unwrap(),
+        "--fc-requant",
+        "tflm",
+    ]
+    .map(str::to_string);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // TFLite Micro's fixed-point requantization is up to 2 steps from LiteRT's on
+    // the first vector: refused at 0 steps, with what to do.
+    let out = cli(&project, &args);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("(Conv+Relu)") && err.contains("hybrid (dynamic-range) kernels"),
+        err.contains("quantization steps from LiteRT") && err.contains("int8-tolerance-steps = 2"),
+        "{err}"
+    );
+    assert!(!project.join("model/model.mwm").exists());
+    let toml = project.join("Cargo.toml");
+    let text = std::fs::read_to_string(&toml).unwrap().replace(
+        "[package.metadata.medwasm]\n",
+        "[package.metadata.medwasm]\nint8-tolerance-steps = 3\n",
+    );
+    std::fs::write(&toml, text).unwrap();
+    ok(&project, &args);
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(project.join("model/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["fc_requant"], "tflm", "{manifest:#}");
+    // A mode that does not exist is a usage error naming both.
+    let out = cli(&project, &["import", "x.tflite", "--fc-requant", "cmsis"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("litert-ref") && err.contains("tflm"), "{err}");
+}
+
+#[test]
+fn an_asymmetric_dynamic_range_model_is_refused_with_nothing_written() {
+    // Distinct per-channel weight scales on a float convolution: LiteRT's asymmetric
+    // hybrid path, which the runtime does not have.
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["new", "dyn-it", "--template", "blank"]);
+    let project = tmp.path().join("dyn-it");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../conformance/tflite/conv2d_same_relu_dyn.tflite");
+    let out = cli(&project, &["import", model.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(Conv+Relu)") && err.contains("asymmetric dynamic-range path"),
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
@@ -506,6 +688,40 @@ fn nan_test_vector_fails_conformance_with_the_detectors_message() {
         "{v}"
     );
     assert_eq!(report["targets"][0]["passed"], false);
+}
+
+#[test]
+fn default_target_in_the_metadata_is_used_without_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(
+        tmp.path(),
+        &["new", "vitals-dt", "--template", "vitals-anomaly"],
+    );
+    let project = tmp.path().join("vitals-dt");
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    let with = |target: &str| {
+        let edited = manifest.replacen(
+            "[package.metadata.medwasm]\n",
+            &format!("[package.metadata.medwasm]\ndefault-target = \"{target}\"\n"),
+            1,
+        );
+        assert_ne!(edited, manifest);
+        std::fs::write(project.join("Cargo.toml"), edited).unwrap();
+    };
+    with("wasmedg");
+    let out = cli(&project, &["build"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`default-target = \"wasmedg\"`") && err.contains("`wasmedge`"),
+        "{err}"
+    );
+    with("wasmedge");
+    let built = ok(&project, &["build"]);
+    assert!(built.contains("bench harness"), "{built}");
+    // `--target` still wins.
+    let built = ok(&project, &["build", "--target", "wasmtime"]);
+    assert!(!built.contains("bench harness"), "{built}");
 }
 
 #[test]

@@ -5,6 +5,12 @@ export interface TensorSpec {
   readonly name: string;
   readonly shape: readonly number[];
   readonly dtype: string;
+  /** How an int8 model quantizes this f32 tensor inside (`real = scale · (q − zero_point)`). */
+  readonly quant?: {
+    readonly dtype: "i8";
+    readonly scale: number;
+    readonly zero_point: number;
+  };
 }
 
 /** The model manifest written by `cargo medwasm import`. */
@@ -29,6 +35,8 @@ export interface Manifest {
   /** Multiply-accumulates per inference. */
   readonly macs: number;
   readonly ops: readonly (readonly [string, number])[];
+  /** How int8 fully connected layers requantize (`litert-ref` or `tflm`), when there are any. */
+  readonly fc_requant?: string;
   readonly notes: readonly string[];
   readonly converter: string;
 }

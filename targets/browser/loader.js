@@ -17,7 +17,7 @@ const ABI_VERSION = 1;
 const ERROR_NAMES = [
   "ok", "Truncated", "BadMagic", "UnsupportedVersion", "Checksum", "Malformed",
   "ArenaTooSmall", "Misaligned", "NotInitialized", "BadIndex", "InputLength", "NonFinite",
-  "UnlinkedOperator", "PlanTooSmall",
+  "UnlinkedOperator", "PlanTooSmall", "WrongDtype",
 ];
 const EXPORTS = [
   "medwasm_abi_version", "medwasm_init", "medwasm_input_count", "medwasm_output_count",

@@ -24,7 +24,7 @@ enum medwasm_status {
     MEDWASM_OK = 0,
     MEDWASM_TRUNCATED = 1,           /* the model blob is shorter than its tables say */
     MEDWASM_BAD_MAGIC = 2,           /* not a medwasm model blob */
-    MEDWASM_UNSUPPORTED_VERSION = 3, /* blob written by a newer format version */
+    MEDWASM_UNSUPPORTED_VERSION = 3, /* blob of another major format version: import again */
     MEDWASM_CHECKSUM = 4,            /* blob corrupted (CRC-32 mismatch) */
     MEDWASM_MALFORMED = 5,           /* a table entry is inconsistent */
     MEDWASM_ARENA_TOO_SMALL = 6,     /* the arena is smaller than the plan needs */
@@ -34,7 +34,8 @@ enum medwasm_status {
     MEDWASM_INPUT_LENGTH = 10,       /* an input has the wrong number of elements */
     MEDWASM_NON_FINITE = 11,         /* an input holds NaN or +-Inf */
     MEDWASM_UNLINKED_OPERATOR = 12,  /* the model needs an operator this build leaves out */
-    MEDWASM_PLAN_TOO_SMALL = 13      /* the plan storage is smaller than the model needs */
+    MEDWASM_PLAN_TOO_SMALL = 13,     /* the plan storage is smaller than the model needs */
+    MEDWASM_WRONG_DTYPE = 14         /* a graph input or output is not f32 where f32 was asked for */
 };
 
 /* The ABI version this header describes. */

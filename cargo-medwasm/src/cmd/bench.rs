@@ -62,7 +62,7 @@ impl BenchArgs {
     /// [`ConformanceFailed`] when a vector disagrees.
     pub fn run(self, ui: &Ui) -> Result<()> {
         let mut project = self.project.locate(ui)?;
-        self.target.apply(&mut project);
+        let selection = self.target.apply(&mut project)?;
         let mut devices = self
             .devices
             .iter()
@@ -72,7 +72,7 @@ impl BenchArgs {
             devices.extend(Device::fleet(fleet, self.runtime)?);
         }
         let options = BenchOptions {
-            selection: self.target.target,
+            selection,
             runs: self.runs,
             debug: self.debug,
             artifact: self.artifact,

@@ -24,8 +24,7 @@ impl BuildArgs {
     /// Runs the build and prints each artifact and its size split on stdout.
     pub fn run(self, ui: &Ui) -> Result<()> {
         let mut project = self.project.locate(ui)?;
-        self.target.apply(&mut project);
-        let targets = self.target.target.targets();
+        let targets = self.target.apply(&mut project)?.targets();
         let builds = build_each(&project, &targets, self.release, ui)?;
         for (i, (target, built)) in targets.iter().zip(&builds).enumerate() {
             // A target that builds what an earlier one built (Node.js, the browser

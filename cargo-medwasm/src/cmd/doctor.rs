@@ -84,6 +84,16 @@ fn checklist(rustc: &Rustc) -> Vec<Check> {
             }
         }
     }
+    checks.push(check_ssh(
+        std::process::Command::new("ssh")
+            .arg("-V")
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            // OpenSSH prints its version on stderr.
+            .map(|out| String::from_utf8_lossy(&out.stderr).trim().to_string()),
+    ));
+    checks.push(check_litert(crate::litert::LiteRt::probe()));
     checks.push(check_onnxruntime(probe(
         "python3",
         &[
@@ -136,9 +146,38 @@ fn check_rustup(probe: Probe) -> Check {
     }
 }
 
+/// OpenSSH's client, which `bench --device` runs.
+fn check_ssh(version: Option<String>) -> Check {
+    match version {
+        Some(version) => Check::ok("ssh", version),
+        None => Check::missing(
+            "ssh",
+            false,
+            "reaches devices for `cargo medwasm bench --device`",
+            "apt-get install openssh-client",
+        ),
+    }
+}
+
+/// LiteRT's reference kernels, through `python3` or `MEDWASM_PYTHON`: what a
+/// `.tflite` import is checked against.
+fn check_litert(probe: std::result::Result<crate::litert::LiteRt, String>) -> Check {
+    const NAME: &str = "python3 + ai-edge-litert";
+    match probe {
+        Ok(litert) => Check::ok(NAME, litert.describe()),
+        Err(why) => Check::missing(
+            NAME,
+            false,
+            format!("the reference `import model.tflite` checks against; {why}"),
+            "pip install ai-edge-litert==2.3.0 (or point MEDWASM_PYTHON at a Python that has it)",
+        ),
+    }
+}
+
 fn check_onnxruntime(probe: Probe) -> Check {
     const NAME: &str = "python3 + onnxruntime";
-    const PURPOSE: &str = "generates golden test vectors";
+    const PURPOSE: &str =
+        "generates the conformance goldens and runs the peer benchmarks (no command needs it)";
     match probe {
         Probe::Ran(versions) => Check::ok(NAME, versions),
         Probe::NotFound => Check::missing(

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::args::ProjectArgs;
+use crate::convert::FcRequant;
 use crate::importer::{ImportOptions, import_model};
 use crate::manifest::Manifest;
 use crate::report::bytes;
@@ -26,9 +27,21 @@ pub struct ImportArgs {
     /// a `.tflite` model when LiteRT, `pip install ai-edge-litert`, is not installed).
     #[arg(long, requires = "inputs")]
     pub expected: Option<PathBuf>,
+    /// How int8 fully connected layers requantize: `litert-ref` in f64, bit-exact
+    /// with LiteRT's reference kernels (TFLite's own outputs), or `tflm` in fixed
+    /// point, bit-exact with TFLite Micro and CMSIS-NN (the two can differ by one
+    /// quantization step).
+    #[arg(long, value_name = "MODE", default_value = "litert-ref", value_parser = parse_fc_requant)]
+    pub fc_requant: FcRequant,
     /// The detector project.
     #[command(flatten)]
     pub project: ProjectArgs,
+}
+
+/// `--fc-requant litert-ref|tflm`.
+fn parse_fc_requant(s: &str) -> Result<FcRequant, String> {
+    FcRequant::from_name(s)
+        .ok_or_else(|| format!("`{s}` is not a mode: use `litert-ref` or `tflm`"))
 }
 
 impl ImportArgs {
@@ -39,6 +52,8 @@ impl ImportArgs {
             input_shapes: self.input_shapes,
             inputs: self.inputs,
             expected: self.expected,
+            fc_requant: self.fc_requant,
+            int8_tolerance_steps: project.metadata.int8_tolerance_steps.unwrap_or(0),
         };
         let manifest = import_model(&project.root, &self.model, &opts, ui)?;
         print_summary(&manifest);

@@ -1,16 +1,20 @@
 //! The support check of the shared lowering: everything in an IR graph (from any
 //! frontend) that the runtime cannot run or the format cannot describe, reported
-//! at once, before planning.
+//! at once, before planning. Each node's kernel comes from the back end
+//! ([`super::backend::select`]), so what passes the check is exactly what the
+//! planner and the writer get.
 
 use std::collections::HashSet;
 
 use medwasm::format::{MAX_GRAPH_IO, MAX_NODE_INPUTS, MAX_RANK};
 
-use super::ir::{DType, Graph, Node, TensorId};
+use super::backend::{self, Kernel};
+use super::ir::{DType, Graph, TensorId};
 use super::{Problem, ProblemKind};
 
-/// Every problem that keeps `g` from running, per node, each tensor reported once.
-pub fn check(g: &Graph) -> Vec<Problem> {
+/// The kernel of every node of `g`, or every problem that keeps `g` from running,
+/// per node, each tensor reported once.
+pub fn check(g: &Graph, opts: &backend::Options) -> Result<Vec<Kernel>, Vec<Problem>> {
     let mut problems = vec![];
     for (what, list) in [("inputs", &g.inputs), ("outputs", &g.outputs)] {
         if list.len() > MAX_GRAPH_IO {
@@ -23,6 +27,7 @@ pub fn check(g: &Graph) -> Vec<Problem> {
             });
         }
     }
+    let mut kernels = vec![];
     let mut seen = HashSet::new();
     for n in &g.nodes {
         let label = n.op.label();
@@ -43,10 +48,13 @@ pub fn check(g: &Graph) -> Vec<Problem> {
                 ),
             );
         }
-        // Element types: one problem per node that says which kernels it needs,
-        // however many of its tensors are not f32.
-        if let Some(message) = dtype_problem(g, n) {
-            report(ProblemKind::Dtype, message);
+        match backend::select(g, n, opts) {
+            Ok(k) => kernels.push(k),
+            Err(issues) => {
+                for (kind, message) in issues {
+                    report(kind, message);
+                }
+            }
         }
         for t in n.inputs.iter().flatten().copied().chain([n.output]) {
             if seen.insert(t) {
@@ -58,20 +66,27 @@ pub fn check(g: &Graph) -> Vec<Problem> {
     }
     for (io, list) in [("input", &g.inputs), ("output", &g.outputs)] {
         for &t in list {
-            if seen.insert(t) {
-                let dtype = tensor_dtype_problem(g, t).map(|m| (ProblemKind::Dtype, m));
-                for (kind, message) in dtype.into_iter().chain(tensor_problems(g, t)) {
-                    problems.push(Problem {
-                        node: g.tensors[t].name.clone(),
-                        op: io.into(),
-                        kind,
-                        message,
-                    });
-                }
+            let dtype = io_dtype_problem(g, t).map(|m| (ProblemKind::Dtype, m));
+            let others = if seen.insert(t) {
+                tensor_problems(g, t)
+            } else {
+                vec![]
+            };
+            for (kind, message) in dtype.into_iter().chain(others) {
+                problems.push(Problem {
+                    node: g.tensors[t].name.clone(),
+                    op: io.into(),
+                    kind,
+                    message,
+                });
             }
         }
     }
-    problems
+    if problems.is_empty() {
+        Ok(kernels)
+    } else {
+        Err(problems)
+    }
 }
 
 /// How a tensor is named in messages.
@@ -82,98 +97,22 @@ fn display_name(g: &Graph, t: TensorId) -> String {
     }
 }
 
-/// The one element-type problem of node `n`: the kernels it would need that this
-/// build does not have. Quantized (int8) activations need int8 kernels; f32
-/// activations with int8 weights need hybrid (dynamic-range) kernels; anything else
-/// that is not f32 has no kernel at all.
-fn dtype_problem(g: &Graph, n: &Node) -> Option<String> {
-    let tensors: Vec<TensorId> = n
-        .inputs
-        .iter()
-        .flatten()
-        .copied()
-        .chain([n.output])
-        .collect();
-    let odd: Vec<TensorId> = tensors
-        .iter()
-        .copied()
-        .filter(|&t| g.tensors[t].dtype != DType::F32 || g.tensors[t].quant.is_some())
-        .collect();
-    if odd.is_empty() {
-        return None;
-    }
-    // What each odd tensor is; with its name where that helps (exporters' names
-    // of quantized tensors run to hundreds of characters and add nothing here).
-    let describe = |t: TensorId, named: bool| {
-        let tensor = &g.tensors[t];
-        let what = if tensor.is_const() {
-            "constant"
-        } else {
-            "tensor"
-        };
-        let quant = match &tensor.quant {
-            Some(q) if q.axis.is_some() => ", quantized per channel",
-            Some(_) => ", quantized per tensor",
-            None => "",
-        };
-        let name = if named {
-            format!(" {}", display_name(g, t))
-        } else {
-            String::new()
-        };
-        format!(
-            "{what}{name} of element type {}{quant}",
-            tensor.dtype.name()
-        )
-    };
-    let list = |named: bool| {
-        let mut seen: Vec<String> = vec![];
-        for &t in &odd {
-            let d = describe(t, named);
-            if !seen.contains(&d) {
-                seen.push(d);
-            }
-        }
-        seen.join("; ")
-    };
-    let runtime_int8 = tensors
-        .iter()
-        .any(|&t| !g.tensors[t].is_const() && matches!(g.tensors[t].dtype, DType::I8 | DType::U8));
-    let const_int8 = odd
-        .iter()
-        .any(|&t| g.tensors[t].is_const() && g.tensors[t].dtype == DType::I8);
-    Some(if runtime_int8 {
-        format!(
-            "int8 kernels are not in this build yet, so int8 (fully quantized) models cannot run ({}); import the model's float version meanwhile",
-            list(false)
-        )
-    } else if const_int8 {
-        format!(
-            "hybrid (dynamic-range) kernels, f32 activations with int8 weights, are not in this build yet ({}); import a float model without weight quantization meanwhile",
-            list(false)
-        )
-    } else {
-        format!(
-            "the runtime computes in f32 only and has no kernel for {}",
-            list(true)
-        )
-    })
-}
-
-/// The element-type problem of a graph input or output no node touches.
-fn tensor_dtype_problem(g: &Graph, t: TensorId) -> Option<String> {
+/// The element-type problem of a graph input or output: the detector's ABI takes
+/// and returns f32 (int8 ones are quantized and dequantized at the graph's edge
+/// before this check).
+fn io_dtype_problem(g: &Graph, t: TensorId) -> Option<String> {
     let tensor = &g.tensors[t];
     if tensor.dtype == DType::F32 && tensor.quant.is_none() {
         return None;
     }
     Some(format!(
-        "{} has element type {}{}; the runtime computes in f32 only (int8 kernels are not in this build yet)",
+        "{} has element type {}{}; graph inputs and outputs must be f32, or int8 with per-tensor quantization (which the detector takes and returns as f32)",
         display_name(g, t),
         tensor.dtype.name(),
-        if tensor.quant.is_some() {
-            ", quantized"
-        } else {
-            ""
+        match &tensor.quant {
+            Some(q) if q.axis.is_some() => ", quantized per channel",
+            Some(_) => ", quantized",
+            None => "",
         }
     ))
 }
@@ -242,7 +181,7 @@ mod tests {
         let e = g.add_node("empty", Op::Copy, vec![Some(s)], vec![1, 0, 4]);
         let deep = g.add_node("deep", Op::Copy, vec![Some(e)], vec![1; 7]);
         g.outputs.push(deep);
-        let problems = check(&g);
+        let problems = check(&g, &Default::default()).unwrap_err();
         let summary: Vec<(&str, ProblemKind)> =
             problems.iter().map(|p| (p.node.as_str(), p.kind)).collect();
         assert_eq!(
@@ -255,12 +194,8 @@ mod tests {
             "{problems:?}"
         );
         assert!(
-            problems[0]
-                .message
-                .contains("hybrid (dynamic-range) kernels")
-                && problems[0]
-                    .message
-                    .contains("(constant of element type i8)"),
+            problems[0].message.contains("no kernel computes Add")
+                && problems[0].message.contains("constant of element type i8"),
             "{}",
             problems[0].message
         );
@@ -277,7 +212,11 @@ mod tests {
         }
         let y = g.add_node("cat", Op::Concat { axis: 1 }, parts, vec![1, 17]);
         g.outputs.push(y);
-        let kinds: Vec<ProblemKind> = check(&g).iter().map(|p| p.kind).collect();
+        let kinds: Vec<ProblemKind> = check(&g, &Default::default())
+            .unwrap_err()
+            .iter()
+            .map(|p| p.kind)
+            .collect();
         assert_eq!(kinds, [ProblemKind::Limit, ProblemKind::Limit]);
     }
 }

@@ -5,10 +5,13 @@
 //! translates each node; `tflite/` reads a TFLite flatbuffer (a reader generated
 //! from the official schema) into NHWC nodes with TFLite's quantization. Both
 //! collect every problem at once. One shared lowering then takes any frontend's IR
-//! through named steps: passes (fold BatchNorm, fuse bias and activations, run NHWC
-//! f32 nodes on the NCHW kernels and cancel the Transposes that makes, drop
-//! identities) → support check (every problem at once) → static memory plan → blob
-//! → self-check (the runtime's own validating loader loads it and counts MACs) →
+//! through named steps: f32 graph edges (int8 inputs and outputs quantized and
+//! dequantized inside the model) → passes (fold BatchNorm, fuse bias and
+//! activations, put each Conv and pool in its kernel's layout and cancel the
+//! Transposes that makes, drop identities) → support check, which asks the back end
+//! ([`backend`]) for every node's kernel (TFLite's int8 `Prepare` math in
+//! [`quant`]) and reports every problem at once → static memory plan → blob →
+//! self-check (the runtime's own validating loader loads it and counts MACs) →
 //! manifest.
 
 use std::collections::HashMap;
@@ -19,17 +22,20 @@ use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 use tract_onnx::prelude::Framework as _;
 
-use crate::manifest::{Manifest, Signature, Source, TensorSpec};
+use crate::manifest::{Manifest, Quant, QuantDtype, Signature, Source, TensorSpec};
 
+mod backend;
 mod check;
 pub mod ir;
 mod native;
 mod onnx;
 mod passes;
 mod plan;
+mod quant;
 pub mod support;
 mod tflite;
 
+pub use backend::FcRequant;
 pub use native::run_native;
 #[cfg(test)]
 mod testing;
@@ -40,6 +46,8 @@ mod write;
 pub struct ConvertOptions {
     /// Fixed shapes for inputs with dynamic dimensions, by input name.
     pub input_shapes: HashMap<String, Vec<usize>>,
+    /// How int8 fully connected layers requantize (`--fc-requant`).
+    pub fc_requant: FcRequant,
 }
 
 /// A converted model.
@@ -192,7 +200,7 @@ pub fn convert_onnx_bytes(
             format: "ONNX",
             message: format!("{e:#}"),
         })?;
-    lower(path, bytes, onnx::import(&proto, &opts.input_shapes))
+    lower_with(path, bytes, onnx::import(&proto, &opts.input_shapes), opts)
 }
 
 /// Converts the TFLite model at `path`.
@@ -216,7 +224,7 @@ pub fn convert_tflite_bytes(
             format: "TFLite",
             message,
         })?;
-    let mut converted = lower(path, bytes, imported)?;
+    let mut converted = lower_with(path, bytes, imported, opts)?;
     let source = &mut converted.manifest.source;
     source.min_runtime_version = info.min_runtime_version;
     source.signatures = info
@@ -265,9 +273,21 @@ pub(crate) struct Imported {
     pub input_shapes: Vec<Vec<usize>>,
 }
 
-/// The shared lowering: passes → support check → plan → blob → self-check →
-/// manifest. `bytes` are the source file's, for the manifest's checksum.
+/// [`lower_with`] the default options (the frontends' tests).
+#[cfg(test)]
 fn lower(path: &Path, bytes: &[u8], imported: Imported) -> Result<Converted, ConvertError> {
+    lower_with(path, bytes, imported, &ConvertOptions::default())
+}
+
+/// The shared lowering: f32 edges → passes → support check (kernels) → plan →
+/// blob → self-check → manifest. `bytes` are the source file's, for the
+/// manifest's checksum.
+fn lower_with(
+    path: &Path,
+    bytes: &[u8],
+    imported: Imported,
+    opts: &ConvertOptions,
+) -> Result<Converted, ConvertError> {
     let unsupported = |problems| ConvertError::Unsupported {
         path: path.to_path_buf(),
         problems,
@@ -283,21 +303,41 @@ fn lower(path: &Path, bytes: &[u8], imported: Imported) -> Result<Converted, Con
         )]));
     }
 
+    let (in_quant, out_quant) = passes::edges::quantize_edges(&mut graph);
+    let count = |q: &[Option<(f32, i32)>]| q.iter().flatten().count();
+    let (ins, outs) = (count(&in_quant), count(&out_quant));
+    if ins + outs > 0 {
+        notes.push(format!(
+            "the model's {ins} int8 input{} and {outs} int8 output{} are f32 at the detector's ABI: quantized and dequantized inside the model as TFLite's QUANTIZE and DEQUANTIZE do",
+            if ins == 1 { "" } else { "s" },
+            if outs == 1 { "" } else { "s" }
+        ));
+    }
     notes.extend(passes::run(&mut graph));
 
-    let problems = check::check(&graph);
-    if !problems.is_empty() {
-        return Err(unsupported(problems));
+    let backend_opts = backend::Options {
+        fc_requant: opts.fc_requant,
+    };
+    let kernels = check::check(&graph, &backend_opts).map_err(unsupported)?;
+    let fc_requant = kernels
+        .iter()
+        .any(|k| k.op == medwasm::format::OpCode::QFullyConnected)
+        .then_some(opts.fc_requant);
+    if let Some(mode) = fc_requant {
+        notes.push(match mode {
+            FcRequant::LiteRtRef => "int8 fully connected layers requantize in f64 as LiteRT's reference kernels do (`--fc-requant litert-ref`); TFLite Micro and CMSIS-NN use a fixed-point multiplier that can differ by a step (`--fc-requant tflm`)".to_string(),
+            FcRequant::Tflm => "int8 fully connected layers requantize with TFLite Micro's and CMSIS-NN's fixed-point multipliers (`--fc-requant tflm`); LiteRT's reference kernels, in f64, can differ by a step".to_string(),
+        });
     }
 
-    let plan = plan::plan(&graph).map_err(|message| {
+    let plan = plan::plan(&graph, &kernels).map_err(|message| {
         unsupported(vec![Problem {
             kind: ProblemKind::Limit,
             ..Problem::model(&message)
         }])
     })?;
 
-    let blob = write::write(&graph, &plan).map_err(|e| match e {
+    let blob = write::write(&graph, &plan, &kernels).map_err(|e| match e {
         write::WriteError::TooLarge(message) => unsupported(vec![Problem {
             kind: ProblemKind::Limit,
             ..Problem::model(&message)
@@ -342,11 +382,15 @@ fn lower(path: &Path, bytes: &[u8], imported: Imported) -> Result<Converted, Con
             None => ops.push((label, 1)),
         }
     }
-    let spec = |t: usize| TensorSpec {
+    let spec = |t: usize, quant: Option<(f32, i32)>| TensorSpec {
         name: graph.tensors[t].name.clone(),
         shape: graph.tensors[t].dims.iter().map(|&d| d as u64).collect(),
         dtype: graph.tensors[t].dtype.name().into(),
-        quant: None,
+        quant: quant.map(|(scale, zero_point)| Quant {
+            dtype: QuantDtype::I8,
+            scale,
+            zero_point,
+        }),
     };
     let manifest = Manifest {
         format_version: medwasm::format::VERSION_MAJOR,
@@ -367,8 +411,18 @@ fn lower(path: &Path, bytes: &[u8], imported: Imported) -> Result<Converted, Con
             min_runtime_version: None,
             signatures: vec![],
         },
-        inputs: graph.inputs.iter().map(|&t| spec(t)).collect(),
-        outputs: graph.outputs.iter().map(|&t| spec(t)).collect(),
+        inputs: graph
+            .inputs
+            .iter()
+            .zip(&in_quant)
+            .map(|(&t, &q)| spec(t, q))
+            .collect(),
+        outputs: graph
+            .outputs
+            .iter()
+            .zip(&out_quant)
+            .map(|(&t, &q)| spec(t, q))
+            .collect(),
         arena_bytes: plan.arena_bytes as u64,
         weights_bytes: model.data_bytes() as u64,
         blob_bytes: blob.len() as u64,
@@ -376,6 +430,7 @@ fn lower(path: &Path, bytes: &[u8], imported: Imported) -> Result<Converted, Con
         nodes: model.node_count() as u64,
         macs,
         ops,
+        fc_requant: fc_requant.map(|m| m.name().to_string()),
         notes,
         converter: format!("cargo-medwasm {}", env!("CARGO_PKG_VERSION")),
     };

@@ -8,16 +8,13 @@
 //! outputs (and inputs) after the run; no node writes over a graph input.
 
 use medwasm::format::ALIGN;
-use medwasm::kernels::conv::Geometry;
 
-use super::ir::{Graph, Layout, Node, Op, TensorId};
+use super::backend::Kernel;
+use super::ir::{Graph, TensorId};
 
 /// The largest arena the format can describe: offsets and the arena size are u32,
 /// and the size is a multiple of [`ALIGN`].
 pub const MAX_ARENA_BYTES: usize = u32::MAX as usize & !(ALIGN - 1);
-
-/// Bytes per element of a Conv scratch buffer (the im2col copy of an f32 input).
-const SCRATCH_ELEM_BYTES: usize = 4;
 
 /// A buffer to place: live from node `first` to node `last`, both included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,49 +81,10 @@ pub fn align(v: usize) -> usize {
     v.div_ceil(ALIGN) * ALIGN
 }
 
-/// Conv geometry of node `n` in 2-D form.
-pub fn conv_geometry(g: &Graph, n: &Node) -> Option<Geometry> {
-    // Only NCHW Convs run on the f32 kernel whose scratch this sizes; NHWC ones are
-    // lowered to NCHW (f32) or refused by the check before planning.
-    let Op::Conv {
-        win,
-        group,
-        layout: Layout::Nchw,
-        ..
-    } = &n.op
-    else {
-        return None;
-    };
-    let x = &g.tensors[n.inputs[0]?].dims;
-    let y = &g.tensors[n.output].dims;
-    let (h, w, oh, ow) = if x.len() == 4 {
-        (x[2], x[3], y[2], y[3])
-    } else {
-        (1, x[2], 1, y[2])
-    };
-    Some(Geometry {
-        n: x[0],
-        c: x[1],
-        h,
-        w,
-        m: y[1],
-        oh,
-        ow,
-        kh: win.kernel[0],
-        kw: win.kernel[1],
-        sh: win.strides[0],
-        sw: win.strides[1],
-        dh: win.dilations[0],
-        dw: win.dilations[1],
-        pt: win.pads[0],
-        pl: win.pads[1],
-        group: *group,
-    })
-}
-
-/// Plans the arena of `g`. The error says which limit of the format the plan
+/// Plans the arena of `g`, whose nodes run `kernels` (one per node, with the
+/// scratch each asks for). The error says which limit of the format the plan
 /// exceeds.
-pub fn plan(g: &Graph) -> Result<Plan, String> {
+pub fn plan(g: &Graph, kernels: &[Kernel]) -> Result<Plan, String> {
     let nt = g.tensors.len();
     let n_nodes = g.nodes.len();
 
@@ -174,22 +132,19 @@ pub fn plan(g: &Graph) -> Result<Plan, String> {
             owners.push(t);
         }
     }
-    // A scratch buffer per Conv that needs one, live only during its node.
+    // A scratch buffer per kernel that asks for one, live only during its node.
     let mut scratch_buf = vec![None::<usize>; n_nodes];
-    for (i, n) in g.nodes.iter().enumerate() {
-        if let Some(geo) = conv_geometry(g, n) {
-            let elems = geo.scratch_elems();
-            if elems > 0 {
-                let bytes = elems
-                    .checked_mul(SCRATCH_ELEM_BYTES)
-                    .ok_or_else(|| too_large(&format!("the scratch of `{}`", n.name)))?;
-                scratch_buf[i] = Some(bufs.len());
-                bufs.push(Buffer {
-                    first: i,
-                    last: i,
-                    bytes: align(bytes),
-                });
-            }
+    for (i, (n, k)) in g.nodes.iter().zip(kernels).enumerate() {
+        if let Some(s) = k.scratch.filter(|s| s.elems > 0) {
+            let bytes = s
+                .bytes()
+                .ok_or_else(|| too_large(&format!("the scratch of `{}`", n.name)))?;
+            scratch_buf[i] = Some(bufs.len());
+            bufs.push(Buffer {
+                first: i,
+                last: i,
+                bytes: align(bytes),
+            });
         }
     }
     let (offsets, arena_bytes) = place(&bufs);
@@ -217,9 +172,9 @@ mod tests {
     use medwasm::format::ALIGN;
     use medwasm::kernels::act::Act;
 
-    use super::{Buffer, MAX_ARENA_BYTES, place, plan};
+    use super::{Buffer, MAX_ARENA_BYTES, place};
     use crate::convert::ir::{Graph, Layout, Op, Window};
-    use crate::convert::testing::{constant, input};
+    use crate::convert::testing::{constant, input, plan_of as plan};
 
     fn buf(first: usize, last: usize, bytes: usize) -> Buffer {
         Buffer { first, last, bytes }

@@ -1,6 +1,7 @@
 //! Helpers for the converter's unit tests: graphs built by hand, and running a
 //! graph or a blob on the native runtime (the same scalar kernels a detector runs).
 
+use super::backend::Kernel;
 use super::ir::{DType, Data, Graph, Tensor, TensorId};
 
 /// Adds a graph input.
@@ -15,12 +16,21 @@ pub fn constant(g: &mut Graph, name: &str, dims: &[usize], values: Vec<f32>) -> 
     g.add_tensor(Tensor::constant(name, dims.to_vec(), Data::F32(values)))
 }
 
+/// The kernel of every node of `g` (default options); panics on a problem.
+pub fn kernels_of(g: &Graph) -> Vec<Kernel> {
+    super::check::check(g, &Default::default()).unwrap_or_else(|p| panic!("{p:?}"))
+}
+
+/// Plans `g` with its kernels.
+pub fn plan_of(g: &Graph) -> Result<super::plan::Plan, String> {
+    super::plan::plan(g, &kernels_of(g))
+}
+
 /// Checks, plans and writes `g` (without running the passes); panics on a problem.
 pub fn blob_of(g: &Graph) -> Vec<u8> {
-    let problems = super::check::check(g);
-    assert!(problems.is_empty(), "{problems:?}");
-    let plan = super::plan::plan(g).expect("plan");
-    super::write::write(g, &plan).expect("write")
+    let kernels = kernels_of(g);
+    let plan = super::plan::plan(g, &kernels).expect("plan");
+    super::write::write(g, &plan, &kernels).expect("write")
 }
 
 /// Runs `blob` natively on `inputs`; returns every output.

@@ -104,7 +104,33 @@ pub enum Error {
     },
 }
 
+/// The name of every code, indexed by code (`NAMES[0]` is success): the table the
+/// JS loader, the C header and the CLI's runners spell the same way (a test of the
+/// CLI holds them to it).
+pub const NAMES: [&str; 15] = [
+    "ok",
+    "Truncated",
+    "BadMagic",
+    "UnsupportedVersion",
+    "Checksum",
+    "Malformed",
+    "ArenaTooSmall",
+    "Misaligned",
+    "NotInitialized",
+    "BadIndex",
+    "InputLength",
+    "NonFinite",
+    "UnlinkedOperator",
+    "PlanTooSmall",
+    "WrongDtype",
+];
+
 impl Error {
+    /// The name of this error's code (`NAMES[code]`).
+    pub fn name(&self) -> &'static str {
+        NAMES[self.code() as usize]
+    }
+
     /// The stable numeric code of this error (never 0).
     pub fn code(&self) -> i32 {
         match self {

@@ -1,16 +1,22 @@
-//! The SDK's test battery. It runs natively (scalar kernels) and, compiled for
-//! `wasm32-wasip1` with `+simd128`, under Wasmtime (the simd128 GEMM), so both
-//! kernel sets pass the same checks: `cargo test -p medwasm --features std`.
+//! The SDK's test battery. It runs natively (the int8 kernels on plain Rust), and,
+//! compiled for `wasm32-wasip1` with `+simd128`, under Wasmtime (the simd128 GEMM
+//! and int8 primitives), so every kernel set passes the same checks: `cargo test
+//! -p medwasm --features std`. The `mcu` module runs its kernel cases on a
+//! Cortex-M4 and a Cortex-M7 in QEMU (the DSP primitives).
 //!
 //! The int8 kernels have their own modules: `fixed` (the fixed-point helpers
 //! against their definitions), `int8` (every int8 and hybrid operator on small
-//! blobs against expectations the test computes itself, from `refs`),
-//! `int8_blobs` (the loader's refusals and the hostile-blob loop on v2 blobs),
-//! `litert` (LiteRT's own outputs for the weightless int8 operators, from the
-//! TFLite fixtures in `conformance/tflite/`), `link` (native only: which
-//! kernels a Cortex-M detector links, per operator set), and `work` (the loader's
-//! bound on each node's work, one blob per refusal).
+//! blobs against expectations the test computes itself, from `refs`), `fast` (the
+//! fast kernels against TFLite's reference loops, bit for bit), `int8_blobs` (the
+//! loader's refusals and the hostile-blob loop on v2 blobs), `litert` (LiteRT's
+//! own outputs, from the TFLite fixtures in `conformance/tflite/`), `stacks`
+//! (layer stacks shaped like the MLPerf Tiny int8 models, for the benchmarks),
+//! `mcu` (native only: those cases on Cortex-M firmware in QEMU), `link`
+//! (native only: which kernels a Cortex-M detector links, per operator set) and
+//! `work` (the loader's bound on each node's work, one blob per refusal).
 
+#[path = "all/fast.rs"]
+mod fast;
 #[path = "all/fixed.rs"]
 mod fixed;
 #[path = "all/int8.rs"]
@@ -22,8 +28,13 @@ mod int8_blobs;
 mod link;
 #[path = "all/litert.rs"]
 mod litert;
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "all/mcu.rs"]
+mod mcu;
 #[path = "all/refs.rs"]
 mod refs;
+#[path = "all/stacks.rs"]
+mod stacks;
 #[path = "all/work.rs"]
 mod work;
 
@@ -1308,4 +1319,66 @@ fn the_detector_glue_refuses_what_the_loader_refuses() {
         accepted > 0 && refused > 0,
         "{accepted} accepted, {refused} refused"
     );
+}
+
+/// `ERROR_NAMES[code]` names each variant as its `Debug` does, and the codes are
+/// 1, 2, … in the order of the table: the ABI's code → name contract.
+#[test]
+fn error_names_follow_the_codes() {
+    let errors = [
+        Error::Truncated {
+            needed: 1,
+            actual: 0,
+        },
+        Error::BadMagic,
+        Error::UnsupportedVersion { major: 9, minor: 0 },
+        Error::Checksum {
+            stored: 1,
+            computed: 2,
+        },
+        Error::Malformed {
+            what: "tensor",
+            index: 0,
+        },
+        Error::ArenaTooSmall {
+            needed: 2,
+            actual: 1,
+        },
+        Error::Misaligned { what: "blob" },
+        Error::NotInitialized,
+        Error::BadIndex { index: 3, count: 1 },
+        Error::InputLength {
+            input: 0,
+            expected: 2,
+            actual: 1,
+        },
+        Error::NonFinite {
+            input: 0,
+            position: 1,
+        },
+        Error::UnlinkedOperator {
+            op: OpCode::Conv,
+            node: 0,
+        },
+        Error::PlanTooSmall {
+            what: "steps",
+            needed: 2,
+            actual: 1,
+        },
+        Error::WrongDtype {
+            output: true,
+            index: 0,
+            dtype: DType::I8,
+        },
+    ];
+    assert_eq!(medwasm::ERROR_NAMES.len(), errors.len() + 1);
+    assert_eq!(medwasm::ERROR_NAMES[0], "ok");
+    for (i, e) in errors.iter().enumerate() {
+        assert_eq!(e.code() as usize, i + 1, "{e:?}");
+        assert!(
+            format!("{e:?}").starts_with(e.name()),
+            "{e:?} is named {}",
+            e.name()
+        );
+    }
 }

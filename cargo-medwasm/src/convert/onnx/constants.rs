@@ -1,8 +1,8 @@
 //! Values known at conversion time and inference no-ops: Identity, Dropout,
-//! Constant, Shape, Cast and DequantizeLinear of constants.
+//! Constant, Shape and Cast.
 
 use super::tensor::{DOUBLE, FLOAT, INT32, INT64, dtype_name, tensor_from_proto};
-use super::{Cx, OnnxNode, OpDef, R, norm_axis, shape_err, unsupported};
+use super::{Cx, OnnxNode, OpDef, R, unsupported};
 use crate::convert::ProblemKind;
 use crate::convert::ir::{DType, Data, Tensor};
 
@@ -44,11 +44,6 @@ pub(super) const OPS: &[OpDef] = &[
         // refused anyway.
         attrs: &["to", "saturate", "round_mode"],
         translate: cast,
-    },
-    OpDef {
-        op: "DequantizeLinear",
-        attrs: &["axis", "block_size", "output_dtype"],
-        translate: dequantize_linear,
     },
 ];
 
@@ -134,66 +129,4 @@ fn cast(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
 /// f32 values truncated toward zero, as ONNX casts floats to integers.
 fn as_i64(v: &[f32]) -> Vec<i64> {
     v.iter().map(|&x| x as i64).collect()
-}
-
-fn dequantize_linear(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
-    let a = &n.attrs;
-    if a.int("block_size")?.unwrap_or(0) != 0 {
-        return unsupported("blocked quantization (`block_size`) is not supported");
-    }
-    if let Some(t) = a.int("output_dtype")?
-        && t != 0
-        && t != i64::from(FLOAT)
-    {
-        return unsupported(format!(
-            "`output_dtype` {} is not supported (float32 only)",
-            dtype_name(t as i32)
-        ));
-    }
-    let x = n.input(0, "x")?;
-    let scale = n.input(1, "x_scale")?;
-    let t = cx.t(x).clone();
-    let (Some(q), Some(s)) = (t.ints(), cx.t(scale).f32s().map(<[f32]>::to_vec)) else {
-        return unsupported(
-            "DequantizeLinear of a run-time tensor (int8 execution comes later); only constant weights are dequantized at conversion",
-        );
-    };
-    let zp = match n.opt_input(2) {
-        Some(z) => cx.const_ints(z, "x_zero_point")?,
-        None => vec![0],
-    };
-    // Zero points are 8- or 32-bit integers, so `q - zp` is exact in i64; a wider
-    // one is refused rather than overflowed.
-    if zp.is_empty() || s.is_empty() || zp.iter().any(|z| i32::try_from(*z).is_err()) {
-        return shape_err(
-            "`x_scale` and `x_zero_point` must be non-empty, with 32-bit zero points",
-        );
-    }
-    // One scale and zero point: per tensor, and `axis` does not apply (ONNX ignores
-    // it; a rank-1 bias with the default axis 1 is per-tensor).
-    let out: Vec<f32> = if s.len() == 1 && zp.len() == 1 {
-        q.iter().map(|&v| (v - zp[0]) as f32 * s[0]).collect()
-    } else {
-        let axis = norm_axis(a.int("axis")?.unwrap_or(1), t.dims.len())?;
-        let inner: usize = t.dims[axis + 1..].iter().product();
-        let ch = t.dims[axis];
-        if (s.len() != 1 && s.len() != ch) || (zp.len() != 1 && zp.len() != ch) {
-            return shape_err("per-axis scale/zero point length does not match the axis");
-        }
-        let pick = |v: &[i64], c: usize| if v.len() == 1 { v[0] } else { v[c] };
-        q.iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                let c = (i / inner) % ch;
-                let sc = if s.len() == 1 { s[0] } else { s[c] };
-                (v - pick(&zp, c)) as f32 * sc
-            })
-            .collect()
-    };
-    cx.notes.push(format!(
-        "constant weights `{}` dequantized to float32 at conversion",
-        n.proto.input[0]
-    ));
-    cx.define(n, 0, Tensor::constant("", t.dims, Data::F32(out)))?;
-    Ok(())
 }

@@ -1,5 +1,5 @@
 //! Convolution, and the window geometry (kernel, strides, dilations, pads,
-//! `auto_pad`) it shares with pooling.
+//! `auto_pad`) it shares with pooling and the quantized operators.
 
 // Window parameters (kernel, strides, dilations, pads) stay below the runtime
 // loader's limit, so the model's own names are in the refusal.
@@ -25,7 +25,6 @@ pub(super) const OPS: &[OpDef] = &[OpDef {
 }];
 
 fn conv(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
-    let a = &n.attrs;
     let (xi, wi) = (n.input(0, "X")?, n.input(1, "W")?);
     let (xt, wt) = (cx.t(xi).clone(), cx.t(wi).clone());
     match &wt.data {
@@ -34,59 +33,21 @@ fn conv(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
             return Err((
                 ProblemKind::Dtype,
                 format!(
-                    "Conv with weights of element type {}: float32 weights are needed (int8 execution comes later)",
+                    "Conv with weights of element type {}: float32 weights are needed (int8 weights through a `DequantizeLinear`, or a QLinearConv)",
                     d.dtype().name()
                 ),
             ));
         }
         Some(_) => {}
     }
-    let r = xt.dims.len();
-    if r != 3 && r != 4 {
-        return unsupported(format!(
-            "{}-D convolution is not supported (1-D and 2-D only)",
-            r.saturating_sub(2)
-        ));
-    }
-    if wt.dims.len() != r {
-        return shape_err(format!(
-            "weights {:?} do not match input {:?}",
-            wt.dims, xt.dims
-        ));
-    }
-    if wt.dims.contains(&0) {
-        return shape_err(format!(
-            "weights `{}` of shape {:?} have a zero dimension",
-            n.proto.input[1], wt.dims
-        ));
-    }
-    let group = match a.int("group")?.unwrap_or(1) {
-        g if g >= 1 => g as usize,
-        g => return unsupported(format!("`group` {g} must be positive")),
-    };
-    let kernel_shape: Vec<usize> = wt.dims[2..].to_vec();
-    if let Some(ks) = a.ints("kernel_shape")?
-        && ks.iter().map(|&v| v as usize).collect::<Vec<_>>() != kernel_shape
-    {
-        return shape_err("`kernel_shape` disagrees with the weights");
-    }
-    let (win, out_sp) = window(a, &xt.dims[2..], &kernel_shape, false)?;
-    let c = xt.dims[1];
+    let (win, group, dims) = geometry(n, &xt.dims, &wt.dims)?;
     let m = wt.dims[0];
-    if c % group != 0 || m % group != 0 || wt.dims[1] != c / group {
-        return shape_err(format!(
-            "group {group} does not fit input channels {c} and weights {:?}",
-            wt.dims
-        ));
-    }
     let bias = n.opt_input(2);
     if let Some(b) = bias
         && (cx.t(b).f32s().is_none() || cx.t(b).len() != m)
     {
         return unsupported("Conv bias must be a constant of M elements");
     }
-    let mut dims = vec![xt.dims[0], m];
-    dims.extend(out_sp);
     cx.emit(
         n,
         Op::Conv {
@@ -100,6 +61,55 @@ fn conv(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
         dims,
     )?;
     Ok(())
+}
+
+/// The window, group count and output shape of a Conv (or QLinearConv) of input
+/// `x` `[N, C, (H,) W]` and weights `w` `[M, C / group, (kh,) kw]`.
+pub(super) fn geometry(
+    n: &OnnxNode<'_>,
+    x: &[usize],
+    w: &[usize],
+) -> R<(Window, usize, Vec<usize>)> {
+    let a = &n.attrs;
+    let r = x.len();
+    if r != 3 && r != 4 {
+        return unsupported(format!(
+            "{}-D convolution is not supported (1-D and 2-D only)",
+            r.saturating_sub(2)
+        ));
+    }
+    if w.len() != r {
+        return shape_err(format!("weights {:?} do not match input {:?}", w, x));
+    }
+    if w.contains(&0) {
+        return shape_err(format!(
+            "weights `{}` of shape {:?} have a zero dimension",
+            n.proto.input.get(1).map_or("", String::as_str),
+            w
+        ));
+    }
+    let group = match a.int("group")?.unwrap_or(1) {
+        g if g >= 1 => g as usize,
+        g => return unsupported(format!("`group` {g} must be positive")),
+    };
+    let kernel_shape: Vec<usize> = w[2..].to_vec();
+    if let Some(ks) = a.ints("kernel_shape")?
+        && ks.iter().map(|&v| v as usize).collect::<Vec<_>>() != kernel_shape
+    {
+        return shape_err("`kernel_shape` disagrees with the weights");
+    }
+    let (win, out_sp) = window(a, &x[2..], &kernel_shape, false)?;
+    let c = x[1];
+    let m = w[0];
+    if !c.is_multiple_of(group) || !m.is_multiple_of(group) || w[1] != c / group {
+        return shape_err(format!(
+            "group {group} does not fit input channels {c} and weights {:?}",
+            w
+        ));
+    }
+    let mut dims = vec![x[0], m];
+    dims.extend(out_sp);
+    Ok((win, group, dims))
 }
 
 /// Window geometry from Conv/pool attributes; returns the output spatial dims.

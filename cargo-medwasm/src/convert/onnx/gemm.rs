@@ -5,7 +5,7 @@ use medwasm::kernels::act::Act;
 
 use super::{Cx, OnnxNode, OpDef, R, shape_err, unsupported};
 use crate::convert::ProblemKind;
-use crate::convert::ir::{Data, Op, Tensor, TensorId};
+use crate::convert::ir::{Data, Op, Quant, Tensor, TensorId};
 
 pub(super) const OPS: &[OpDef] = &[
     OpDef {
@@ -30,7 +30,7 @@ fn f32_weights(cx: &Cx, id: TensorId, what: &str, op: &str) -> R<Vec<f32>> {
         (None, Some(d)) => Err((
             ProblemKind::Dtype,
             format!(
-                "{op} with {what} of element type {}: float32 weights are needed (int8 execution comes later)",
+                "{op} with {what} of element type {}: float32 weights are needed (int8 weights through a `DequantizeLinear`, or a QLinearMatMul)",
                 d.dtype().name()
             ),
         )),
@@ -87,6 +87,24 @@ fn gemm(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
         vec![k, cols],
         Data::F32(w),
     ));
+    if alpha == 1.0 {
+        // Dequantized int8 weights keep their original, laid out `[K, N]` alike: a
+        // per-axis quantization along N moves with it (axis 0 of a transposed B).
+        cx.q.derive(&mut cx.g, bi, wid, |q| {
+            let data = q.data.as_ref()?;
+            let idx: Vec<usize> = (0..k)
+                .flat_map(|kk| (0..cols).map(move |c| if tb { c * k + kk } else { kk * cols + c }))
+                .collect();
+            let quant = q.quant.clone().map(|qq| Quant {
+                axis: qq.axis.map(|a| if tb { 1 - a } else { a }),
+                ..qq
+            });
+            Some(Tensor {
+                quant,
+                ..Tensor::constant(q.name.clone(), vec![k, cols], data.select(&idx))
+            })
+        });
+    }
     let bias = match n.opt_input(2) {
         Some(c) if beta != 0.0 => {
             let ct = cx.t(c).clone();
@@ -101,11 +119,29 @@ fn gemm(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
                     ));
                 }
             };
-            Some(cx.g.add_tensor(Tensor::constant(
+            let cid = cx.g.add_tensor(Tensor::constant(
                 format!("{}.C", n.name),
                 vec![cols],
                 Data::F32(per_col),
-            )))
+            ));
+            if beta == 1.0 {
+                // A dequantized int32 bias keeps its original, one value per column.
+                let broadcast = ct.len() == 1;
+                cx.q.derive(&mut cx.g, c, cid, |q| {
+                    let idx: Vec<usize> =
+                        (0..cols).map(|i| if broadcast { 0 } else { i }).collect();
+                    let data = q.data.as_ref()?.select(&idx);
+                    let quant = q.quant.clone().map(|qq| Quant {
+                        axis: qq.axis.map(|_| 0),
+                        ..qq
+                    });
+                    Some(Tensor {
+                        quant,
+                        ..Tensor::constant(q.name.clone(), vec![cols], data)
+                    })
+                });
+            }
+            Some(cid)
         }
         _ => None,
     };

@@ -3,14 +3,21 @@
 //! stopping at the first.
 //!
 //! Each operator family has its own module with one function per operator,
-//! registered by name with the attributes it understands in [`FAMILIES`]; an
+//! registered by name with the attributes it understands in [`FAMILIES`] (and the
+//! `com.microsoft` operators onnxruntime's quantizer writes in [`MS_FAMILIES`]); an
 //! attribute an operator does not list is refused, never ignored.
+//!
+//! Quantized models are translated node by node too: `QuantizeLinear` and
+//! `DequantizeLinear` of run-time tensors become `Quantize` and `Dequantize` nodes,
+//! of constants they are folded (keeping the int8 original beside the f32 value),
+//! and the QOperator ops become int8 nodes directly. [`qdq`] then lowers the
+//! `DequantizeLinear → op → QuantizeLinear` patterns to int8 nodes.
 
 use std::collections::HashMap;
 
 use tract_onnx::pb;
 
-use super::ir::{DType, Graph, Node, Op, Tensor, TensorId, checked_len};
+use super::ir::{DType, Graph, Node, Op, Quant, Tensor, TensorId, checked_len};
 use super::{Imported, Problem, ProblemKind};
 
 mod attrs;
@@ -20,13 +27,18 @@ mod elementwise;
 mod gemm;
 mod norm;
 mod pool;
+mod qdq;
+#[cfg(test)]
+mod qdq_tests;
+mod qlinear;
+mod quant;
 mod shape;
 mod tensor;
 #[cfg(test)]
 pub(crate) mod tests;
 
 use attrs::Attrs;
-use tensor::{FLOAT, dtype_name, tensor_from_proto};
+use tensor::{FLOAT, INT8, UINT8, dtype_name, tensor_from_proto};
 
 /// What a translation step failed on.
 pub(super) type R<T> = Result<T, (ProblemKind, String)>;
@@ -61,22 +73,73 @@ const FAMILIES: &[&[OpDef]] = &[
     pool::OPS,
     norm::OPS,
     shape::OPS,
+    quant::OPS,
+    qlinear::OPS,
 ];
 
-/// The translation of `op`, if the frontend has one.
+/// Operators of the `com.microsoft` domain: the QOperator ops onnxruntime's
+/// quantizer writes beside the standard QLinearConv and QLinearMatMul.
+const MS_FAMILIES: &[&[OpDef]] = &[qlinear::MS_OPS];
+
+/// The `com.microsoft` domain.
+pub(super) const MS_DOMAIN: &str = "com.microsoft";
+
+/// The translation of `op` in the default domain, if the frontend has one.
 pub(super) fn op_def(op: &str) -> Option<&'static OpDef> {
     FAMILIES.iter().flat_map(|f| f.iter()).find(|d| d.op == op)
 }
 
-/// Every op type the frontend translates.
+/// The translation of `op` of `domain`, if the frontend has one.
+fn domain_op_def(domain: &str, op: &str) -> Option<&'static OpDef> {
+    match domain {
+        "" | "ai.onnx" => op_def(op),
+        MS_DOMAIN => MS_FAMILIES
+            .iter()
+            .flat_map(|f| f.iter())
+            .find(|d| d.op == op),
+        _ => None,
+    }
+}
+
+/// Every op type the frontend translates, in any domain.
 #[cfg(test)]
 pub(super) fn op_names() -> Vec<&'static str> {
     FAMILIES
         .iter()
+        .chain(MS_FAMILIES)
         .flat_map(|f| f.iter())
         .map(|d| d.op)
         .collect()
 }
+
+/// Operators that may read run-time int8 tensors: they move values without
+/// reading them (so the quantization passes through), or they are quantized
+/// operators themselves. Any other operator computes on real values and needs a
+/// `DequantizeLinear` in front.
+const INT8_READERS: &[&str] = &[
+    "Identity",
+    "Shape",
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Concat",
+    "Pad",
+    "MaxPool",
+    "DequantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "QGemm",
+    "QLinearAdd",
+    "QLinearMul",
+    "QLinearAveragePool",
+    "QLinearGlobalAveragePool",
+    "QLinearSigmoid",
+    "QLinearLeakyRelu",
+    "QLinearSoftmax",
+    "QLinearConcat",
+];
 
 /// Translates a parsed model. `fixed` holds `--input-shape` values by input name.
 pub(crate) fn import(model: &pb::ModelProto, fixed: &HashMap<String, Vec<usize>>) -> Imported {
@@ -92,6 +155,7 @@ pub(crate) fn import(model: &pb::ModelProto, fixed: &HashMap<String, Vec<usize>>
         problems: vec![],
         notes: vec![],
         opset,
+        q: qdq::State::default(),
     };
     let producer = format!("{} {}", model.producer_name, model.producer_version)
         .trim()
@@ -124,10 +188,10 @@ pub(crate) fn import(model: &pb::ModelProto, fixed: &HashMap<String, Vec<usize>>
             continue; // an initializer listed as input (older exporters)
         }
         match cx.graph_input(input, fixed) {
-            Some(dims) => {
+            Some((dims, dtype)) => {
                 input_shapes.push(dims.clone());
                 let id =
-                    cx.g.add_tensor(Tensor::activation(input.name.clone(), dims, DType::F32));
+                    cx.g.add_tensor(Tensor::activation(input.name.clone(), dims, dtype));
                 cx.names.insert(input.name.clone(), id);
                 cx.g.inputs.push(id);
             }
@@ -166,6 +230,16 @@ pub(crate) fn import(model: &pb::ModelProto, fixed: &HashMap<String, Vec<usize>>
                     // removed); keep the model's output name for users.
                     cx.g.tensors[id].name = out.name.clone();
                 }
+                if declared_type(out) == Some(UINT8) {
+                    // Run-time uint8 values are held as int8 (shifted by 128), which
+                    // would change what the model's output means.
+                    cx.problems.push(Problem {
+                        node: out.name.clone(),
+                        op: "output".into(),
+                        kind: ProblemKind::Dtype,
+                        message: "is uint8; only float32 and int8 graph outputs are supported (quantize the model with int8 activations: `activation_type=QuantType.QInt8`)".into(),
+                    });
+                }
                 cx.g.outputs.push(id)
             }
             Some(_) => {}
@@ -175,7 +249,16 @@ pub(crate) fn import(model: &pb::ModelProto, fixed: &HashMap<String, Vec<usize>>
             ))),
         }
     }
+    qdq::lower(&mut cx);
     cx.finish(producer, input_shapes)
+}
+
+/// The element type a graph input or output declares, if it declares one.
+fn declared_type(v: &pb::ValueInfoProto) -> Option<i32> {
+    match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(pb::type_proto::Value::TensorType(t)) => Some(t.elem_type),
+        _ => None,
+    }
 }
 
 /// Name of the stand-in tensor for values an earlier problem left unknown.
@@ -191,6 +274,8 @@ pub(super) struct Cx {
     pub notes: Vec<String>,
     /// Default-domain opset.
     pub opset: i64,
+    /// What the quantized-graph lowering needs from the translation.
+    pub q: qdq::State,
 }
 
 /// One ONNX node being translated.
@@ -269,11 +354,12 @@ impl Cx {
         self.names.insert(name.to_string(), id);
     }
 
+    /// The shape and element type of graph input `input`.
     fn graph_input(
         &mut self,
         input: &pb::ValueInfoProto,
         fixed: &HashMap<String, Vec<usize>>,
-    ) -> Option<Vec<usize>> {
+    ) -> Option<(Vec<usize>, DType)> {
         let tensor_type = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
             Some(pb::type_proto::Value::TensorType(t)) => t,
             _ => {
@@ -285,17 +371,28 @@ impl Cx {
                 return None;
             }
         };
-        if tensor_type.elem_type != FLOAT {
-            self.problems.push(Problem::input(
-                &input.name,
-                ProblemKind::Dtype,
-                &format!(
-                    "has element type {}; only float32 inputs are supported (int8 quantized models come later)",
-                    dtype_name(tensor_type.elem_type)
-                ),
-            ));
-            return None;
-        }
+        let dtype = match tensor_type.elem_type {
+            FLOAT => DType::F32,
+            // Quantized models exported from TFLite keep int8 inputs; their scale and
+            // zero point come from the DequantizeLinear that reads them.
+            INT8 => DType::I8,
+            other => {
+                let hint = if other == UINT8 {
+                    " (quantize the model with int8 activations: `activation_type=QuantType.QInt8`)"
+                } else {
+                    ""
+                };
+                self.problems.push(Problem::input(
+                    &input.name,
+                    ProblemKind::Dtype,
+                    &format!(
+                        "has element type {}; only float32 and int8 inputs are supported{hint}",
+                        dtype_name(other)
+                    ),
+                ));
+                return None;
+            }
+        };
         let dims = match fixed.get(&input.name) {
             Some(dims) => {
                 if dims.contains(&0) {
@@ -312,19 +409,19 @@ impl Cx {
             }
             None => self.declared_dims(input, tensor_type)?,
         };
-        if !fits_format(&dims, DType::F32) {
+        if !fits_format(&dims, dtype) {
             self.problems.push(Problem::input(
                 &input.name,
                 ProblemKind::Limit,
                 &format!(
                     "{}; pass a smaller `--input-shape {}=…`",
-                    too_large("the input", &dims, DType::F32),
+                    too_large("the input", &dims, dtype),
                     input.name
                 ),
             ));
             return None;
         }
-        Some(dims)
+        Some((dims, dtype))
     }
 
     /// The declared static shape of a graph input; dynamic dims other than the
@@ -404,7 +501,6 @@ impl Cx {
         } else {
             node.name.clone()
         };
-        let domain_ok = node.domain.is_empty() || node.domain == "ai.onnx";
         let mut ins = vec![];
         let mut poisoned = false;
         for input in &node.input {
@@ -429,7 +525,8 @@ impl Cx {
                 }
             }
         }
-        let def = op_def(&node.op_type);
+        let def = domain_op_def(&node.domain, &node.op_type);
+        let known_domain = matches!(node.domain.as_str(), "" | "ai.onnx" | MS_DOMAIN);
         let n = OnnxNode {
             name,
             op: &node.op_type,
@@ -437,14 +534,16 @@ impl Cx {
             ins,
             attrs: Attrs::of(node),
         };
-        let result = if !domain_ok {
+        let result = if !known_domain {
             Err((
                 ProblemKind::Operator,
                 format!("operator domain `{}` is not supported", node.domain),
             ))
         } else if let Some(def) = def.filter(|_| !poisoned) {
             match n.attrs.unknown(def.attrs).as_slice() {
-                [] => (def.translate)(self, &n),
+                [] => self
+                    .int8_readable(&n)
+                    .and_then(|()| (def.translate)(self, &n)),
                 unknown => unsupported(format!(
                     "unknown attribute{} {}; {} takes {}",
                     if unknown.len() > 1 { "s" } else { "" },
@@ -488,6 +587,30 @@ impl Cx {
                 }
             }
         }
+    }
+
+    /// Refuses a node that computes on real values but reads a run-time int8
+    /// tensor (only movers and quantized operators may).
+    fn int8_readable(&self, n: &OnnxNode<'_>) -> R<()> {
+        if INT8_READERS.contains(&n.op) {
+            return Ok(());
+        }
+        for (k, id) in n.ins.iter().enumerate() {
+            let Some(id) = *id else { continue };
+            let t = self.t(id);
+            if !t.is_const() && t.dtype != DType::F32 {
+                return Err((
+                    ProblemKind::Dtype,
+                    format!(
+                        "input {k} `{}` is a run-time {} tensor; {} computes on real values, so it needs a `DequantizeLinear` in front (or a quantized operator instead)",
+                        n.proto.input[k],
+                        t.dtype.name(),
+                        n.op
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Tensor `id`.
@@ -566,7 +689,43 @@ impl Cx {
         inputs: Vec<Option<TensorId>>,
         dims: Vec<usize>,
     ) -> R<TensorId> {
-        let out = self.define(n, 0, Tensor::activation("", dims, DType::F32))?;
+        self.emit_q(n, op, inputs, dims, DType::F32, None)
+    }
+
+    /// Adds a runtime node for `n` whose output has the element type and
+    /// quantization of tensor `like` (data movers: an int8 input stays int8).
+    pub fn emit_like(
+        &mut self,
+        n: &OnnxNode<'_>,
+        op: Op,
+        inputs: Vec<Option<TensorId>>,
+        dims: Vec<usize>,
+        like: TensorId,
+    ) -> R<TensorId> {
+        let (dtype, quant) = (self.t(like).dtype, self.t(like).quant.clone());
+        let out = self.emit_q(n, op, inputs, dims, dtype, quant)?;
+        self.q.inherit_u8(like, out);
+        Ok(out)
+    }
+
+    /// Adds a runtime node for `n` with an output of `dtype` and `quant`.
+    pub fn emit_q(
+        &mut self,
+        n: &OnnxNode<'_>,
+        op: Op,
+        inputs: Vec<Option<TensorId>>,
+        dims: Vec<usize>,
+        dtype: DType,
+        quant: Option<Quant>,
+    ) -> R<TensorId> {
+        let out = self.define(
+            n,
+            0,
+            Tensor {
+                quant,
+                ..Tensor::activation("", dims, dtype)
+            },
+        )?;
         self.g.nodes.push(Node {
             name: n.name.clone(),
             op,

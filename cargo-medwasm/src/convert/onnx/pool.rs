@@ -58,39 +58,22 @@ fn pool(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
             r.saturating_sub(2)
         ));
     }
-    let ks = a
-        .ints("kernel_shape")?
-        .ok_or((ProblemKind::Attribute, "missing `kernel_shape`".to_string()))?;
-    if ks.iter().any(|&v| v < 1) {
-        return unsupported(format!("`kernel_shape` {ks:?} must be positive values"));
-    }
-    let ks: Vec<usize> = ks.iter().map(|&v| v as usize).collect();
     let max = n.op == "MaxPool";
     if max && a.int("storage_order")?.unwrap_or(0) != 0 {
         return unsupported("`storage_order=1` is not supported");
     }
-    let ceil = a.int("ceil_mode")?.unwrap_or(0) != 0;
-    let (win, out_sp) = window(a, &xt.dims[2..], &ks, ceil)?;
+    if !max && xt.dtype != DType::F32 {
+        // ONNX's AveragePool takes floats only; int8 averages are QLinearAveragePool.
+        return unsupported("AveragePool of an int8 tensor; use QLinearAveragePool");
+    }
+    let (win, out_sp) = geometry(n, &xt.dims[2..])?;
     let mut dims = xt.dims[..2].to_vec();
     dims.extend(out_sp.iter().copied());
-    cx.check_fits(n, 0, &dims, DType::F32)?;
-    // 1-D runs as 2-D with height 1, as the window does.
-    let (spatial, out) = match (&xt.dims[2..], out_sp.as_slice()) {
-        ([w], [ow]) => ([1, *w], [1, *ow]),
-        ([h, w], [oh, ow]) => ([*h, *w], [*oh, *ow]),
-        _ => return shape_err("pooling needs 1 or 2 spatial dimensions"),
-    };
-    if let Some((axis, o)) = window_in_padding(&win, spatial, out) {
-        // Height is axis 2 of a 4-D input; a 1-D input's width (axis 1 of the 2-D
-        // form, whose height never fails) is its axis 2.
-        let axis = xt.dims.len() - 2 + axis;
-        return unsupported(format!(
-            "output {o} along axis {axis} pools a window that lies entirely in the padding (`kernel_shape` {ks:?}, pads top/left/bottom/right {:?}); it has no maximum and nothing to average: make each pad smaller than the kernel",
-            win.pads
-        ));
-    }
+    cx.check_fits(n, 0, &dims, xt.dtype)?;
     let count_include_pad = a.int("count_include_pad")?.unwrap_or(0) != 0;
-    cx.emit(
+    // A maximum moves int8 values without reading their scale: an int8 MaxPool
+    // (QOperator models) keeps its input's type and quantization.
+    cx.emit_like(
         n,
         Op::Pool {
             max,
@@ -100,8 +83,41 @@ fn pool(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
         },
         vec![Some(x)],
         dims,
+        x,
     )?;
     Ok(())
+}
+
+/// The window and output spatial shape of a pooling node over `spatial` (1 or 2
+/// dims): `kernel_shape`, `ceil_mode` and the window attributes; a window that lies
+/// entirely in the padding is refused.
+pub(super) fn geometry(n: &OnnxNode<'_>, spatial: &[usize]) -> R<(Window, Vec<usize>)> {
+    let a = &n.attrs;
+    let ks = a
+        .ints("kernel_shape")?
+        .ok_or((ProblemKind::Attribute, "missing `kernel_shape`".to_string()))?;
+    if ks.iter().any(|&v| v < 1) {
+        return unsupported(format!("`kernel_shape` {ks:?} must be positive values"));
+    }
+    let ks: Vec<usize> = ks.iter().map(|&v| v as usize).collect();
+    let ceil = a.int("ceil_mode")?.unwrap_or(0) != 0;
+    let (win, out_sp) = window(a, spatial, &ks, ceil)?;
+    // 1-D runs as 2-D with height 1, as the window does.
+    let (sp, out) = match (spatial, out_sp.as_slice()) {
+        ([w], [ow]) => ([1, *w], [1, *ow]),
+        ([h, w], [oh, ow]) => ([*h, *w], [*oh, *ow]),
+        _ => return shape_err("pooling needs 1 or 2 spatial dimensions"),
+    };
+    if let Some((axis, o)) = window_in_padding(&win, sp, out) {
+        // Height is axis 2 of a 4-D input; a 1-D input's width (axis 1 of the 2-D
+        // form, whose height never fails) is its axis 2.
+        let axis = spatial.len() + axis;
+        return unsupported(format!(
+            "output {o} along axis {axis} pools a window that lies entirely in the padding (`kernel_shape` {ks:?}, pads top/left/bottom/right {:?}); it has no maximum and nothing to average: make each pad smaller than the kernel",
+            win.pads
+        ));
+    }
+    Ok((win, out_sp))
 }
 
 /// The first window (spatial axis 0 = height, 1 = width; output index) that taps

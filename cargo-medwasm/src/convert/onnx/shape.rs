@@ -1,11 +1,13 @@
 //! Shape operators: Flatten, Reshape, Squeeze, Unsqueeze (a Copy, or nothing on
-//! constants), Transpose, Concat, Gather (shape arithmetic) and Pad.
+//! constants), Transpose, Concat, Gather (shape arithmetic) and Pad. They move
+//! values without reading them, so on int8 tensors (between a QuantizeLinear and a
+//! DequantizeLinear) they keep their input's type and quantization.
 
 use medwasm::kernels::misc::PadMode;
 
 use super::{Cx, OnnxNode, OpDef, R, norm_axis, norm_axis_incl, shape_err, unsupported};
 use crate::convert::ProblemKind;
-use crate::convert::ir::{Data, Op, Tensor, TensorId, checked_len};
+use crate::convert::ir::{DType, Data, Op, Quant, Tensor, TensorId, checked_len};
 
 pub(super) const OPS: &[OpDef] = &[
     OpDef {
@@ -129,9 +131,25 @@ fn reshape_like(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
     }
     let t = cx.t(x).clone();
     if t.is_const() {
-        cx.define(n, 0, Tensor { dims: out, ..t })?;
+        let per_tensor = |q: &Tensor| q.quant.as_ref().is_some_and(|q| q.axis.is_none());
+        let id = cx.define(
+            n,
+            0,
+            Tensor {
+                dims: out.clone(),
+                ..t
+            },
+        )?;
+        // A reshaped dequantized constant keeps its quantized original when its
+        // quantization does not depend on the shape (per tensor).
+        cx.q.derive(&mut cx.g, x, id, |q| {
+            per_tensor(q).then(|| Tensor {
+                dims: out,
+                ..q.clone()
+            })
+        });
     } else {
-        cx.emit(n, Op::Copy, vec![Some(x)], out)?;
+        cx.emit_like(n, Op::Copy, vec![Some(x)], out, x)?;
     }
     Ok(())
 }
@@ -181,12 +199,27 @@ fn transpose(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
     }
     let dims: Vec<usize> = perm.iter().map(|&p| t.dims[p]).collect();
     if let Some(data) = &t.data {
-        let out = data.select(&permuted_indices(&t.dims, &perm));
-        cx.define(n, 0, Tensor::constant("", dims, out))?;
+        let idx = permuted_indices(&t.dims, &perm);
+        let out = data.select(&idx);
+        let id = cx.define(n, 0, Tensor::constant("", dims.clone(), out))?;
+        // A transposed dequantized constant (weights transposed before a MatMul)
+        // keeps its quantized original, transposed alike; a per-axis quantization
+        // axis moves with its dimension.
+        cx.q.derive(&mut cx.g, x, id, |q| {
+            let data = q.data.as_ref()?.select(&idx);
+            let quant = q.quant.clone().map(|qq| crate::convert::ir::Quant {
+                axis: qq.axis.and_then(|a| perm.iter().position(|&p| p == a)),
+                ..qq
+            });
+            Some(Tensor {
+                quant,
+                ..Tensor::constant(q.name.clone(), dims, data)
+            })
+        });
     } else if perm.iter().enumerate().all(|(i, &p)| i == p) {
         cx.alias(n, 0, x);
     } else {
-        cx.emit(n, Op::Transpose { perm }, vec![Some(x)], dims)?;
+        cx.emit_like(n, Op::Transpose { perm }, vec![Some(x)], dims, x)?;
     }
     Ok(())
 }
@@ -267,6 +300,45 @@ fn concat(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
         cx.define(n, 0, Tensor::constant("", dims, data))?;
         return Ok(());
     }
+    // int8 parts must agree on their quantization (known now, or once a
+    // DequantizeLinear reads the result: the lowering checks every mover then).
+    let runtime: Vec<TensorId> = parts
+        .iter()
+        .copied()
+        .filter(|&p| !cx.t(p).is_const())
+        .collect();
+    let like = runtime.first().copied().unwrap_or(parts[0]);
+    if cx.t(like).dtype != DType::F32 {
+        if parts
+            .iter()
+            .any(|&p| cx.t(p).is_const() || cx.t(p).dtype != cx.t(like).dtype)
+        {
+            return unsupported(
+                "Concat of int8 tensors with constants or other element types is not supported; use QLinearConcat or dequantize first",
+            );
+        }
+        let known: Vec<&Quant> = parts
+            .iter()
+            .filter_map(|&p| cx.t(p).quant.as_ref())
+            .collect();
+        if known.windows(2).any(|w| w[0] != w[1]) {
+            return unsupported(
+                "Concat of int8 tensors quantized differently: it moves values without requantizing; dequantize first (DequantizeLinear → Concat → QuantizeLinear requantizes)",
+            );
+        }
+        let quant = known.first().map(|&q| q.clone());
+        let dtype = cx.t(like).dtype;
+        let out = cx.emit_q(
+            n,
+            Op::Concat { axis },
+            parts.iter().map(|&p| Some(p)).collect(),
+            dims,
+            dtype,
+            quant,
+        )?;
+        cx.q.inherit_u8(like, out);
+        return Ok(());
+    }
     let inputs = parts
         .iter()
         .map(|&p| {
@@ -331,6 +403,7 @@ fn pad(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
             cx.opt_const_f32(n, 2, "constant_value")?.unwrap_or(0.0),
         )
     };
+    let int8 = cx.t(x).dtype != DType::F32;
     // The runtime stores pads as u32 words; larger ones could not fit a tensor in
     // the format anyway.
     if pads.len() != 2 * r || pads.iter().any(|&p| p < 0 || p > i64::from(u32::MAX)) {
@@ -356,6 +429,20 @@ fn pad(cx: &mut Cx, n: &OnnxNode<'_>) -> R<()> {
         return unsupported("reflect padding must be narrower than the input");
     }
     let out: Vec<usize> = (0..r).map(|d| dims[d] + begin[d] + end[d]).collect();
+    if int8 {
+        // The runtime pads int8 tensors with their zero point (real 0) only; the
+        // value, an integer of the tensor's type, is checked against the zero point
+        // once the lowering knows it.
+        let (mode, value) = match mode {
+            PadMode::Constant(v) => (PadMode::Constant(0.0), Some(v as i64)),
+            other => (other, None),
+        };
+        let y = cx.emit_like(n, Op::Pad { mode, begin, end }, vec![Some(x)], out, x)?;
+        if let Some(v) = value {
+            cx.q.pad_value(y, v);
+        }
+        return Ok(());
+    }
     cx.emit(n, Op::Pad { mode, begin, end }, vec![Some(x)], out)?;
     Ok(())
 }

@@ -54,13 +54,18 @@ impl Model {
     }
 
     /// A float32 graph input of static shape `dims`.
-    pub(crate) fn input(mut self, name: &str, dims: &[i64]) -> Model {
+    pub(crate) fn input(self, name: &str, dims: &[i64]) -> Model {
+        self.input_typed(name, dims, FLOAT)
+    }
+
+    /// A graph input of ONNX element type `elem_type` and static shape `dims`.
+    pub(crate) fn input_typed(mut self, name: &str, dims: &[i64], elem_type: i32) -> Model {
         use pb::tensor_shape_proto::{Dimension, dimension::Value};
         self.graph.input.push(pb::ValueInfoProto {
             name: name.into(),
             r#type: Some(pb::TypeProto {
                 value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                    elem_type: FLOAT,
+                    elem_type,
                     shape: Some(pb::TensorShapeProto {
                         dim: dims
                             .iter()
@@ -150,13 +155,35 @@ impl Model {
         self
     }
 
+    /// A node of the `com.microsoft` domain, named `<op>_<index>`.
+    pub(crate) fn ms_node(
+        mut self,
+        op: &str,
+        inputs: &[&str],
+        output: &str,
+        attrs: Vec<pb::AttributeProto>,
+    ) -> Model {
+        self = self.node(op, inputs, output, attrs);
+        if let Some(n) = self.graph.node.last_mut() {
+            n.domain = super::MS_DOMAIN.into();
+        }
+        self
+    }
+
     pub(crate) fn proto(self) -> pb::ModelProto {
+        let mut opset_import = vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: self.opset,
+        }];
+        if self.graph.node.iter().any(|n| n.domain == super::MS_DOMAIN) {
+            opset_import.push(pb::OperatorSetIdProto {
+                domain: super::MS_DOMAIN.into(),
+                version: 1,
+            });
+        }
         pb::ModelProto {
             ir_version: 8,
-            opset_import: vec![pb::OperatorSetIdProto {
-                domain: String::new(),
-                version: self.opset,
-            }],
+            opset_import,
             graph: Some(self.graph),
             ..Default::default()
         }
@@ -626,7 +653,11 @@ fn dequantized_weights_and_a_per_tensor_bias_fold_to_f32() {
             .node("Add", &["x", "b"], "y", vec![])
             .output("y"),
     );
-    assert!(p.message.contains("must be non-empty"), "{p}");
+    assert!(
+        p.message
+            .contains("`x_zero_point` has 0 values but `x_scale` 1"),
+        "{p}"
+    );
 }
 
 #[test]

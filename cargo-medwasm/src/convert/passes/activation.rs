@@ -1,5 +1,8 @@
 //! An activation after an op with a free activation slot (Conv, Gemm, Binary) runs
-//! inside that op.
+//! inside that op. On int8 tensors only a clamp fuses (RELU, RELU6, a clip), and
+//! only when the op's output is quantized as the activation's: an int8 activation
+//! between differently quantized tensors requantizes, which the fused clamp would
+//! skip (TFLite rounds twice there, so fusing would not be bit-exact).
 
 use medwasm::kernels::act::Act;
 
@@ -19,8 +22,13 @@ pub fn fuse_activations(g: &mut Graph) -> usize {
             i += 1;
             continue;
         };
+        let out = g.nodes[i].output;
+        let (tx, ty) = (&g.tensors[x], &g.tensors[out]);
+        let quantized = tx.quant.is_some() || ty.quant.is_some();
+        let clamp = matches!(act, Act::Relu | Act::Clip(..));
+        let fusable = !quantized || (clamp && tx.dtype == ty.dtype && tx.quant == ty.quant);
         match g.producer(x) {
-            Some(p) if g.uses(x) == 1 && g.nodes[p].op.act() == Some(Act::None) => {
+            Some(p) if fusable && g.uses(x) == 1 && g.nodes[p].op.act() == Some(Act::None) => {
                 g.nodes[p].op.fuse_act(act);
                 g.nodes[p].output = g.nodes[i].output;
                 g.nodes.remove(i);

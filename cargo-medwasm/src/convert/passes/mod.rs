@@ -1,8 +1,10 @@
-//! Graph rewrites before planning, one module per pass: fold BatchNormalization,
-//! fuse bias adds and activations, run f32 NHWC nodes on the NCHW kernels and
-//! lower f32 ops the runtime has no kernel for, cancel Transposes that undo each
-//! other, make sure every graph output is computed, and drop dead nodes. Each pass
-//! works on any frontend's IR.
+//! Graph rewrites before planning, one module per pass: quantize and dequantize
+//! int8 graph inputs and outputs at the edge (the ABI is f32), fold
+//! BatchNormalization, fuse bias adds and activations, put each Conv and pool in
+//! its kernel's layout (f32 NCHW, int8 NHWC) and lower f32 ops the runtime has no
+//! kernel for, requantize int8 values a data mover would otherwise mix, cancel
+//! Transposes that undo each other, make sure every graph output is computed, and
+//! drop dead nodes. Each pass works on any frontend's IR.
 
 use super::ir::Graph;
 
@@ -10,8 +12,10 @@ mod activation;
 mod batchnorm;
 mod bias;
 mod cleanup;
+pub mod edges;
 mod layout;
 mod lower;
+mod requantize;
 mod transpose;
 
 /// Runs every pass; returns notes on what changed.
@@ -33,11 +37,17 @@ pub fn run(g: &mut Graph) -> Vec<String> {
     if acts > 0 {
         notes.push(format!("{acts} activations fused into the preceding op"));
     }
-    let inserted = layout::nhwc_to_nchw(g);
+    let inserted = layout::to_kernel_layouts(g);
     let lowered = lower::lower_f32(g);
     if lowered > 0 {
         notes.push(format!(
             "{lowered} HardSwish or Softmax with a beta rewritten with the runtime's f32 kernels"
+        ));
+    }
+    let requantized = requantize::requantize_moved_inputs(g);
+    if requantized > 0 {
+        notes.push(format!(
+            "{requantized} int8 inputs of data movers (Concat, Pad, Reshape, Transpose) requantized to their output's scale and zero point"
         ));
     }
     let before = g
@@ -48,7 +58,7 @@ pub fn run(g: &mut Graph) -> Vec<String> {
     let removed = transpose::cancel_transposes(g);
     if inserted > 0 {
         notes.push(format!(
-            "{inserted} Transposes inserted to run NHWC convolutions and pools on the NCHW f32 kernels; {removed} of the graph's {before} Transposes cancelled or became copies, {} remain",
+            "{inserted} Transposes inserted to run convolutions and pools in their kernels' layout (f32 NCHW, int8 NHWC); {removed} of the graph's {before} Transposes cancelled or became copies, {} remain",
             before - removed
         ));
     } else if removed > 0 {

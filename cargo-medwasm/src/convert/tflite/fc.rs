@@ -62,11 +62,13 @@ fn fully_connected(cx: &mut Cx<'_>, n: &TfNode<'_>) -> R<()> {
         ));
     }
     // The IR's Gemm has no place for this option, which TensorFlow's converter
-    // sets on dynamic-range FULLY_CONNECTED by default; the hybrid back end will
-    // need it (spec §7.3: per-batch asymmetric input quantization).
+    // sets on dynamic-range FULLY_CONNECTED by default: it selects LiteRT's
+    // asymmetric hybrid path (spec §7.3), which the runtime does not have yet.
+    // `backend/hybrid.rs` refuses the rest of that path; wiring it in means
+    // carrying this flag into the IR's Gemm.
     if kind == Kind::Hybrid && asymmetric {
         return unsupported(
-            "`asymmetric_quantize_inputs` (per-batch asymmetric input quantization, the default of TensorFlow's converter for dynamic-range FULLY_CONNECTED) is not supported yet; dynamic-range models need hybrid kernels that are not in this build",
+            "`asymmetric_quantize_inputs` (per-batch asymmetric input quantization, the default of TensorFlow's converter for dynamic-range FULLY_CONNECTED) runs LiteRT's asymmetric dynamic-range path, which this runtime does not have yet; convert the model with full int8 quantization or keep float weights",
         );
     }
     if kind != Kind::Float {

@@ -749,42 +749,55 @@ fn per_channel_fc_weights_keep_their_axis_through_the_transpose() {
 }
 
 #[test]
-fn int8_models_are_refused_once_per_node_until_the_kernels_land() {
-    let err = convert(&int8_model()).unwrap_err();
-    let ConvertError::Unsupported { problems, .. } = &err else {
-        panic!("{err}")
-    };
-    let nodes: Vec<&str> = problems.iter().map(|p| p.node.as_str()).collect();
+fn int8_models_run_behind_an_f32_abi_on_the_int8_kernels() {
+    let converted = convert(&int8_model()).unwrap_or_else(|e| panic!("{e}"));
+    let m = &converted.manifest;
+    // The ABI is f32; the manifest says how the model quantizes it.
+    let (i, o) = (&m.inputs[0], &m.outputs[0]);
+    assert_eq!((i.name.as_str(), i.dtype.as_str()), ("x", "f32"));
+    assert_eq!(i.quant.map(|q| (q.scale, q.zero_point)), Some((0.5, -3)));
     assert_eq!(
-        nodes,
+        o.quant.map(|q| (q.scale, q.zero_point)),
+        Some((1.0 / 256.0, -128))
+    );
+    assert_eq!(m.fc_requant.as_deref(), Some("litert-ref"));
+    let aligned = medwasm::AlignedBuf::from_bytes(&converted.blob);
+    let model = medwasm::Model::load(aligned.as_slice()).unwrap();
+    let ops: Vec<&str> = (0..model.node_count())
+        .map(|k| model.node(k).unwrap().op.name())
+        .collect();
+    assert_eq!(
+        ops,
         [
-            "CONV_2D_0",
-            "DEPTHWISE_CONV_2D_1",
-            "ADD_2",
-            "FULLY_CONNECTED_3.rows",
-            "FULLY_CONNECTED_3",
-            "SOFTMAX_4"
-        ],
-        "{err}"
+            "Quantize",
+            "QConv",
+            "QDepthwiseConv",
+            "QAdd",
+            "Copy",
+            "QFullyConnected",
+            "QSoftmax",
+            "Dequantize"
+        ]
     );
-    assert!(problems.iter().all(|p| p.kind == ProblemKind::Dtype));
-    assert!(
-        problems
-            .iter()
-            .all(|p| p.message.contains("int8 kernels are not in this build yet")),
-        "{err}"
-    );
+    // The output is a distribution in steps of 1/256.
+    let x: Vec<f32> = (0..32).map(|v| (v as f32 - 16.0) * 0.3).collect();
+    let y = &run_blob(&converted.blob, &[x])[0];
+    let sum: f32 = y.iter().sum();
+    assert!((sum - 1.0).abs() <= 5.0 / 256.0, "{y:?}");
+    assert!(y.iter().all(|v| (v * 256.0).fract() == 0.0), "{y:?}");
 }
 
-#[test]
-fn dynamic_range_weights_map_to_hybrid_nodes_and_are_refused_for_now() {
+/// A dynamic-range CONV_2D: f32 `x [1, 2, 2, 2]`, int8 weights `[2, 1, 1, 2]` with
+/// `scales` along the output channels.
+fn hybrid_conv_model(scales: Vec<f32>) -> Vec<u8> {
     let mut b = Builder::new();
     let x = b.f32_act("x", &[1, 2, 2, 2]);
+    let n = scales.len();
     let w = b.i8_const(
         "w",
         &[2, 1, 1, 2],
         &[10, -20, 30, -40],
-        (vec![0.01, 0.02], vec![0, 0], 0),
+        (scales, vec![0; n], 0),
     );
     let bias = b.f32_const("b", &[2], &[0.5, -0.5]);
     let y = b.f32_act("y", &[1, 2, 2, 2]);
@@ -800,7 +813,12 @@ fn dynamic_range_weights_map_to_hybrid_nodes_and_are_refused_for_now() {
     );
     b.inputs = vec![x];
     b.outputs = vec![y];
-    let bytes = b.finish();
+    b.finish()
+}
+
+#[test]
+fn dynamic_range_weights_run_the_hybrid_kernel_or_are_refused_per_channel() {
+    let bytes = hybrid_conv_model(vec![0.01, 0.02]);
     let imported = import(&bytes);
     let g = &imported.graph;
     let n = &g.nodes[0];
@@ -811,13 +829,27 @@ fn dynamic_range_weights_map_to_hybrid_nodes_and_are_refused_for_now() {
         (DType::I8, Some(0))
     );
     assert_eq!(g.tensors[n.inputs[2].unwrap()].dtype, DType::F32);
+    // Distinct per-channel scales: LiteRT's asymmetric path, not in the runtime.
     let err = convert(&bytes).unwrap_err().to_string();
     assert!(
         err.contains("node `CONV_2D_0` (Conv)")
-            && err.contains("hybrid (dynamic-range) kernels")
+            && err.contains("asymmetric dynamic-range path")
             && err.contains("1 problem found"),
         "{err}"
     );
+    // One scale: the input quantized symmetrically, int8 products, rescaled.
+    let converted = convert(&hybrid_conv_model(vec![0.01])).unwrap_or_else(|e| panic!("{e}"));
+    let x = [0.3f32, -1.27, 0.5, 0.0, -0.2, 0.9, 1.0, -0.6];
+    // r = 1.27: q = round(x · 127 / 1.27) = round(100 x); y = acc · (1.27/127 · 0.01) + b.
+    let q: Vec<f32> = x.iter().map(|v| (v * (127.0 / 1.27)).round()).collect();
+    let factor = (1.27f32 / 127.0) * 0.01;
+    let mut want = vec![];
+    for p in 0..4 {
+        let (a, c) = (q[2 * p], q[2 * p + 1]);
+        want.push((10.0 * a - 20.0 * c) * factor + 0.5);
+        want.push((30.0 * a - 40.0 * c) * factor - 0.5);
+    }
+    assert_close(&run_blob(&converted.blob, &[x.to_vec()])[0], &want, 1e-6);
 }
 
 #[test]

@@ -76,6 +76,16 @@ pub fn unavailable() -> Option<String> {
 /// support stops at once with "Could not load plugin", one without with
 /// [`NO_PLUGINS`]; neither starts a machine.
 pub fn plugins_missing() -> Option<String> {
+    // QEMU 9 raised the oldest plugin API it loads above the version 1 the counter
+    // speaks: it would load no plugin at `bench`, so say it now.
+    if let Some(found) = qemu_version_numbers()
+        && found.0 >= 9
+    {
+        return Some(format!(
+            "`{QEMU}` is version {}.{}.{}, which refuses the instruction counter's plugin API version 1; {PLUGIN_QEMU}",
+            found.0, found.1, found.2
+        ));
+    }
     let mut cmd = Command::new(QEMU);
     cmd.args(["-machine", "none", "-display", "none", "-monitor", "none"])
         .args([
@@ -245,9 +255,14 @@ pub fn qemu_command(machine: &str, elf: &Path, work: &Path) -> Command {
 
 /// `qemu-system-arm 7.2.22` from `--version`.
 fn qemu_version() -> Option<String> {
-    let out = toolchain::stdout_of(Command::new(QEMU).arg("--version")).ok()?;
-    let (major, minor, patch) = toolchain::parse_version(out.lines().next()?)?;
+    let (major, minor, patch) = qemu_version_numbers()?;
     Some(format!("{QEMU} {major}.{minor}.{patch}"))
+}
+
+/// `qemu-system-arm --version` as numbers.
+fn qemu_version_numbers() -> Option<(u64, u64, u64)> {
+    let out = toolchain::stdout_of(Command::new(QEMU).arg("--version")).ok()?;
+    toolchain::parse_version(out.lines().next()?)
 }
 
 /// Runs `cmd` under supervision, stops it after [`TIMEOUT`], and returns its stdout;

@@ -15,6 +15,9 @@ use crate::runtime::Runtime;
 ))]
 mod panic_wasm;
 
+#[cfg(all(not(feature = "std"), target_arch = "wasm32", target_os = "wasi"))]
+mod memcmp_wasi;
+
 /// Version of the exported ABI.
 pub const ABI_VERSION: i32 = 1;
 
