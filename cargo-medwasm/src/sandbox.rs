@@ -205,14 +205,22 @@ impl Limits {
             return Some(format!("{what} was stopped: {refused}"));
         }
         if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-            let ms = self.deadline.as_millis();
-            return Some(format!(
-                "{what} did not finish within its {ms} ms deadline (`deadline-ms`) and was stopped: it loops forever or is far slower than expected; {}",
-                self.source
-                    .raise(Limit::Deadline, &(ms.saturating_mul(4)).to_string())
-            ));
+            return Some(
+                self.past_deadline(what, "it loops forever or is far slower than expected"),
+            );
         }
         None
+    }
+
+    /// The message for `what` stopped at its deadline, `why` saying what it was
+    /// doing, with how to raise the deadline.
+    pub fn past_deadline(&self, what: &str, why: &str) -> String {
+        let ms = self.deadline.as_millis();
+        format!(
+            "{what} did not finish within its {ms} ms deadline (`deadline-ms`) and was stopped: {why}; {}",
+            self.source
+                .raise(Limit::Deadline, &(ms.saturating_mul(4)).to_string())
+        )
     }
 }
 

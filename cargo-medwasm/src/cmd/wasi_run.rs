@@ -14,7 +14,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -67,6 +67,12 @@ fn parse_deadline(text: &str) -> Result<u64, String> {
         )),
     }
 }
+
+/// How long past its deadline `_start` may take to return before the program is
+/// reported stopped in a host call: wasm code is interrupted within two 10 ms epoch
+/// ticks of the deadline, so only a blocked WASI call is still running by then,
+/// even on a busy machine.
+const HOST_CALL_GRACE: Duration = Duration::from_secs(1);
 
 /// Exit code of a trapped program: what a native `panic = "abort"` process reports
 /// (128 + SIGABRT), as the Wasmtime CLI does.
@@ -161,7 +167,27 @@ fn execute(path: &Path, args: &[String], limits: Limits) -> Result<Outcome> {
         .map_err(wasmtime_error)
         .with_context(|| format!("`_start` of `{shown}` is not a `() -> ()` function"))?;
     limits.arm(&mut store);
-    match start.call(&mut store, ()) {
+    // The epoch deadline stops wasm code, not a WASI call blocked in the host (a
+    // sleep in `poll_oneoff`, `fd_read` waiting on standard input). So `_start` runs
+    // on a thread of its own, and when it has not returned once the epoch would have
+    // stopped any wasm code, the program is reported stopped; the process then exits
+    // without waiting for that thread.
+    let (done, finished) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("wasi-run".into())
+        .spawn(move || done.send(start.call(&mut store, ())))
+        .context("cannot start the thread that runs the module")?;
+    let result = match finished.recv_timeout(limits.deadline + HOST_CALL_GRACE) {
+        Ok(result) => result,
+        Err(RecvTimeoutError::Timeout) => {
+            return Ok(Outcome::Stopped(limits.past_deadline(
+                &format!("`{shown}`"),
+                "it waits in a WASI call (a sleep, a read of standard input), loops forever or is far slower than expected",
+            )));
+        }
+        Err(RecvTimeoutError::Disconnected) => bail!("the thread that ran `{shown}` panicked"),
+    };
+    match result {
         Ok(()) => Ok(Outcome::Exited(0)),
         Err(err) => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
             Some(exit) => Ok(Outcome::Exited(exit.0)),
@@ -275,6 +301,37 @@ mod tests {
         // Never early; late by at most two 10 ms ticks, and compiling, on a busy machine.
         assert!(took >= Duration::from_millis(300), "{took:?}");
         assert!(took < Duration::from_millis(2000), "{took:?}");
+    }
+
+    #[test]
+    fn a_command_blocked_in_a_wasi_sleep_is_stopped_at_its_deadline() {
+        // One clock subscription (48 bytes at 0): userdata 1, tag 0 (clock), the
+        // monotonic clock (1), a timeout of one hour in ns; the epoch cannot
+        // interrupt the host's sleep.
+        let sleeps = r#"(module
+            (import "wasi_snapshot_preview1" "poll_oneoff"
+                (func $poll (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 0)
+                "\01\00\00\00\00\00\00\00" "\00\00\00\00\00\00\00\00"
+                "\01\00\00\00\00\00\00\00" "\00\a0\b8\30\46\03\00\00")
+            (func (export "_start")
+                (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))"#;
+        let started = std::time::Instant::now();
+        let why = stopped(run_limited(&wat::parse_str(sleeps).unwrap(), TIGHT).unwrap());
+        let took = started.elapsed();
+        assert!(
+            why.contains("did not finish within its 300 ms deadline")
+                && why.contains("waits in a WASI call")
+                && why.ends_with("raise it with `--deadline-ms 1200`"),
+            "{why}"
+        );
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        assert!(took < Duration::from_millis(4000), "{took:?}");
+        // A short sleep is not stopped: the watch waits for the deadline.
+        let short = sleeps.replace(r"\00\a0\b8\30\46\03\00\00", r"\00\e1\f5\05\00\00\00\00");
+        let ran = run_limited(&wat::parse_str(&short).unwrap(), TIGHT).unwrap();
+        assert!(matches!(ran, Outcome::Exited(0)), "{ran:?}");
     }
 
     #[test]
