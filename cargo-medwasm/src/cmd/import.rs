@@ -53,7 +53,7 @@ impl ImportArgs {
             inputs: self.inputs,
             expected: self.expected,
             fc_requant: self.fc_requant,
-            int8_tolerance_steps: project.metadata.int8_tolerance_steps.unwrap_or(0),
+            int8_tolerance_steps: project.metadata.int8_tolerance_steps,
         };
         let manifest = import_model(&project.root, &self.model, &opts, ui)?;
         print_summary(&manifest);

@@ -64,6 +64,22 @@ pub fn quantize_edges(g: &mut Graph) -> (Vec<EdgeQuant>, Vec<EdgeQuant>) {
     (inputs, outputs)
 }
 
+/// Per graph output, the quantization of the int8 tensor the `Dequantize` that
+/// writes it reads: a graph output that is the real value of an int8 one (the
+/// Dequantize [`quantize_edges`] adds, or a QDQ model's final DequantizeLinear).
+pub fn dequantized_outputs(g: &Graph) -> Vec<EdgeQuant> {
+    g.outputs
+        .iter()
+        .map(|&t| {
+            let node = &g.nodes[g.producer(t)?];
+            if node.op != Op::Dequantize {
+                return None;
+            }
+            int8_per_tensor(&g.tensors[(*node.inputs.first()?)?])
+        })
+        .collect()
+}
+
 /// `(scale, zero_point)` of an int8 tensor with valid per-tensor quantization.
 fn int8_per_tensor(t: &Tensor) -> Option<(f32, i32)> {
     match &t.quant {
@@ -88,7 +104,7 @@ fn int8_per_tensor(t: &Tensor) -> Option<(f32, i32)> {
 mod tests {
     use medwasm::kernels::act::Act;
 
-    use super::quantize_edges;
+    use super::{dequantized_outputs, quantize_edges};
     use crate::convert::ir::{DType, Graph, Op, Quant, Tensor};
     use crate::convert::testing::{assert_close, run_graph};
 
@@ -122,6 +138,8 @@ mod tests {
         assert_eq!(outs, [Some((0.25, -128))]);
         let labels: Vec<String> = g.nodes.iter().map(|n| n.op.label()).collect();
         assert_eq!(labels, ["Quantize", "Relu", "Dequantize"]);
+        // The Dequantize added at the edge is found again after it.
+        assert_eq!(dequantized_outputs(&g), [Some((0.25, -128))]);
         // The ABI names are the model's; the int8 tensors are renamed.
         assert_eq!(g.tensors[g.inputs[0]].name, "x");
         assert_eq!(g.tensors[g.inputs[0]].dtype, DType::F32);
@@ -138,5 +156,36 @@ mod tests {
         g.outputs.push(x);
         assert_eq!(quantize_edges(&mut g), (vec![None], vec![None]));
         assert!(g.nodes.is_empty());
+    }
+
+    #[test]
+    fn a_final_dequantize_records_its_int8_input() {
+        // A QDQ model's graph: f32 x → relu → y (f32) and q (int8) → Dequantize → z (f32).
+        let mut g = Graph::default();
+        let x = crate::convert::testing::input(&mut g, "x", &[1, 4]);
+        let y = g.add_tensor(Tensor::activation("y", vec![1, 4], DType::F32));
+        g.nodes.push(crate::convert::ir::Node {
+            name: "relu".into(),
+            op: Op::Act(Act::Relu),
+            inputs: vec![Some(x)],
+            output: y,
+        });
+        let q = g.add_tensor(int8("q", &[1, 4], 0.125, 5));
+        let z = g.add_tensor(Tensor::activation("z", vec![1, 4], DType::F32));
+        g.nodes.push(crate::convert::ir::Node {
+            name: "dq".into(),
+            op: Op::Dequantize,
+            inputs: vec![Some(q)],
+            output: z,
+        });
+        g.outputs.extend([y, z, x]);
+        assert_eq!(dequantized_outputs(&g), [None, Some((0.125, 5)), None]);
+        // Per-channel quantization is not an output's single step.
+        g.tensors[q].quant = Some(Quant {
+            scale: vec![0.125, 0.25],
+            zero_point: vec![0, 0],
+            axis: Some(1),
+        });
+        assert_eq!(dequantized_outputs(&g), [None, None, None]);
     }
 }
