@@ -66,16 +66,23 @@ pub fn quantize_edges(g: &mut Graph) -> (Vec<EdgeQuant>, Vec<EdgeQuant>) {
 
 /// Per graph output, the quantization of the int8 tensor the `Dequantize` that
 /// writes it reads: a graph output that is the real value of an int8 one (the
-/// Dequantize [`quantize_edges`] adds, or a QDQ model's final DequantizeLinear).
+/// Dequantize [`quantize_edges`] adds, or a QDQ model's final DequantizeLinear),
+/// also behind Transposes and Copies (the layout passes move a Dequantize ahead of
+/// them), which move values without changing them.
 pub fn dequantized_outputs(g: &Graph) -> Vec<EdgeQuant> {
     g.outputs
         .iter()
-        .map(|&t| {
-            let node = &g.nodes[g.producer(t)?];
-            if node.op != Op::Dequantize {
-                return None;
+        .map(|&out| {
+            let mut t = out;
+            loop {
+                let node = &g.nodes[g.producer(t)?];
+                let input = (*node.inputs.first()?)?;
+                match node.op {
+                    Op::Dequantize => return int8_per_tensor(&g.tensors[input]),
+                    Op::Transpose { .. } | Op::Copy => t = input,
+                    _ => return None,
+                }
             }
-            int8_per_tensor(&g.tensors[(*node.inputs.first()?)?])
         })
         .collect()
 }
@@ -178,14 +185,32 @@ mod tests {
             inputs: vec![Some(q)],
             output: z,
         });
-        g.outputs.extend([y, z, x]);
-        assert_eq!(dequantized_outputs(&g), [None, Some((0.125, 5)), None]);
+        // The layout passes leave a Transpose (and a Copy) after a final Dequantize.
+        let zt = g.add_tensor(Tensor::activation("zt", vec![4, 1], DType::F32));
+        g.nodes.push(crate::convert::ir::Node {
+            name: "transpose".into(),
+            op: Op::Transpose { perm: vec![1, 0] },
+            inputs: vec![Some(z)],
+            output: zt,
+        });
+        let zc = g.add_tensor(Tensor::activation("zc", vec![4], DType::F32));
+        g.nodes.push(crate::convert::ir::Node {
+            name: "copy".into(),
+            op: Op::Copy,
+            inputs: vec![Some(zt)],
+            output: zc,
+        });
+        g.outputs.extend([y, z, x, zc]);
+        assert_eq!(
+            dequantized_outputs(&g),
+            [None, Some((0.125, 5)), None, Some((0.125, 5))]
+        );
         // Per-channel quantization is not an output's single step.
         g.tensors[q].quant = Some(Quant {
             scale: vec![0.125, 0.25],
             zero_point: vec![0, 0],
             axis: Some(1),
         });
-        assert_eq!(dequantized_outputs(&g), [None, None, None]);
+        assert_eq!(dequantized_outputs(&g), [None, None, None, None]);
     }
 }
