@@ -136,11 +136,14 @@ pub fn bench(project: &Project, options: &BenchOptions, ui: &Ui) -> Result<Bench
         // kernels the detector runs. The reference kernels' own outputs, stored at
         // import, are the reference here.
         ui.note(format!(
-            "the model's outputs are quantized: they are compared in quantization steps with the stored expected outputs ({}), not with tract",
+            "the model's outputs are quantized: they are compared in quantization steps with the stored expected outputs{}, not with tract",
             manifest
                 .reference
                 .as_ref()
-                .map_or("the reference's outputs at import", |r| r.name.as_str())
+                .map_or(String::new(), |r| format!(
+                    " (the import checked the model against {})",
+                    r.name
+                ))
         ));
     } else if let Some(r) = manifest
         .reference

@@ -141,7 +141,7 @@ pub fn import_model(root: &Path, model: &Path, opts: &ImportOptions, ui: &Ui) ->
             ));
             kind = ReferenceKind::Expected;
             name = format!(
-                "{} ({against} {} steps off)",
+                "{}, given with `--expected` ({against} was {} steps off)",
                 reference_describe_expected(opts),
                 s.max
             );

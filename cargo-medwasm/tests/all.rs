@@ -635,6 +635,218 @@ fn tflite_import_without_litert_says_so_and_needs_expected() {
     assert!(project.join("vectors/expected.npy").exists());
 }
 
+/// Whether onnxruntime's Python package is installed (`pip install onnxruntime`);
+/// says so when it is not.
+fn onnxruntime() -> Option<()> {
+    let found = Command::new("python3")
+        .args(["-c", "import onnxruntime, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        Some(())
+    } else {
+        skip("onnxruntime is not installed (`pip install onnxruntime numpy`)");
+        None
+    }
+}
+
+/// A case of `conformance/qdq`: a model onnxruntime's quantizer wrote, its inputs
+/// and onnxruntime's outputs.
+fn qdq_case(name: &str) -> [PathBuf; 3] {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/qdq");
+    ["onnx", "inputs.npy", "expected.npy"].map(|ext| dir.join(format!("{name}.{ext}")))
+}
+
+fn manifest_json(project: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(project.join("model/manifest.json")).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn kws_int8_onnx_from_tf2onnx_is_bit_exact_with_the_given_reference_kernel_outputs() {
+    // tract cannot load this int8-input graph; onnxruntime runs its Softmax as
+    // TFLite's optimized kernels do, steps away from the reference kernels: the
+    // outputs given with `--expected` (LiteRT's reference kernels) decide, at 0 steps.
+    let models = need!(shared_models()).join("kws_int8");
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["new", "kws-onnx-it", "--template", "blank"]);
+    let project = tmp.path().join("kws-onnx-it");
+    let model = models.join("model.onnx");
+    let args = [
+        "import",
+        model.to_str().unwrap(),
+        "--inputs",
+        models.join("inputs.npy").to_str().unwrap(),
+        "--expected",
+        models.join("expected_tflite_ref.npy").to_str().unwrap(),
+    ];
+    let out = cli(&project, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("expected_tflite_ref.npy`: the int8 outputs are identical"),
+        "{err}"
+    );
+    if onnxruntime().is_some() {
+        assert!(
+            err.contains("from onnxruntime") && err.contains("`--expected` decide"),
+            "onnxruntime's distance is reported: {err}"
+        );
+    }
+    let manifest = manifest_json(&project);
+    assert_eq!(
+        manifest["outputs"][0]["quant"]["dtype"], "i8",
+        "{manifest:#}"
+    );
+    assert_eq!(
+        manifest["reference"]["int8_tolerance_steps"], 0,
+        "{manifest:#}"
+    );
+    // The copy chains tf2onnx leaves around its Reshapes are gone: as many nodes
+    // as the `.tflite` original.
+    assert_eq!(manifest["nodes"], 15, "{manifest:#}");
+
+    let out = cli(
+        &project,
+        &["bench", "--target", "wasmtime", "--json", "--runs", "2"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("not with tract"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["tolerance"]["steps"], 0, "{report:#}");
+    assert_bit_exact(&report, 1);
+    for v in report["targets"][0]["vectors"].as_array().unwrap() {
+        assert!(v["vs_tract"].is_null(), "no tract column: {v}");
+    }
+}
+
+#[test]
+fn an_onnxruntime_quantized_model_is_checked_against_onnxruntime_and_benched() {
+    need!(onnxruntime());
+    let [model, inputs, _] = qdq_case("softmax_qdq_pt");
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["new", "qdq-it", "--template", "blank"]);
+    let project = tmp.path().join("qdq-it");
+    let out = cli(
+        &project,
+        &[
+            "import",
+            model.to_str().unwrap(),
+            "--inputs",
+            inputs.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // tract is 0.99 off on this model (it runs the QDQ Softmax in float); the import
+    // says which reference it used and how far the int8 kernels are from it.
+    assert!(
+        err.contains("Verified against onnxruntime") && err.contains("one quantization step off"),
+        "{err}"
+    );
+    let manifest = manifest_json(&project);
+    let reference = &manifest["reference"];
+    assert_eq!(reference["kind"], "onnxruntime", "{manifest:#}");
+    assert_eq!(reference["int8_tolerance_steps"], 1, "{manifest:#}");
+    // The f32 output is the final DequantizeLinear's: compared in its steps.
+    let quant = &manifest["outputs"][0]["quant"];
+    assert_eq!(quant["zero_point"], -128, "{manifest:#}");
+    let expected = cargo_medwasm::npy::Array::read(&project.join("vectors/expected.npy")).unwrap();
+    assert_eq!(expected.samples(), 8, "onnxruntime's outputs are stored");
+
+    let out = cli(
+        &project,
+        &["bench", "--target", "wasmtime", "--json", "--runs", "2"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("not with tract"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["tolerance"]["steps"], 1, "{report:#}");
+    let target = &report["targets"][0];
+    assert_eq!(target["passed"], true, "{report:#}");
+    let mut one = 0;
+    for v in target["vectors"].as_array().unwrap() {
+        assert!(v["vs_tract"].is_null(), "no tract column: {v}");
+        let steps = &v["vs_expected"]["steps"];
+        assert!(steps["max"].as_u64().unwrap() <= 1, "{v}");
+        one += steps["one"].as_u64().unwrap();
+    }
+    assert!(
+        one > 0,
+        "onnxruntime rounds otherwise on some values: {report:#}"
+    );
+
+    // Two steps (QLinearAveragePool rounds twice here, onnxruntime once) are
+    // refused by default with what to do, and nothing is written.
+    let [model, inputs, _] = qdq_case("avgpool_qop_pt");
+    let args = [
+        "import",
+        model.to_str().unwrap(),
+        "--inputs",
+        inputs.to_str().unwrap(),
+    ];
+    let before = std::fs::read(project.join("model/model.mwm")).unwrap();
+    let out = cli(&project, &args);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2 quantization steps from onnxruntime")
+            && err.contains("int8-tolerance-steps = 2")
+            && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(project.join("model/model.mwm")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn quantized_onnx_import_without_onnxruntime_says_so_and_needs_expected() {
+    let [model, inputs, expected] = qdq_case("tiny_cnn_qop_pc");
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["new", "no-ort", "--template", "blank"]);
+    let project = tmp.path().join("no-ort");
+    let no_python = [("MEDWASM_PYTHON", "/nonexistent/python3")];
+    let out = cli_env(&project, &["import", model.to_str().unwrap()], &no_python);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("onnxruntime, the reference for this ONNX model, is not available")
+            && err.contains("/nonexistent/python3")
+            && err.contains("--expected")
+            && err.contains("pip install onnxruntime"),
+        "{err}"
+    );
+    assert!(!project.join("model/model.mwm").exists() && !project.join("src/model.rs").exists());
+
+    // With `--expected` (here onnxruntime's own outputs, identical on this model),
+    // the import checks against them at 0 steps and says what it used.
+    let out = cli_env(
+        &project,
+        &[
+            "import",
+            model.to_str().unwrap(),
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--expected",
+            expected.to_str().unwrap(),
+        ],
+        &no_python,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("not available")
+            && err.contains("tiny_cnn_qop_pc.expected.npy`: the int8 outputs are identical"),
+        "{err}"
+    );
+    let manifest = manifest_json(&project);
+    assert_eq!(manifest["reference"]["kind"], "expected", "{manifest:#}");
+}
+
 #[test]
 fn unsupported_model_is_refused_with_every_problem_and_nothing_written() {
     let tmp = tempfile::tempdir().unwrap();
