@@ -332,19 +332,23 @@ fn import_shared_tflite(
     Some((tmp, project, out))
 }
 
-/// Whether LiteRT's Python package is installed (`pip install ai-edge-litert`);
-/// says so when it is not.
-fn litert() -> Option<()> {
+/// Whether `python3` can `import` these modules; says so (with `install`) when not.
+fn python_modules(modules: &str, install: &str) -> Option<()> {
     let found = Command::new("python3")
-        .args(["-c", "import ai_edge_litert.interpreter"])
+        .args(["-c", &format!("import {modules}")])
         .output()
         .is_ok_and(|o| o.status.success());
     if found {
         Some(())
     } else {
-        skip("LiteRT is not installed (`pip install ai-edge-litert`)");
+        skip(&format!("`{modules}` cannot be imported (`{install}`)"));
         None
     }
+}
+
+/// Whether LiteRT's Python package is installed; says so when it is not.
+fn litert() -> Option<()> {
+    python_modules("ai_edge_litert.interpreter", "pip install ai-edge-litert")
 }
 
 fn bench_shared_tflite(name: &str, transposes_note: bool) {
@@ -635,19 +639,9 @@ fn tflite_import_without_litert_says_so_and_needs_expected() {
     assert!(project.join("vectors/expected.npy").exists());
 }
 
-/// Whether onnxruntime's Python package is installed (`pip install onnxruntime`);
-/// says so when it is not.
+/// Whether onnxruntime's Python package is installed; says so when it is not.
 fn onnxruntime() -> Option<()> {
-    let found = Command::new("python3")
-        .args(["-c", "import onnxruntime, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if found {
-        Some(())
-    } else {
-        skip("onnxruntime is not installed (`pip install onnxruntime numpy`)");
-        None
-    }
+    python_modules("onnxruntime, numpy", "pip install onnxruntime numpy")
 }
 
 /// A case of `conformance/qdq`: a model onnxruntime's quantizer wrote, its inputs
@@ -655,6 +649,32 @@ fn onnxruntime() -> Option<()> {
 fn qdq_case(name: &str) -> [PathBuf; 3] {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/qdq");
     ["onnx", "inputs.npy", "expected.npy"].map(|ext| dir.join(format!("{name}.{ext}")))
+}
+
+/// A new blank project called `name` in a temporary folder.
+fn blank_project(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["new", name, "--template", "blank"]);
+    let project = tmp.path().join(name);
+    (tmp, project)
+}
+
+/// `bench --target wasmtime --json` of a project the import did not check against
+/// tract: no tract column, and `steps` as the default int8 tolerance.
+fn bench_without_tract(project: &Path, steps: u64) -> Value {
+    let out = cli(
+        project,
+        &["bench", "--target", "wasmtime", "--json", "--runs", "2"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("not with tract"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["tolerance"]["steps"], steps, "{report:#}");
+    for v in report["targets"][0]["vectors"].as_array().unwrap() {
+        assert!(v["vs_tract"].is_null(), "no tract column: {v}");
+    }
+    report
 }
 
 fn manifest_json(project: &Path) -> Value {
@@ -668,9 +688,7 @@ fn kws_int8_onnx_from_tf2onnx_is_bit_exact_with_the_given_reference_kernel_outpu
     // TFLite's optimized kernels do, steps away from the reference kernels: the
     // outputs given with `--expected` (LiteRT's reference kernels) decide, at 0 steps.
     let models = need!(shared_models()).join("kws_int8");
-    let tmp = tempfile::tempdir().unwrap();
-    ok(tmp.path(), &["new", "kws-onnx-it", "--template", "blank"]);
-    let project = tmp.path().join("kws-onnx-it");
+    let (_tmp, project) = blank_project("kws-onnx-it");
     let [model, inputs, expected] = ["model.onnx", "inputs.npy", "expected_tflite_ref.npy"]
         .map(|f| models.join(f).to_str().unwrap().to_string());
     let args = [
@@ -707,28 +725,14 @@ fn kws_int8_onnx_from_tf2onnx_is_bit_exact_with_the_given_reference_kernel_outpu
     // as the `.tflite` original.
     assert_eq!(manifest["nodes"], 15, "{manifest:#}");
 
-    let out = cli(
-        &project,
-        &["bench", "--target", "wasmtime", "--json", "--runs", "2"],
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("not with tract"), "{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["tolerance"]["steps"], 0, "{report:#}");
-    assert_bit_exact(&report, 1);
-    for v in report["targets"][0]["vectors"].as_array().unwrap() {
-        assert!(v["vs_tract"].is_null(), "no tract column: {v}");
-    }
+    assert_bit_exact(&bench_without_tract(&project, 0), 1);
 }
 
 #[test]
 fn an_onnxruntime_quantized_model_is_checked_against_onnxruntime_and_benched() {
     need!(onnxruntime());
     let [model, inputs, _] = qdq_case("softmax_qdq_pt");
-    let tmp = tempfile::tempdir().unwrap();
-    ok(tmp.path(), &["new", "qdq-it", "--template", "blank"]);
-    let project = tmp.path().join("qdq-it");
+    let (_tmp, project) = blank_project("qdq-it");
     let out = cli(
         &project,
         &[
@@ -756,20 +760,11 @@ fn an_onnxruntime_quantized_model_is_checked_against_onnxruntime_and_benched() {
     let expected = cargo_medwasm::npy::Array::read(&project.join("vectors/expected.npy")).unwrap();
     assert_eq!(expected.samples(), 8, "onnxruntime's outputs are stored");
 
-    let out = cli(
-        &project,
-        &["bench", "--target", "wasmtime", "--json", "--runs", "2"],
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("not with tract"), "{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["tolerance"]["steps"], 1, "{report:#}");
+    let report = bench_without_tract(&project, 1);
     let target = &report["targets"][0];
     assert_eq!(target["passed"], true, "{report:#}");
     let mut one = 0;
     for v in target["vectors"].as_array().unwrap() {
-        assert!(v["vs_tract"].is_null(), "no tract column: {v}");
         let steps = &v["vs_expected"]["steps"];
         assert!(steps["max"].as_u64().unwrap() <= 1, "{v}");
         one += steps["one"].as_u64().unwrap();
@@ -807,9 +802,7 @@ fn an_onnxruntime_quantized_model_is_checked_against_onnxruntime_and_benched() {
 #[test]
 fn quantized_onnx_import_without_onnxruntime_says_so_and_needs_expected() {
     let [model, inputs, expected] = qdq_case("tiny_cnn_qop_pc");
-    let tmp = tempfile::tempdir().unwrap();
-    ok(tmp.path(), &["new", "no-ort", "--template", "blank"]);
-    let project = tmp.path().join("no-ort");
+    let (_tmp, project) = blank_project("no-ort");
     let no_python = [("MEDWASM_PYTHON", "/nonexistent/python3")];
     let out = cli_env(&project, &["import", model.to_str().unwrap()], &no_python);
     assert_eq!(out.status.code(), Some(2));
