@@ -1,15 +1,21 @@
-//! The SDK's test battery. It runs natively (scalar kernels) and, compiled for
-//! `wasm32-wasip1` with `+simd128`, under Wasmtime (the simd128 GEMM), so both
-//! kernel sets pass the same checks: `cargo test -p medwasm --features std`.
+//! The SDK's test battery. It runs natively (the int8 kernels on plain Rust), and,
+//! compiled for `wasm32-wasip1` with `+simd128`, under Wasmtime (the simd128 GEMM
+//! and int8 primitives), so every kernel set passes the same checks: `cargo test
+//! -p medwasm --features std`. The `mcu` module runs its kernel cases on a
+//! Cortex-M4 and a Cortex-M7 in QEMU (the DSP primitives).
 //!
 //! The int8 kernels have their own modules: `fixed` (the fixed-point helpers
 //! against their definitions), `int8` (every int8 and hybrid operator on small
-//! blobs against expectations the test computes itself, from `refs`), and
-//! `int8_blobs` (the loader's refusals and the hostile-blob loop on v2 blobs),
-//! `litert` (LiteRT's own outputs for the weightless int8 operators, from the
-//! TFLite fixtures in `conformance/tflite/`), and `link` (native only: which
-//! kernels a Cortex-M detector links, per operator set).
+//! blobs against expectations the test computes itself, from `refs`), `fast` (the
+//! fast kernels against TFLite's reference loops, bit for bit), `int8_blobs` (the
+//! loader's refusals and the hostile-blob loop on v2 blobs), `litert` (LiteRT's
+//! own outputs, from the TFLite fixtures in `conformance/tflite/`), `stacks`
+//! (layer stacks shaped like the MLPerf Tiny int8 models, for the benchmarks),
+//! `mcu` (native only: those cases on Cortex-M firmware in QEMU) and `link`
+//! (native only: which kernels a Cortex-M detector links, per operator set).
 
+#[path = "all/fast.rs"]
+mod fast;
 #[path = "all/fixed.rs"]
 mod fixed;
 #[path = "all/int8.rs"]
@@ -21,8 +27,13 @@ mod int8_blobs;
 mod link;
 #[path = "all/litert.rs"]
 mod litert;
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "all/mcu.rs"]
+mod mcu;
 #[path = "all/refs.rs"]
 mod refs;
+#[path = "all/stacks.rs"]
+mod stacks;
 
 use medwasm::format::{BlobWriter, DType, NO_TENSOR, NodeSpec, OpCode, TensorSpec};
 use medwasm::kernels::act::Act;

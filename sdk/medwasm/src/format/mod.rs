@@ -277,11 +277,14 @@ pub enum OpCode {
     HybridConv = 28,
     /// f32 fully connected with int8 `[units, depth]` weights, input quantized per row.
     HybridFullyConnected = 29,
+    /// f32 depthwise convolution with int8 1HWO weights and per-channel scales, input
+    /// quantized asymmetrically per batch.
+    HybridDepthwiseConv = 30,
 }
 
 impl OpCode {
     /// Every operator, in op-code order.
-    pub const ALL: [OpCode; 29] = [
+    pub const ALL: [OpCode; 30] = [
         OpCode::Gemm,
         OpCode::Conv,
         OpCode::Binary,
@@ -311,6 +314,7 @@ impl OpCode {
         OpCode::QMean,
         OpCode::HybridConv,
         OpCode::HybridFullyConnected,
+        OpCode::HybridDepthwiseConv,
     ];
 
     /// Decodes a stored op code.
@@ -350,6 +354,7 @@ impl OpCode {
             OpCode::QMean => "QMean",
             OpCode::HybridConv => "HybridConv",
             OpCode::HybridFullyConnected => "HybridFullyConnected",
+            OpCode::HybridDepthwiseConv => "HybridDepthwiseConv",
         }
     }
 }

@@ -534,6 +534,37 @@ fn hybrid_weights<'m>(
     ))
 }
 
+/// Per-channel hybrid weights: an unquantized int8 constant (its scales are an
+/// operand of their own) and the scales in input `k`, an f32 constant of one
+/// finite, positive value per channel.
+fn hybrid_weights_per_channel<'m>(
+    cx: &Cx<'_, 'm>,
+    w: &TensorRecord,
+    len: usize,
+    k: usize,
+    channels: usize,
+) -> Result<(&'m [i8], &'m [f32]), Error> {
+    cx.need(
+        w.quant.is_none(),
+        "per-channel hybrid weights take their scales from the scales operand, not their record",
+    )?;
+    let wt = cx.constant::<i8>(
+        w,
+        len,
+        "hybrid weights must be an int8 constant of the kernel's shape",
+    )?;
+    let scales = cx.constant::<f32>(
+        &cx.x(k)?,
+        channels,
+        "hybrid weight scales must be an f32 constant of one value per channel",
+    )?;
+    cx.need(
+        scales.iter().all(|&s| s.is_finite() && s > 0.0),
+        "hybrid weight scale not finite and positive",
+    )?;
+    Ok((wt, scales))
+}
+
 /// An optional f32 bias of `channels` elements.
 fn bias_f32(cx: &Cx<'_, '_>, k: usize, channels: usize) -> Result<(), Error> {
     if let Some(b) = cx.opt(k) {
@@ -557,16 +588,36 @@ fn i8_scratch(cx: &Cx<'_, '_>, len: usize) -> Result<(), Error> {
     )
 }
 
-/// HybridConv: X f32 `[N,H,W,C]`, W i8 const `[M,kh,kw,C]` (per-tensor scale), bias
-/// f32 `[M]`? → f32 `[N,OH,OW,M]`, scratch i8 `[H·W·C]`. Params: window, act triple.
-pub(super) fn hybrid_conv(cx: &Cx<'_, '_>) -> Result<Kind, Error> {
-    cx.inputs_n(3)?;
-    cx.params_n(HYBRID_CONV_PARAMS)?;
-    let (x, w) = (cx.x(0)?, cx.x(1)?);
+/// The f32 input and output of a hybrid op.
+fn hybrid_io(cx: &Cx<'_, '_>, x: &TensorRecord) -> Result<(), Error> {
     cx.need(
         x.dtype == DType::F32 && cx.output.dtype == DType::F32,
         "hybrid op input and output must be f32",
-    )?;
+    )
+}
+
+/// The largest `|q − zp|` of an input quantized at run time: symmetric inputs lie in
+/// `−127..=127` (zero point 0), asymmetric ones in `−128..=127` with a zero point
+/// there too.
+fn hybrid_dev(asymmetric: bool) -> u64 {
+    if asymmetric { 255 } else { 127 }
+}
+
+/// HybridConv: X f32 `[N,H,W,C]`, W i8 const `[M,kh,kw,C]`, bias f32 `[M]`? →
+/// f32 `[N,OH,OW,M]`, scratch i8 `[H·W·C]`. Params: window, act triple. Three
+/// inputs: W has a per-tensor scale and the input is quantized symmetrically
+/// (LiteRT's `EvalHybrid`); four: W is unquantized and input 3 holds f32 scales
+/// `[M]` that are not all equal, and the input is quantized asymmetrically
+/// (`EvalHybridPerChannel`; LiteRT takes the symmetric path when the scales are all
+/// equal, so such a node must use the per-tensor form).
+pub(super) fn hybrid_conv(cx: &Cx<'_, '_>) -> Result<Kind, Error> {
+    let per_channel = cx.n_inputs() == 4;
+    if !per_channel {
+        cx.inputs_n(3)?;
+    }
+    cx.params_n(HYBRID_CONV_PARAMS)?;
+    let (x, w) = (cx.x(0)?, cx.x(1)?);
+    hybrid_io(cx, &x)?;
     let g = window::nhwc(cx, &x.dims, &cx.output.dims)?;
     let wd = w.dims.as_slice();
     cx.need(
@@ -574,36 +625,114 @@ pub(super) fn hybrid_conv(cx: &Cx<'_, '_>) -> Result<Kind, Error> {
         "HybridConv weight shape (OHWI, group 1)",
     )?;
     let taps = g.kh * g.kw * g.c;
-    let (wt, w_scale) = hybrid_weights(cx, &w, g.m * taps)?;
+    let (wt, w_scale) = if per_channel {
+        let (wt, scales) = hybrid_weights_per_channel(cx, &w, g.m * taps, 3, g.m)?;
+        cx.need(
+            scales.iter().any(|s| s.to_bits() != scales[0].to_bits()),
+            "per-channel HybridConv scales are all equal: LiteRT runs the per-tensor form",
+        )?;
+        (wt, 0.0)
+    } else {
+        hybrid_weights(cx, &w, g.m * taps)?
+    };
     bias_f32(cx, 2, g.m)?;
     i8_scratch(cx, g.h * g.w * g.c)?;
-    // Quantized inputs are within ±127.
-    cx.acc_bound(g.m, 127, |c| abs_sum(&wt[c * taps..][..taps]), None, None)?;
+    cx.acc_bound(
+        g.m,
+        hybrid_dev(per_channel),
+        |c| abs_sum(&wt[c * taps..][..taps]),
+        None,
+        None,
+    )?;
     Ok(Kind::HybridConv {
         g,
         w_scale,
+        per_channel,
         act: act_at(cx, WINDOW_PARAMS)?,
     })
 }
 
-/// HybridFullyConnected: X f32 `[.., depth]`, W i8 const `[units, depth]`
-/// (per-tensor scale), bias f32 `[units]`? → f32 `[.., units]`, scratch i8
-/// `[depth]`. Params: act triple.
-pub(super) fn hybrid_fully_connected(cx: &Cx<'_, '_>) -> Result<Kind, Error> {
-    cx.inputs_n(3)?;
-    cx.params_n(3)?;
+/// HybridDepthwiseConv: X f32 `[N,H,W,C]`, W i8 const `[1,kh,kw,C·D]`
+/// (unquantized), bias f32 `[C·D]`?, scales f32 const `[C·D]` → f32
+/// `[N,OH,OW,C·D]`, scratch i8 `[H·W·C]`. Params: window, act triple. The input is
+/// quantized asymmetrically (LiteRT's `DepthwiseConvHybridPerChannel`).
+pub(super) fn hybrid_depthwise(cx: &Cx<'_, '_>) -> Result<Kind, Error> {
+    cx.inputs_n(4)?;
+    cx.params_n(HYBRID_CONV_PARAMS)?;
     let (x, w) = (cx.x(0)?, cx.x(1)?);
+    hybrid_io(cx, &x)?;
+    let g = window::nhwc(cx, &x.dims, &cx.output.dims)?;
     cx.need(
-        x.dtype == DType::F32 && cx.output.dtype == DType::F32,
-        "hybrid op input and output must be f32",
+        g.m % g.c == 0,
+        "depthwise output channels not a multiple of the input channels",
     )?;
+    let g = Geometry { group: g.c, ..g };
+    let wd = w.dims.as_slice();
+    cx.need(
+        wd.len() == 4 && wd[0] == 1 && wd[1] == g.kh && wd[2] == g.kw && wd[3] == g.m,
+        "HybridDepthwiseConv weight shape (1HWO)",
+    )?;
+    let (wt, _) = hybrid_weights_per_channel(cx, &w, g.kh * g.kw * g.m, 3, g.m)?;
+    bias_f32(cx, 2, g.m)?;
+    i8_scratch(cx, g.h * g.w * g.c)?;
+    cx.acc_bound(
+        g.m,
+        hybrid_dev(true),
+        |c| {
+            wt.iter()
+                .skip(c)
+                .step_by(g.m)
+                .map(|&v| v.unsigned_abs() as u64)
+                .sum()
+        },
+        None,
+        None,
+    )?;
+    Ok(Kind::HybridDepthwiseConv {
+        g,
+        act: act_at(cx, WINDOW_PARAMS)?,
+    })
+}
+
+/// HybridFullyConnected: X f32 `[.., depth]`, W i8 const `[units, depth]`, bias
+/// f32 `[units]`? → f32 `[.., units]`, scratch i8 `[depth]`. Params: act triple,
+/// then optionally a flags word (bit 0: asymmetric input quantization, LiteRT's
+/// `asymmetric_quantize_inputs`; three words mean 0). Three inputs: W has a
+/// per-tensor scale; four: W is unquantized and input 3 holds f32 scales
+/// `[units]`, which needs asymmetric inputs (LiteRT's symmetric path reads an input
+/// offset it never wrote).
+pub(super) fn hybrid_fully_connected(cx: &Cx<'_, '_>) -> Result<Kind, Error> {
+    let per_unit = cx.n_inputs() == 4;
+    if !per_unit {
+        cx.inputs_n(3)?;
+    }
+    let asymmetric = match cx.plen() {
+        3 => false,
+        4 => match cx.word(3) {
+            0 => false,
+            1 => true,
+            _ => return Err(malformed("unknown hybrid fully connected flags", cx.i)),
+        },
+        _ => return Err(malformed("wrong parameter count", cx.i)),
+    };
+    let (x, w) = (cx.x(0)?, cx.x(1)?);
+    hybrid_io(cx, &x)?;
     let (batches, depth, units) = fc_shape(cx, &x, &w)?;
-    let (wt, w_scale) = hybrid_weights(cx, &w, units * depth)?;
+    let (wt, w_scale) = if per_unit {
+        cx.need(
+            asymmetric,
+            "per-unit hybrid fully connected scales need asymmetric input quantization",
+        )?;
+        let (wt, _) = hybrid_weights_per_channel(cx, &w, units * depth, 3, units)?;
+        (wt, 0.0)
+    } else {
+        hybrid_weights(cx, &w, units * depth)?
+    };
     bias_f32(cx, 2, units)?;
     i8_scratch(cx, depth)?;
     cx.acc_bound(
         units,
-        127,
+        hybrid_dev(asymmetric),
         |u| abs_sum(&wt[u * depth..][..depth]),
         None,
         None,
@@ -613,6 +742,8 @@ pub(super) fn hybrid_fully_connected(cx: &Cx<'_, '_>) -> Result<Kind, Error> {
         depth,
         units,
         w_scale,
+        per_unit,
+        asymmetric,
         act: act_at(cx, 0)?,
     })
 }

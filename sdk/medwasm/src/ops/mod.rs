@@ -56,11 +56,17 @@
 //! | Quantize | X f32 → q | — |
 //! | Dequantize | X q → f32 | — |
 //! | QMean | X q → q | axes_bitmask m shift |
-//! | HybridConv | X f32 `[N,H,W,C]`, W i8 const `[M,kh,kw,C]` (per-tensor scale, zero point 0), bias f32 `[M]`? → f32; scratch i8 `[H·W·C]` | win act |
-//! | HybridFullyConnected | X f32 `[.., K]`, W i8 const `[N, K]` (per-tensor scale), bias f32 `[N]`? → f32; scratch i8 `[K]` | act |
+//! | HybridConv | X f32 `[N,H,W,C]`, W i8 const `[M,kh,kw,C]` (per-tensor scale, zero point 0), bias f32 `[M]`?, then optionally scales f32 const `[M]` (W unquantized) → f32; scratch i8 `[H·W·C]` | win act |
+//! | HybridFullyConnected | X f32 `[.., K]`, W i8 const `[N, K]` (per-tensor scale), bias f32 `[N]`?, then optionally scales f32 const `[N]` (W unquantized) → f32; scratch i8 `[K]` | act \[flags\] |
+//! | HybridDepthwiseConv | X f32 `[N,H,W,C]`, W i8 const `[1,kh,kw,C·D]` (unquantized), bias f32 `[C·D]`?, scales f32 const `[C·D]` → f32; scratch i8 `[H·W·C]` | win act |
 //!
-//! The hybrid operators quantize their input symmetrically (LiteRT's `EvalHybrid`:
-//! per-tensor weights, and `asymmetric_quantize_inputs = false` for FC).
+//! The hybrid operators quantize their input at run time, per batch (conv) or row
+//! (FC), as LiteRT's reference kernels do: symmetrically for a per-tensor
+//! HybridConv (`EvalHybrid`) and a HybridFullyConnected without flags or with
+//! flags 0; asymmetrically for a HybridConv with per-channel scales (which must not
+//! all be equal: LiteRT then runs the per-tensor form), every
+//! HybridDepthwiseConv, and a HybridFullyConnected with flags 1
+//! (`asymmetric_quantize_inputs`, the only form per-unit scales may take).
 //!
 //! A QFullyConnected's mode 0 requantizes in fixed point (TFLite Micro, CMSIS-NN);
 //! mode 1 with `round(acc · scale)` in f64 (LiteRT's BUILTIN_REF today). Its
@@ -248,14 +254,27 @@ pub enum Kind {
     Dequantize { scale: f32, zero_point: i32 },
     /// int8 mean of `x` over the axes in `mask`.
     QMean { x: Dims, mask: u32, p: MeanParams },
-    /// Hybrid convolution (NHWC, OHWI int8 weights of scale `w_scale`).
-    HybridConv { g: Geometry, w_scale: f32, act: Act },
-    /// Hybrid fully connected.
+    /// Hybrid convolution (NHWC, OHWI int8 weights): of scale `w_scale` with a
+    /// symmetrically quantized input, or, `per_channel`, of the scales in input 3
+    /// with an asymmetrically quantized input.
+    HybridConv {
+        g: Geometry,
+        w_scale: f32,
+        per_channel: bool,
+        act: Act,
+    },
+    /// Hybrid depthwise convolution (NHWC, 1HWO int8 weights, the scales in input
+    /// 3, an asymmetrically quantized input).
+    HybridDepthwiseConv { g: Geometry, act: Act },
+    /// Hybrid fully connected: weights of scale `w_scale`, or, `per_unit`, of the
+    /// scales in input 3; the input quantized `asymmetric`ally or symmetrically.
     HybridFullyConnected {
         batches: usize,
         depth: usize,
         units: usize,
         w_scale: f32,
+        per_unit: bool,
+        asymmetric: bool,
         act: Act,
     },
 }
@@ -292,6 +311,7 @@ impl Kind {
             Kind::Dequantize { .. } => OpCode::Dequantize,
             Kind::QMean { .. } => OpCode::QMean,
             Kind::HybridConv { .. } => OpCode::HybridConv,
+            Kind::HybridDepthwiseConv { .. } => OpCode::HybridDepthwiseConv,
             Kind::HybridFullyConnected { .. } => OpCode::HybridFullyConnected,
         }
     }
@@ -391,6 +411,9 @@ pub fn prepare_in<S: OpSet>(
         OpCode::HybridConv if linked(OpCode::HybridConv) => int8::hybrid_conv(&cx)?,
         OpCode::HybridFullyConnected if linked(OpCode::HybridFullyConnected) => {
             int8::hybrid_fully_connected(&cx)?
+        }
+        OpCode::HybridDepthwiseConv if linked(OpCode::HybridDepthwiseConv) => {
+            int8::hybrid_depthwise(&cx)?
         }
         // Checked on entry; the arms of unlinked operators are compiled out.
         _ => return Err(unlinked),
@@ -685,34 +708,60 @@ pub fn execute_in<S: OpSet>(
         Kind::QMean { x: xd, mask, p } if linked(OpCode::QMean) => {
             int8::mean::mean(&p, x.i8(0)?, &xd, mask, out.i8().ok_or(bad)?)
         }
-        Kind::HybridConv { g, w_scale, act } if linked(OpCode::HybridConv) => int8::hybrid::conv(
-            &g,
+        Kind::HybridConv {
+            g,
             w_scale,
+            per_channel,
             act,
-            x.f32(0)?,
-            x.i8(1)?,
-            x.typed_opt(2, View::f32)?,
-            out.f32().ok_or(bad)?,
-            scratch.i8().ok_or(bad)?,
-        ),
+        } if linked(OpCode::HybridConv) => {
+            let (xs, w, bias) = (x.f32(0)?, x.i8(1)?, x.typed_opt(2, View::f32)?);
+            let (y, scratch) = (out.f32().ok_or(bad)?, scratch.i8().ok_or(bad)?);
+            if per_channel {
+                int8::hybrid::conv_per_channel(&g, x.f32(3)?, act, xs, w, bias, y, scratch)
+            } else {
+                int8::hybrid::conv(&g, w_scale, act, xs, w, bias, y, scratch)
+            }
+        }
+        Kind::HybridDepthwiseConv { g, act } if linked(OpCode::HybridDepthwiseConv) => {
+            int8::hybrid::depthwise(
+                &g,
+                x.f32(3)?,
+                act,
+                x.f32(0)?,
+                x.i8(1)?,
+                x.typed_opt(2, View::f32)?,
+                out.f32().ok_or(bad)?,
+                scratch.i8().ok_or(bad)?,
+            )
+        }
         Kind::HybridFullyConnected {
             batches,
             depth,
             units,
             w_scale,
+            per_unit,
+            asymmetric,
             act,
-        } if linked(OpCode::HybridFullyConnected) => int8::hybrid::fully_connected(
-            batches,
-            depth,
-            units,
-            w_scale,
-            act,
-            x.f32(0)?,
-            x.i8(1)?,
-            x.typed_opt(2, View::f32)?,
-            out.f32().ok_or(bad)?,
-            scratch.i8().ok_or(bad)?,
-        ),
+        } if linked(OpCode::HybridFullyConnected) => {
+            let scales = if per_unit {
+                int8::hybrid::HybridScales::PerUnit(x.f32(3)?)
+            } else {
+                int8::hybrid::HybridScales::PerTensor(w_scale)
+            };
+            int8::hybrid::fully_connected(
+                batches,
+                depth,
+                units,
+                asymmetric,
+                scales,
+                act,
+                x.f32(0)?,
+                x.i8(1)?,
+                x.typed_opt(2, View::f32)?,
+                out.f32().ok_or(bad)?,
+                scratch.i8().ok_or(bad)?,
+            )
+        }
         // `prepare_in` for `S` makes no such step, and `Runtime::run_in` refuses a plan
         // prepared for more operators than `S` before running any.
         _ => {
@@ -734,7 +783,9 @@ pub fn macs(p: &Prepared) -> u64 {
         Kind::Conv { g, .. } | Kind::QConv { g, .. } | Kind::HybridConv { g, .. } => {
             product(&[g.n, g.m, g.oh, g.ow, g.c / g.group, g.kh, g.kw])
         }
-        Kind::QDepthwiseConv { g, .. } => product(&[g.n, g.m, g.oh, g.ow, g.kh, g.kw]),
+        Kind::QDepthwiseConv { g, .. } | Kind::HybridDepthwiseConv { g, .. } => {
+            product(&[g.n, g.m, g.oh, g.ow, g.kh, g.kw])
+        }
         Kind::QFullyConnected {
             batches,
             depth,

@@ -538,11 +538,17 @@ fn qpooling_averages_raw_values_without_the_padding() {
     let mut rng = Rng(24);
     let mut cases = 0;
     while cases < 200 {
+        // One case in five over more channels than one pass of the kernel keeps.
+        let channels = if cases % 5 == 0 {
+            60 + rng.below(80)
+        } else {
+            1 + rng.below(4)
+        };
         let (n, h, w, c) = (
             1 + rng.below(2),
             2 + rng.below(7),
             2 + rng.below(7),
-            1 + rng.below(4),
+            channels,
         );
         let Some(win) = Win::random(&mut rng, h, w, false) else {
             continue;
@@ -1146,7 +1152,24 @@ fn qmean_is_builtin_refs_integer_mean() {
     assert!(worst <= 1, "mean {worst} steps from the real one");
 }
 
-/// `SymmetricQuantizeFloats` restated: `(q, r / 127)`.
+/// TFLite's NEON `RoundToNearest` without `vcvtaq_s32_f32` (x86 through
+/// NEON_2_SSE, where LiteRT's goldens come from), restated: `p ± 0.5` in f32, then
+/// truncated.
+fn neon_round(p: f32) -> i64 {
+    (p + if p < 0.0 { -0.5f32 } else { 0.5 }).trunc() as i64
+}
+
+/// How LiteRT's vectorized quantizers round element `i` of `n`: blocks of eight
+/// with [`neon_round`], the rest half away from zero.
+fn quantizer_round(p: f32, i: usize, n: usize) -> i64 {
+    if i < n / 8 * 8 {
+        neon_round(p)
+    } else {
+        p.round() as i64
+    }
+}
+
+/// `NeonSymmetricQuantizeFloats` restated: `(q, r / 127)`.
 fn symmetric(x: &[f32]) -> (Vec<i8>, f32) {
     let r = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     if r == 0.0 {
@@ -1155,9 +1178,36 @@ fn symmetric(x: &[f32]) -> (Vec<i8>, f32) {
     let inv = 127.0 / r;
     let q = x
         .iter()
-        .map(|&v| ((v * inv).round() as i32).clamp(-127, 127) as i8)
+        .enumerate()
+        .map(|(i, &v)| quantizer_round(v * inv, i, x.len()).clamp(-127, 127) as i8)
         .collect();
     (q, r / 127.0)
+}
+
+/// `NeonAsymmetricQuantizeFloats` restated: `(q, scale, zero point)`.
+fn asymmetric(x: &[f32]) -> (Vec<i8>, f32, i32) {
+    let rmin = x.iter().fold(0.0f32, |m, &v| m.min(v));
+    let rmax = x.iter().fold(0.0f32, |m, &v| m.max(v));
+    if rmin == rmax {
+        return (vec![0; x.len()], 1.0, 0);
+    }
+    // The range in f32, the rest in f64.
+    let scale = (rmax - rmin) as f64 / 255.0;
+    let (lo, hi) = (rmin as f64 / scale, rmax as f64 / scale);
+    let zp = if 128.0 + lo.abs() < 127.0 + hi.abs() {
+        -128.0 - lo
+    } else {
+        127.0 - hi
+    };
+    let zp = zp.round().clamp(-128.0, 127.0) as i64;
+    let sf = scale as f32;
+    let inv = (1.0 / sf as f64) as f32;
+    let q = x
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (zp + quantizer_round(v * inv, i, x.len())).clamp(-128, 127) as i8)
+        .collect();
+    (q, sf, zp as i32)
 }
 
 #[test]
@@ -1318,4 +1368,205 @@ fn data_movement_copies_int8_and_pads_with_the_zero_point() {
         -7, 0, 30, -7,     30, 0, 30, 0,
     ];
     assert_eq!(out[1].clone().i8(), want);
+}
+
+#[test]
+fn hybrid_quantizers_round_the_vector_part_like_literts_neon_code() {
+    // 0.49999997 · 1 rounds half away from zero to 0, but `0.49999997 + 0.5` is
+    // 1.0 in f32, so the vectorized part rounds it to 1.
+    let p = 0.499_999_97f32;
+    assert_eq!(neon_round(p), 1);
+    assert_eq!(p.round(), 0.0);
+    // Eight copies of the value whose quantized product is `p`, then one more:
+    // the first eight go through the vector rounding, the ninth through `round`.
+    let r = 127.0f32;
+    let mut x = vec![p; 9];
+    x.push(r);
+    let (q, sf) = symmetric(&x);
+    let inv = 127.0 / r;
+    assert_eq!(p * inv, p, "inverse 1");
+    assert_eq!((q[0], q[7], q[8], sf), (1, 1, 0, 1.0));
+    let mut got = vec![0i8; x.len()];
+    let sf_kernel = medwasm::kernels::int8::hybrid::quantize_symmetric(&x, &mut got);
+    assert_eq!((got, sf_kernel), (q, sf));
+}
+
+#[test]
+fn per_channel_hybrid_conv_and_depthwise_quantize_the_input_asymmetrically() {
+    let mut rng = Rng(35);
+    let acts = [
+        Act::None,
+        Act::Clip(0.0, f32::MAX),
+        Act::Clip(0.0, 6.0),
+        Act::Clip(-1.0, 1.0),
+    ];
+    let mut cases = 0;
+    while cases < 160 {
+        let depthwise = cases % 2 == 1;
+        let (n, h, w, c) = (
+            1 + rng.below(2),
+            2 + rng.below(6),
+            2 + rng.below(6),
+            1 + rng.below(9),
+        );
+        let mult = if depthwise { 1 + rng.below(3) } else { 1 };
+        let m = if depthwise {
+            c * mult
+        } else {
+            2 + rng.below(9)
+        };
+        let Some(win) = Win::random(&mut rng, h, w, true) else {
+            continue;
+        };
+        cases += 1;
+        let act = acts[rng.below(4)];
+        let scales: Vec<f32> = (0..m).map(|_| scale(&mut rng, 0.001, 0.05)).collect();
+        // Inputs all of one sign one time in four: the range then ends at 0.
+        let sign = [1.0, 1.0, -1.0, 0.0][rng.below(4)];
+        let mut x: Vec<f32> = (0..n * h * w * c)
+            .map(|_| {
+                let v = rng.f32() * 3.0;
+                if sign == 0.0 { v } else { v.abs() * sign }
+            })
+            .collect();
+        if cases % 9 == 0 {
+            x[..h * w * c].fill(0.0);
+        }
+        let wlen = if depthwise {
+            win.kh * win.kw * m
+        } else {
+            m * win.kh * win.kw * c
+        };
+        let wt = i8s(&mut rng, wlen);
+        let has_bias = rng.below(3) != 0;
+        let bias: Vec<f32> = (0..m).map(|_| rng.f32()).collect();
+        let mut want = Vec::new();
+        for b in 0..n {
+            let (q, sf, zp) = asymmetric(&x[b * h * w * c..][..h * w * c]);
+            let acc = conv_acc(
+                &q,
+                [1, h, w, c],
+                &wt,
+                m,
+                &win,
+                zp,
+                &vec![0; m],
+                depthwise.then_some(mult),
+            );
+            for (i, &a) in acc.iter().enumerate() {
+                let oc = i % m;
+                // Conv scales as `(acc · s_w) · s_x`, depthwise as `acc · (s_w · s_x)`.
+                let mut v = if depthwise {
+                    a as f32 * (scales[oc] * sf)
+                } else {
+                    a as f32 * scales[oc] * sf
+                };
+                if has_bias {
+                    v += bias[oc];
+                }
+                want.push(v);
+            }
+        }
+        act.apply(&mut want);
+        let mut g = Graph::default();
+        let xt = g.arena("x", &[n, h, w, c].map(|v| v as u32));
+        let wdims = if depthwise {
+            [1, win.kh, win.kw, m]
+        } else {
+            [m, win.kh, win.kw, c]
+        };
+        let wt_t = g.constant_of(&wdims.map(|v| v as u32), &wt);
+        let bt = if has_bias {
+            g.constant(&[m as u32], &bias)
+        } else {
+            NO_TENSOR
+        };
+        let st = g.constant(&[m as u32], &scales);
+        let y = g.arena("y", &[n, win.oh, win.ow, m].map(|v| v as u32));
+        let scratch = g.arena_of("", DType::I8, &[(h * w * c) as u32], None);
+        let mut params = win.words();
+        params.extend(act.encode());
+        let op = if depthwise {
+            OpCode::HybridDepthwiseConv
+        } else {
+            OpCode::HybridConv
+        };
+        g.node(op, &[xt, wt_t, bt, st], y, scratch, &params);
+        let got = run(&g.finish(&[xt], &[y]), &[Data::F32(x)])
+            .unwrap()
+            .remove(0)
+            .f32();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&got),
+            bits(&want),
+            "case {cases}, depthwise {depthwise}"
+        );
+    }
+}
+
+#[test]
+fn hybrid_fc_with_asymmetric_inputs_per_unit_and_per_tensor() {
+    let mut rng = Rng(36);
+    let acts = [Act::None, Act::Clip(0.0, f32::MAX), Act::Clip(0.0, 6.0)];
+    for case in 0..150 {
+        let (batches, depth, units) = (1 + rng.below(3), 1 + rng.below(40), 1 + rng.below(9));
+        let per_unit = case % 2 == 0;
+        let act = acts[rng.below(3)];
+        let scales: Vec<f32> = (0..if per_unit { units } else { 1 })
+            .map(|_| scale(&mut rng, 0.001, 0.05))
+            .collect();
+        let x: Vec<f32> = if case % 10 == 0 {
+            vec![0.0; batches * depth]
+        } else {
+            (0..batches * depth).map(|_| rng.f32() * 3.0).collect()
+        };
+        let wt = i8s(&mut rng, units * depth);
+        let has_bias = rng.below(3) != 0;
+        let bias: Vec<f32> = (0..units).map(|_| rng.f32()).collect();
+        let zero = x.iter().all(|&v| v == 0.0);
+        let mut want = Vec::new();
+        for b in 0..batches {
+            let (q, sf, zp) = asymmetric(&x[b * depth..][..depth]);
+            for u in 0..units {
+                let mut v = if has_bias { bias[u] } else { 0.0 };
+                if !zero {
+                    let acc: i64 = (0..depth)
+                        .map(|d| wt[u * depth + d] as i64 * (q[d] as i64 - zp as i64))
+                        .sum();
+                    v += acc as f32 * (sf * scales[if per_unit { u } else { 0 }]);
+                }
+                want.push(v);
+            }
+        }
+        act.apply(&mut want);
+        let mut g = Graph::default();
+        let xt = g.arena("x", &[batches as u32, depth as u32]);
+        let spec = medwasm::format::TensorSpec::constant("", &[units as u32, depth as u32], &wt);
+        let wt_t = g.push(if per_unit {
+            spec
+        } else {
+            spec.quantized(scales[0], 0)
+        });
+        let bt = if has_bias {
+            g.constant(&[units as u32], &bias)
+        } else {
+            NO_TENSOR
+        };
+        let mut ins = vec![xt, wt_t, bt];
+        if per_unit {
+            ins.push(g.constant(&[units as u32], &scales));
+        }
+        let y = g.arena("y", &[batches as u32, units as u32]);
+        let scratch = g.arena_of("", DType::I8, &[depth as u32], None);
+        let mut params = act.encode().to_vec();
+        params.push(1);
+        g.node(OpCode::HybridFullyConnected, &ins, y, scratch, &params);
+        let got = run(&g.finish(&[xt], &[y]), &[Data::F32(x)])
+            .unwrap()
+            .remove(0)
+            .f32();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want), "case {case}, per unit {per_unit}");
+    }
 }

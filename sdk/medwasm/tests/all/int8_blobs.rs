@@ -214,16 +214,37 @@ pub fn every_int8_op_blob() -> Vec<u8> {
         .words();
     p.extend(Act::Relu.encode());
     g.node(OpCode::HybridConv, &[x, hwt, hb], hc, hscratch, &p);
+    // Depthwise (multiplier 2) and fully connected with per-channel scales and
+    // asymmetric input quantization.
+    let dw: Vec<i8> = (0..4 * 4).map(|_| rng.next() as i8).collect();
+    let dwt = g.constant_of(&[1, 2, 2, 4], &dw);
+    let ds = g.constant(&[4], &[0.01, 0.02, 0.015, 0.03]);
+    let hd = g.arena("", &[1, 2, 2, 4]);
+    let dscratch = g.arena_of("", DType::I8, &[18], None);
+    let mut p = Win::new(3, 3, [2, 2], [1, 1], [1, 1], false)
+        .unwrap()
+        .words();
+    p.extend(Act::Clip(0.0, 6.0).encode());
+    g.node(
+        OpCode::HybridDepthwiseConv,
+        &[hc, dwt, NO_TENSOR, ds],
+        hd,
+        dscratch,
+        &p,
+    );
     let hf = g.arena("hybrid", &[1, 4]);
-    let fw: Vec<i8> = (0..4 * 18).map(|_| rng.next() as i8).collect();
-    let fwt = g.push(TensorSpec::constant("", &[4, 18], &fw).quantized(0.03, 0));
-    let fscratch = g.arena_of("", DType::I8, &[18], None);
+    let fw: Vec<i8> = (0..4 * 16).map(|_| rng.next() as i8).collect();
+    let fwt = g.constant_of(&[4, 16], &fw);
+    let fs = g.constant(&[4], &[0.03, 0.01, 0.02, 0.025]);
+    let fscratch = g.arena_of("", DType::I8, &[16], None);
+    let mut p = Act::Tanh.encode().to_vec();
+    p.push(1);
     g.node(
         OpCode::HybridFullyConnected,
-        &[hc, fwt, NO_TENSOR],
+        &[hd, fwt, NO_TENSOR, fs],
         hf,
         fscratch,
-        &Act::Tanh.encode(),
+        &p,
     );
     g.finish(&[x], &[probs, hf])
 }
@@ -236,7 +257,7 @@ fn every_int8_op_runs_in_a_plan_as_when_prepared_anew() {
     let ops: Vec<OpCode> = (0..model.node_count())
         .map(|i| model.node(i).unwrap().op)
         .collect();
-    for op in (13..=29).filter_map(OpCode::from_u16) {
+    for op in (13..=30).filter_map(OpCode::from_u16) {
         assert!(ops.contains(&op), "the graph lacks {op:?}");
     }
     let mut arena = AlignedBuf::zeroed(model.arena_bytes());
@@ -273,7 +294,7 @@ impl OpSet for Int8Only {
             | op_bit(OpCode::Concat)
             | op_bit(OpCode::Copy);
         let mut k = 13;
-        while k <= 29 {
+        while k <= 30 {
             bits |= 1 << k;
             k += 1;
         }
@@ -325,8 +346,8 @@ fn op_codes_and_bits_are_dense_and_ordered() {
         assert_eq!(op_bit(*op), 1u64 << (k + 1));
     }
     assert_eq!(OpCode::from_u16(0), None);
-    assert_eq!(OpCode::from_u16(30), None);
-    assert_eq!(medwasm::ops::ALL_OPS, ((1u64 << 30) - 1) & !1);
+    assert_eq!(OpCode::from_u16(31), None);
+    assert_eq!(medwasm::ops::ALL_OPS, ((1u64 << 31) - 1) & !1);
 }
 
 /// `blob` with `patch` applied to the bytes of its `index`th tensor record, the
@@ -984,4 +1005,132 @@ fn hostile_int8_blobs_never_panic() {
         loaded > 100 && refused > 100,
         "{loaded} loaded, {refused} refused"
     );
+}
+
+#[test]
+fn per_channel_hybrid_refusals() {
+    // Conv (or depthwise) over a [1, 3, 3, 2] input, 2x2 kernel, 4 output channels.
+    let conv = |op: OpCode, quantized: bool, scales: Option<Vec<f32>>| {
+        let mut g = Graph::default();
+        let x = g.arena("x", &[1, 3, 3, 2]);
+        let wdims: &[u32] = if op == OpCode::HybridDepthwiseConv {
+            &[1, 2, 2, 4]
+        } else {
+            &[4, 2, 2, 2]
+        };
+        let n = wdims.iter().product::<u32>() as usize;
+        let spec = TensorSpec::constant("", wdims, &vec![1i8; n]);
+        let w = g.push(if quantized {
+            spec.quantized(0.01, 0)
+        } else {
+            spec
+        });
+        let mut ins = vec![x, w, NO_TENSOR];
+        if let Some(s) = scales {
+            ins.push(g.constant(&[s.len() as u32], &s));
+        }
+        let y = g.arena("y", &[1, 2, 2, 4]);
+        let s = g.arena_of("", DType::I8, &[18], None);
+        let mut p = words(&[2, 2, 1, 1, 1, 1, 0, 0, 0, 0]);
+        p.extend(Act::None.encode());
+        g.node(op, &ins, y, s, &p);
+        g.finish(&[x], &[y])
+    };
+    let distinct = Some(vec![0.01, 0.02, 0.03, 0.04]);
+    for b in [
+        conv(OpCode::HybridConv, false, distinct.clone()),
+        conv(OpCode::HybridDepthwiseConv, false, distinct.clone()),
+        conv(OpCode::HybridDepthwiseConv, false, Some(vec![0.01; 4])),
+    ] {
+        assert!(Model::load(AlignedBuf::from_bytes(&b).as_slice()).is_ok());
+    }
+    for (b, what) in [
+        (
+            conv(OpCode::HybridConv, false, Some(vec![0.01; 4])),
+            "per-channel HybridConv scales are all equal: LiteRT runs the per-tensor form",
+        ),
+        (
+            conv(OpCode::HybridConv, true, distinct.clone()),
+            "per-channel hybrid weights take their scales from the scales operand, not their record",
+        ),
+        (
+            conv(OpCode::HybridConv, false, Some(vec![0.01, 0.02, 0.03])),
+            "hybrid weight scales must be an f32 constant of one value per channel",
+        ),
+        (
+            conv(
+                OpCode::HybridDepthwiseConv,
+                false,
+                Some(vec![0.01, -0.02, 0.03, 0.04]),
+            ),
+            "hybrid weight scale not finite and positive",
+        ),
+        (
+            conv(
+                OpCode::HybridDepthwiseConv,
+                false,
+                Some(vec![0.01, f32::INFINITY, 0.03, 0.04]),
+            ),
+            "hybrid weight scale not finite and positive",
+        ),
+        (
+            conv(OpCode::HybridDepthwiseConv, false, None),
+            "wrong number of inputs",
+        ),
+    ] {
+        assert_eq!(load_err(&b), malformed(what, 0), "{what}");
+    }
+
+    // Fully connected: flags, per-unit scales only with asymmetric inputs.
+    let fc = |params: &[u32], scales: Option<Vec<f32>>| {
+        let mut g = Graph::default();
+        let x = g.arena("x", &[2, 4]);
+        let spec = TensorSpec::constant("", &[3, 4], &[1i8; 12]);
+        let w = g.push(if scales.is_some() {
+            spec
+        } else {
+            spec.quantized(0.01, 0)
+        });
+        let mut ins = vec![x, w, NO_TENSOR];
+        if let Some(s) = scales {
+            ins.push(g.constant(&[s.len() as u32], &s));
+        }
+        let y = g.arena("y", &[2, 3]);
+        let s = g.arena_of("", DType::I8, &[4], None);
+        g.node(OpCode::HybridFullyConnected, &ins, y, s, params);
+        g.finish(&[x], &[y])
+    };
+    let act = Act::None.encode();
+    let with = |flags: u32| {
+        let mut p = act.to_vec();
+        p.push(flags);
+        p
+    };
+    let per_unit = Some(vec![0.01, 0.02, 0.03]);
+    for b in [
+        fc(&act, None),
+        fc(&with(0), None),
+        fc(&with(1), None),
+        fc(&with(1), per_unit.clone()),
+    ] {
+        assert!(Model::load(AlignedBuf::from_bytes(&b).as_slice()).is_ok());
+    }
+    for (b, what) in [
+        (fc(&with(2), None), "unknown hybrid fully connected flags"),
+        (
+            fc(&with(0), per_unit.clone()),
+            "per-unit hybrid fully connected scales need asymmetric input quantization",
+        ),
+        (
+            fc(&act, per_unit.clone()),
+            "per-unit hybrid fully connected scales need asymmetric input quantization",
+        ),
+        (
+            fc(&with(1), Some(vec![0.01, 0.02])),
+            "hybrid weight scales must be an f32 constant of one value per channel",
+        ),
+        (fc(&[0, 0], None), "wrong parameter count"),
+    ] {
+        assert_eq!(load_err(&b), malformed(what, 0), "{what}");
+    }
 }

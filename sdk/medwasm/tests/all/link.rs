@@ -187,7 +187,7 @@ opt-level = "s"
     let int8_kernel = "7kernels4int8";
     let gemm = "7kernels4gemm";
     let f32_conv = "7kernels4conv4conv";
-    let all_int8 = "{ let mut b = 0; let mut k = 13; while k <= 29 { b |= 1u64 << k; k += 1 } b }";
+    let all_int8 = "{ let mut b = 0; let mut k = 13; while k <= 30 { b |= 1u64 << k; k += 1 } b }";
     let kws = "op_bit(OpCode::QConv) | op_bit(OpCode::QDepthwiseConv) | op_bit(OpCode::QAveragePool) \
                | op_bit(OpCode::QFullyConnected) | op_bit(OpCode::QSoftmax) | op_bit(OpCode::Copy) \
                | op_bit(OpCode::Quantize) | op_bit(OpCode::Dequantize)";

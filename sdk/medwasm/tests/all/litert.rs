@@ -8,6 +8,7 @@
 //! are the conformance suite's, through the converter.
 
 use super::Graph;
+use super::fast::BlobCase;
 use super::int8::{Data, Win, hard_swish_params, lut, run, softmax_params};
 use super::refs::{act_range, quantize_multiplier};
 use medwasm::format::{NO_TENSOR, OpCode};
@@ -585,8 +586,12 @@ fn conv_window(options: &Value, xd: &[u32], w: (usize, usize)) -> Win {
     .unwrap()
 }
 
-#[test]
-fn conv_and_depthwise_match_litert() {
+/// A fixture as a blob: `(name, inputs, expected, blob)`.
+type Fixture = (&'static str, &'static [u8], &'static [u8], Vec<u8>);
+
+/// LiteRT's int8 conv and depthwise fixtures as blobs.
+fn conv_blobs() -> Vec<Fixture> {
+    let mut out = Vec::new();
     for ((name, inputs, expected), tfl) in [
         model!("conv2d_same_relu_int8"),
         model!("conv2d_same_s2_relu6_int8"),
@@ -640,12 +645,21 @@ fn conv_and_depthwise_match_litert() {
             OpCode::QConv
         };
         g.node(code, &[x, wt, bt, mt, st], y, NO_TENSOR, &params);
-        check(name, inputs, expected, &g.finish(&[x], &[y]));
+        out.push((name, inputs, expected, g.finish(&[x], &[y])));
     }
+    out
 }
 
 #[test]
-fn fully_connected_matches_litert_in_its_f64_mode() {
+fn conv_and_depthwise_match_litert() {
+    for (name, inputs, expected, blob) in conv_blobs() {
+        check(name, inputs, expected, &blob);
+    }
+}
+
+/// LiteRT's int8 fully connected fixtures in its f64 mode, as blobs.
+fn fc_blobs() -> Vec<Fixture> {
+    let mut out = Vec::new();
     for ((name, inputs, expected), tfl) in [
         model!("fc_relu_int8"),
         model!("fc_per_tensor_int8pt"),
@@ -687,53 +701,180 @@ fn fully_connected_matches_litert_in_its_f64_mode() {
             NO_TENSOR,
             &words(&[1, lo, hi]),
         );
-        check(name, inputs, expected, &g.finish(&[x], &[y]));
+        out.push((name, inputs, expected, g.finish(&[x], &[y])));
     }
+    out
 }
 
 #[test]
-fn hybrid_conv_matches_litert() {
-    let ((name, inputs, expected), tfl) = model!("conv2d_same_relu_dynpt");
-    let c = case(name);
-    let (options, input, output) = op(&c, 0);
-    let wdims = dims(&c["op_details"][0]["inputs"][1]);
-    let (w, b) = (tflite_input(tfl, 1).unwrap(), tflite_input(tfl, 2).unwrap());
-    assert_eq!(
-        w.scales.len(),
-        1,
-        "per-tensor weights: the symmetric EvalHybrid"
-    );
-    let win = conv_window(
-        options,
-        &dims(input),
-        (wdims[1] as usize, wdims[2] as usize),
-    );
-    let xd = dims(input);
-    let mut g = Graph::default();
-    let x = g.arena("x", &xd);
-    let wt = g.push(
-        medwasm::format::TensorSpec::constant("", &wdims, &i8s(&w.data)).quantized(w.scales[0], 0),
-    );
-    let bias: Vec<f32> = b
-        .data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    let bt = g.constant(&[bias.len() as u32], &bias);
-    let y = g.arena("y", &dims(output));
-    let scratch = g.arena_of(
-        "",
-        medwasm::format::DType::I8,
-        &[xd[1] * xd[2] * xd[3]],
-        None,
-    );
-    let mut params = win.words();
-    // Fused RELU on the float path: the clamp to [0, f32::MAX] of `CalculateActivationRange`.
-    let act = match options["fused_activation_function"].as_str().unwrap() {
-        "RELU" => medwasm::kernels::act::Act::Clip(0.0, f32::MAX),
+fn fully_connected_matches_litert_in_its_f64_mode() {
+    for (name, inputs, expected, blob) in fc_blobs() {
+        check(name, inputs, expected, &blob);
+    }
+}
+
+/// The float activation range of a hybrid op's fused activation
+/// (`CalculateActivationRange`); NONE is the identity on finite values.
+fn float_act(options: &Value) -> medwasm::kernels::act::Act {
+    use medwasm::kernels::act::Act;
+    match options["fused_activation_function"].as_str().unwrap() {
+        "NONE" => Act::None,
+        "RELU" => Act::Clip(0.0, f32::MAX),
+        "RELU6" => Act::Clip(0.0, 6.0),
+        "RELU_N1_TO_1" => Act::Clip(-1.0, 1.0),
         other => panic!("{other}"),
-    };
-    params.extend(act.encode());
-    g.node(OpCode::HybridConv, &[x, wt, bt], y, scratch, &params);
-    check(name, inputs, expected, &g.finish(&[x], &[y]));
+    }
+}
+
+fn f32s(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// LiteRT's dynamic-range conv, depthwise and fully connected fixtures as hybrid
+/// blobs: per-tensor conv (symmetric), per-channel conv and depthwise
+/// (asymmetric), fully connected with `asymmetric_quantize_inputs`, per-channel and
+/// per-tensor.
+fn hybrid_blobs() -> Vec<Fixture> {
+    let mut out = Vec::new();
+    for ((name, inputs, expected), tfl) in [
+        model!("conv2d_same_relu_dynpt"),
+        model!("conv2d_same_relu_dyn"),
+        model!("conv2d_same_s2_relu6_dyn"),
+        model!("conv2d_valid_s2_dyn"),
+        model!("conv2d_k4x3_s1x2_n1_to_1_dyn"),
+        model!("conv2d_dilation2_dyn"),
+        model!("dw_hybrid_m2_s2_dyn"),
+    ] {
+        let c = case(name);
+        let depthwise = name.starts_with("dw");
+        let (options, input, output) = op(&c, 0);
+        let wdims = dims(&c["op_details"][0]["inputs"][1]);
+        let (w, b) = (tflite_input(tfl, 1).unwrap(), tflite_input(tfl, 2).unwrap());
+        assert!(w.zero_points.iter().all(|&z| z == 0), "{name}");
+        if depthwise {
+            // The hybrid kernel takes the multiplier from the options: the converter
+            // must check it is the one the shapes give.
+            let xd = dims(input);
+            assert_eq!(
+                options["depth_multiplier"].as_u64().unwrap() as u32,
+                wdims[3] / xd[3]
+            );
+        }
+        let win = conv_window(
+            options,
+            &dims(input),
+            (wdims[1] as usize, wdims[2] as usize),
+        );
+        let xd = dims(input);
+        let mut g = Graph::default();
+        let x = g.arena("x", &xd);
+        let spec = medwasm::format::TensorSpec::constant("", &wdims, &i8s(&w.data));
+        let per_tensor = w.scales.len() == 1;
+        let wt = g.push(if per_tensor {
+            spec.quantized(w.scales[0], 0)
+        } else {
+            spec
+        });
+        let bias = f32s(&b.data);
+        let bt = g.constant(&[bias.len() as u32], &bias);
+        let mut ins = vec![x, wt, bt];
+        if !per_tensor {
+            ins.push(g.constant(&[w.scales.len() as u32], &w.scales));
+        }
+        let y = g.arena("y", &dims(output));
+        let scratch = g.arena_of(
+            "",
+            medwasm::format::DType::I8,
+            &[xd[1] * xd[2] * xd[3]],
+            None,
+        );
+        let mut params = win.words();
+        params.extend(float_act(options).encode());
+        let code = if depthwise {
+            OpCode::HybridDepthwiseConv
+        } else {
+            OpCode::HybridConv
+        };
+        g.node(code, &ins, y, scratch, &params);
+        out.push((name, inputs, expected, g.finish(&[x], &[y])));
+    }
+    for ((name, inputs, expected), tfl) in [
+        model!("fc_relu_dyn"),
+        model!("fc_per_tensor_dynpt"),
+        model!("fc_keep_dims_relu6_dyn"),
+        model!("fc_nobias_n1_to_1_dyn"),
+    ] {
+        let c = case(name);
+        let (options, input, output) = op(&c, 0);
+        assert_eq!(options["asymmetric_quantize_inputs"], true, "{name}");
+        let wdims = dims(&c["op_details"][0]["inputs"][1]);
+        let w = tflite_input(tfl, 1).unwrap();
+        let bias = tflite_input(tfl, 2);
+        let (units, depth) = (wdims[0], wdims[1]);
+        let mut g = Graph::default();
+        let x = g.arena("x", &dims(input));
+        let spec = medwasm::format::TensorSpec::constant("", &wdims, &i8s(&w.data));
+        let per_tensor = w.scales.len() == 1;
+        let wt = g.push(if per_tensor {
+            spec.quantized(w.scales[0], 0)
+        } else {
+            spec
+        });
+        let bt = match bias {
+            Some(b) => g.constant(&[units], &f32s(&b.data)),
+            None => NO_TENSOR,
+        };
+        let mut ins = vec![x, wt, bt];
+        if !per_tensor {
+            ins.push(g.constant(&[units], &w.scales));
+        }
+        let y = g.arena("y", &dims(output));
+        let scratch = g.arena_of("", medwasm::format::DType::I8, &[depth], None);
+        let mut params = float_act(options).encode().to_vec();
+        params.push(1); // asymmetric input quantization
+        g.node(OpCode::HybridFullyConnected, &ins, y, scratch, &params);
+        out.push((name, inputs, expected, g.finish(&[x], &[y])));
+    }
+    out
+}
+
+#[test]
+fn hybrid_conv_depthwise_and_fully_connected_match_litert() {
+    for (name, inputs, expected, blob) in hybrid_blobs() {
+        check(name, inputs, expected, &blob);
+    }
+}
+
+/// Every fixture of an operator with fast kernels, one case per sample, with
+/// LiteRT's outputs: for the Cortex-M firmware.
+pub fn cases() -> Vec<BlobCase> {
+    let mut out = Vec::new();
+    for (name, inputs, expected, blob) in conv_blobs()
+        .into_iter()
+        .chain(fc_blobs())
+        .chain(hybrid_blobs())
+    {
+        let (shape, x) = npy(inputs);
+        let (_, want) = npy(expected);
+        let bytes = |d: Data| -> Vec<u8> {
+            match d {
+                Data::I8(v) => v.iter().map(|&b| b as u8).collect(),
+                Data::F32(v) => v.iter().flat_map(|f| f.to_le_bytes()).collect(),
+            }
+        };
+        let (x, want) = (bytes(x), bytes(want));
+        let (xn, wn) = (x.len() / shape[0], want.len() / shape[0]);
+        for k in 0..shape[0] {
+            out.push(BlobCase {
+                name: format!("litert {name} sample {k}"),
+                blob: blob.clone(),
+                input: x[k * xn..][..xn].to_vec(),
+                want: want[k * wn..][..wn].to_vec(),
+                macs: 0,
+            });
+        }
+    }
+    out
 }

@@ -37,7 +37,7 @@ pub struct AddParams {
 }
 
 /// `MultiplyByQuantizedMultiplierSmallerThanOneExp`: the loader keeps `shift ≤ 0`.
-#[inline]
+#[inline(always)]
 fn scale_down(x: i32, m: i32, shift: i8) -> i32 {
     rdbpot(srdhm(x, m), (-(shift as i32)) as u32)
 }
@@ -85,9 +85,44 @@ impl MulParams {
     }
 }
 
-/// int8 ADD or SUB of `a` and `b` broadcast to `yd`.
+/// Elements from which [`add`] tabulates each input's rescaling first.
+const TABULATE: usize = 1024;
+
+impl AddParams {
+    /// Each input's rescaled value for every int8 input: `scale_down((x − zp) ·
+    /// 2^left_shift, m, s)` depends on `x` alone.
+    fn tables(&self) -> ([i32; 256], [i32; 256]) {
+        let scaled = |x: i32, zp: i16, m: i32, s: i8| {
+            scale_down((x - zp as i32) * (1 << self.left_shift), m, s)
+        };
+        (
+            core::array::from_fn(|k| scaled(k as u8 as i8 as i32, self.zp1, self.m1, self.s1)),
+            core::array::from_fn(|k| scaled(k as u8 as i8 as i32, self.zp2, self.m2, self.s2)),
+        )
+    }
+
+    /// [`AddParams::eval`] with the inputs' rescaling looked up in `tables`.
+    #[inline(always)]
+    fn eval_tabulated(&self, (ta, tb): &([i32; 256], [i32; 256]), x1: i8, x2: i8) -> i8 {
+        let (sa, sb) = (ta[x1 as u8 as usize], tb[x2 as u8 as usize]);
+        let raw = if self.sub { sa - sb } else { sa + sb };
+        let y = scale_down(raw, self.mo, self.so) + self.zpo as i32;
+        y.max(self.act_min as i32).min(self.act_max as i32) as i8
+    }
+}
+
+/// int8 ADD or SUB of `a` and `b` broadcast to `yd`. A large output (a residual
+/// connection) first tabulates what each input's 256 values rescale to (2 KiB of
+/// stack), the same function [`AddParams::eval`] evaluates per element.
 pub fn add(p: &AddParams, a: &[i8], ad: &Dims, b: &[i8], bd: &Dims, y: &mut [i8], yd: &Dims) {
-    broadcast_zip(a, ad, b, bd, y, yd, |x1, x2| p.eval(x1, x2));
+    if y.len() >= TABULATE {
+        let tables = p.tables();
+        broadcast_zip(a, ad, b, bd, y, yd, |x1, x2| {
+            p.eval_tabulated(&tables, x1, x2)
+        });
+    } else {
+        broadcast_zip(a, ad, b, bd, y, yd, |x1, x2| p.eval(x1, x2));
+    }
 }
 
 /// int8 MUL of `a` and `b` broadcast to `yd`.

@@ -13,7 +13,7 @@
 /// gemmlowp adds a nudge of `2^30` (or `1 − 2^30` for a negative product) and
 /// divides with C truncation; the floor form here gives the same result for every
 /// pair (tested against the literal form).
-#[inline]
+#[inline(always)]
 pub fn srdhm(a: i32, b: i32) -> i32 {
     if a == b && a == i32::MIN {
         return i32::MAX;
@@ -23,7 +23,7 @@ pub fn srdhm(a: i32, b: i32) -> i32 {
 
 /// `RoundingDivideByPOT`: `x / 2^e` rounded to nearest, ties away from zero, for
 /// `e` in `0..=31`.
-#[inline]
+#[inline(always)]
 pub fn rdbpot(x: i32, e: u32) -> i32 {
     let mask = ((1u32 << e) - 1) as i32;
     let remainder = x & mask;
@@ -34,7 +34,7 @@ pub fn rdbpot(x: i32, e: u32) -> i32 {
 /// `MultiplyByQuantizedMultiplier`, the double-rounding form that LiteRT's
 /// BUILTIN_REF is built with: `x·2^left` (left = max(shift, 0)), then [`srdhm`]
 /// by `m`, then [`rdbpot`] by `max(−shift, 0)`. `shift` is in `-31..=30`.
-#[inline]
+#[inline(always)]
 pub fn mbqm(x: i32, m: i32, shift: i32) -> i32 {
     let left = shift.max(0) as u32;
     let right = (-shift).max(0) as u32;

@@ -1,0 +1,361 @@
+//! The SDK's kernel battery on a Cortex-M4/M7 in QEMU: runs blobs the host test
+//! built, with the kernels this target compiles (the DSP ones), compares each
+//! output with the one the host computed with the reference kernels, and counts the
+//! instructions of every run. Built and driven by `tests/all/mcu.rs`; no
+//! dependency but the SDK (a vector table, a reset handler and semihosting of its
+//! own), so it builds offline from the workspace's lock.
+//!
+//! The cases come in at compile time, from the file `MEDWASM_MCU_CASES` names
+//! (little-endian): `MWKC`, u32 version 1, u32 case count, u32 0; then per case,
+//! each part starting 16-aligned: u32 blob length, input length, expected output
+//! length (bytes), 0; the blob; the input bytes (graph input 0); the expected bytes
+//! (graph output 0).
+//!
+//! Output (semihosting stdout), one fact per line: `medwasm-mcu-battery 1`,
+//! `kernels <name>` (the int8 sums this build runs: `dsp`, or `reference` with
+//! `--cfg medwasm_reference_kernels`), `calibration <loops>`, then per case `case <i> ok`, `case <i> mismatch <byte>
+//! <got> <want>` or `case <i> error <stage> <code>`, and `done <passed>
+//! <failed>`; then QEMU exits with 0 when every case passed.
+//!
+//! Counting: the same markers as `cargo medwasm build --target mcu`'s firmware
+//! (`targets/mcu/firmware/main.rs`) for the same plugin
+//! (`targets/mcu/qemu-plugin/lib.rs`): section 1 counts nothing (2), section 2 a
+//! loop of `2 × loops` instructions, then one section per case that reached its
+//! run (`ok` and `mismatch` lines): `bl run_case` on the prepared runtime.
+
+#![no_std]
+#![no_main]
+
+use core::arch::{asm, global_asm};
+use core::fmt::Write as _;
+use core::mem::MaybeUninit;
+
+use medwasm::kernels::int8::acc::{Best, Sums};
+use medwasm::{Model, PlanArrays, Runtime, View, ViewMut};
+
+/// Arena for every case (the host checks each case fits).
+const ARENA_BYTES: usize = 512 * 1024;
+/// Plan storage for every case (the host checks each case fits).
+const STEPS: usize = 64;
+const OPERANDS: usize = 512;
+/// Iterations of the two-instruction calibration loop.
+const CALIBRATION_LOOPS: u32 = 10_000;
+
+#[repr(C, align(16))]
+struct Aligned<T: ?Sized>(T);
+
+static CASES: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("MEDWASM_MCU_CASES")));
+
+static mut ARENA: Aligned<[MaybeUninit<u8>; ARENA_BYTES]> =
+    Aligned([MaybeUninit::uninit(); ARENA_BYTES]);
+static mut PLAN: PlanArrays<STEPS, OPERANDS> = PlanArrays::new();
+
+// Reset: zero `.bss`, copy `.data`, enable the FPU (CP10, CP11: the hybrid kernels
+// compute in f32), then Rust.
+global_asm!(
+    ".section .text.reset,\"ax\",%progbits",
+    ".global reset",
+    ".type reset, %function",
+    ".thumb_func",
+    "reset:",
+    "ldr r0, =_sbss",
+    "ldr r1, =_ebss",
+    "movs r2, #0",
+    "1:",
+    "cmp r0, r1",
+    "bhs 2f",
+    "str r2, [r0], #4",
+    "b 1b",
+    "2:",
+    "ldr r0, =_sdata",
+    "ldr r1, =_edata",
+    "ldr r2, =_sidata",
+    "3:",
+    "cmp r0, r1",
+    "bhs 4f",
+    "ldr r3, [r2], #4",
+    "str r3, [r0], #4",
+    "b 3b",
+    "4:",
+    "ldr r0, =0xE000ED88",
+    "ldr r1, [r0]",
+    "orr r1, r1, #0xF00000",
+    "str r1, [r0]",
+    "dsb",
+    "isb",
+    "bl battery_main",
+    "udf #0",
+    ".size reset, . - reset",
+    // The two markers of a counted section, one instruction each.
+    ".section .text.medwasm_firmware_count,\"ax\",%progbits",
+    ".p2align 1",
+    ".global medwasm_firmware_count_begin",
+    ".type medwasm_firmware_count_begin, %function",
+    ".thumb_func",
+    "medwasm_firmware_count_begin:",
+    "bx lr",
+    ".size medwasm_firmware_count_begin, . - medwasm_firmware_count_begin",
+    ".global medwasm_firmware_count_end",
+    ".type medwasm_firmware_count_end, %function",
+    ".thumb_func",
+    "medwasm_firmware_count_end:",
+    "bx lr",
+    ".size medwasm_firmware_count_end, . - medwasm_firmware_count_end",
+);
+
+unsafe extern "C" {
+    fn reset();
+    fn medwasm_firmware_count_begin();
+    fn medwasm_firmware_count_end();
+}
+
+/// A fault stops the run with a failure.
+extern "C" fn fault() {
+    line(format_args!("fault"));
+    exit(false);
+}
+
+type Handler = unsafe extern "C" fn();
+
+/// Reset and the system exceptions (the stack pointer comes first, from `link.x`).
+#[unsafe(link_section = ".vectors.handlers")]
+#[used]
+static HANDLERS: [Option<Handler>; 15] = [
+    Some(reset),
+    Some(fault),
+    Some(fault),
+    Some(fault),
+    Some(fault),
+    Some(fault),
+    None,
+    None,
+    None,
+    None,
+    Some(fault),
+    Some(fault),
+    None,
+    Some(fault),
+    Some(fault),
+];
+
+/// A semihosting call.
+fn semihost(op: u32, arg: usize) -> u32 {
+    let r;
+    // SAFETY: `bkpt 0xab` is the semihosting trap; QEMU reads `r0`, `r1` and the
+    // memory `arg` points to, and writes `r0`.
+    unsafe { asm!("bkpt #0xab", inout("r0") op => r, in("r1") arg, options(nostack)) };
+    r
+}
+
+/// Ends the QEMU run: status 0 (`ADP_Stopped_ApplicationExit`) or 1.
+fn exit(ok: bool) -> ! {
+    semihost(0x18, if ok { 0x20026 } else { 0x20023 });
+    loop {}
+}
+
+/// One output line, written in one semihosting call (`SYS_WRITE0`).
+struct Line {
+    buf: [u8; 160],
+    len: usize,
+}
+
+impl core::fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len < self.buf.len() - 2 {
+                self.buf[self.len] = b;
+                self.len += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn line(args: core::fmt::Arguments<'_>) {
+    let mut l = Line {
+        buf: [0; 160],
+        len: 0,
+    };
+    let _ = l.write_fmt(args);
+    l.buf[l.len] = b'\n';
+    l.buf[l.len + 1] = 0;
+    semihost(0x04, l.buf.as_ptr() as usize);
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    match info.location() {
+        Some(at) => line(format_args!("panic {}:{}", at.file(), at.line())),
+        None => line(format_args!("panic")),
+    }
+    exit(false)
+}
+
+/// Calls `run_case(rt)` as a counted section and returns its result.
+fn counted_run(rt: &mut Runtime<'static, 'static>) -> i32 {
+    let code: i32;
+    // SAFETY: the markers change no register but `pc`; `run_case` follows the C ABI
+    // (AAPCS), so it may change r0-r3, r12, lr, s0-s15 and the flags, all declared.
+    unsafe {
+        asm!(
+            "bl {begin}",
+            "bl {f}",
+            "bl {end}",
+            begin = sym medwasm_firmware_count_begin,
+            f = sym run_case,
+            end = sym medwasm_firmware_count_end,
+            inlateout("r0") rt as *mut Runtime<'static, 'static> => code,
+            out("r1") _, out("r2") _, out("r3") _, out("r12") _, out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+        );
+    }
+    code
+}
+
+/// One inference: 0, or the error's code.
+extern "C" fn run_case(rt: *mut Runtime<'static, 'static>) -> i32 {
+    // SAFETY: `counted_run` passes its exclusive borrow.
+    match unsafe { &mut *rt }.run() {
+        Ok(()) => 0,
+        Err(e) => e.code() as i32,
+    }
+}
+
+/// Sections 1 and 2 of the counting protocol.
+fn calibrate() {
+    // SAFETY: the markers change no register but `pc`, `bl` only `lr`; the loop its
+    // counter and the flags.
+    unsafe {
+        asm!("bl {begin}", "bl {end}",
+             begin = sym medwasm_firmware_count_begin,
+             end = sym medwasm_firmware_count_end, out("lr") _);
+        asm!(
+            "bl {begin}",
+            "2:",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "bl {end}",
+            begin = sym medwasm_firmware_count_begin,
+            end = sym medwasm_firmware_count_end,
+            n = inout(reg) CALIBRATION_LOOPS => _,
+            out("lr") _,
+        );
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> usize {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize
+}
+
+fn align16(v: usize) -> usize {
+    (v + 15) & !15
+}
+
+/// Runs one case; true when its output is the expected one.
+fn case(i: usize, blob: &'static [u8], input: &[u8], want: &[u8]) -> bool {
+    let model = match Model::load(blob) {
+        Ok(m) => m,
+        Err(e) => {
+            line(format_args!("case {i} error load {}", e.code()));
+            return false;
+        }
+    };
+    // SAFETY: one case at a time; the previous case's runtime, the only other
+    // borrower of the arena and the plan, is gone.
+    let (arena, plan) = unsafe {
+        let arena = &mut *core::ptr::addr_of_mut!(ARENA.0);
+        let arena = core::slice::from_raw_parts_mut(arena.as_mut_ptr().cast::<u8>(), ARENA_BYTES);
+        (arena, &mut *core::ptr::addr_of_mut!(PLAN))
+    };
+    let mut rt = match Runtime::new(model, arena, plan.storage()) {
+        Ok(rt) => rt,
+        Err(e) => {
+            line(format_args!("case {i} error init {}", e.code()));
+            return false;
+        }
+    };
+    match rt.input_view_mut(0) {
+        Ok(ViewMut::I8(dst)) if dst.len() == input.len() => {
+            for (d, &s) in dst.iter_mut().zip(input) {
+                *d = s as i8;
+            }
+        }
+        Ok(ViewMut::F32(dst)) if dst.len() * 4 == input.len() => {
+            for (d, s) in dst.iter_mut().zip(input.chunks_exact(4)) {
+                *d = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+            }
+        }
+        _ => {
+            line(format_args!("case {i} error input 0"));
+            return false;
+        }
+    }
+    let code = counted_run(&mut rt);
+    if code != 0 {
+        line(format_args!("case {i} error run {code}"));
+        return false;
+    }
+    let got: &[u8] = match rt.output_view(0) {
+        Ok(View::I8(v)) => {
+            // SAFETY: i8 and u8 have the same layout.
+            unsafe { core::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len()) }
+        }
+        Ok(View::F32(v)) => {
+            // SAFETY: any f32 is 4 initialized bytes; little-endian target.
+            unsafe { core::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len() * 4) }
+        }
+        _ => {
+            line(format_args!("case {i} error output 0"));
+            return false;
+        }
+    };
+    if got.len() != want.len() {
+        line(format_args!("case {i} error length {}", got.len()));
+        return false;
+    }
+    match got.iter().zip(want).position(|(a, b)| a != b) {
+        None => {
+            line(format_args!("case {i} ok"));
+            true
+        }
+        Some(k) => {
+            line(format_args!("case {i} mismatch {k} {} {}", got[k], want[k]));
+            false
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn battery_main() -> ! {
+    line(format_args!("medwasm-mcu-battery 1"));
+    line(format_args!("kernels {}", <Best as Sums>::NAME));
+    line(format_args!("calibration {CALIBRATION_LOOPS}"));
+    calibrate();
+    let b: &'static [u8] = &CASES.0;
+    if b.len() < 16 || &b[..4] != b"MWKC" || u32_at(b, 4) != 1 {
+        line(format_args!("error cases"));
+        exit(false);
+    }
+    let count = u32_at(b, 8);
+    let (mut at, mut passed, mut failed) = (16, 0, 0);
+    for i in 0..count {
+        let (blob_len, in_len, out_len) = (u32_at(b, at), u32_at(b, at + 4), u32_at(b, at + 8));
+        at += 16;
+        let blob = &b[at..at + blob_len];
+        at = align16(at + blob_len);
+        let input = &b[at..at + in_len];
+        at = align16(at + in_len);
+        let want = &b[at..at + out_len];
+        at = align16(at + out_len);
+        if case(i, blob, input, want) {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    line(format_args!("done {passed} {failed}"));
+    exit(failed == 0)
+}
