@@ -296,7 +296,7 @@ fn judge(
             s.max,
             match reference {
                 Reference::Python(p, _) if p.engine() == Engine::OnnxRuntime =>
-                    ": onnxruntime's int8 arithmetic rounds otherwise than TFLite's kernels, which the detector runs",
+                    " against onnxruntime, whose int8 arithmetic rounds otherwise than TFLite's kernels, which the detector runs",
                 _ => " by `int8-tolerance-steps`",
             }
         )),
