@@ -95,7 +95,13 @@ pub fn import_model(root: &Path, model: &Path, opts: &ImportOptions, ui: &Ui) ->
     let kept = model_dir.join(&manifest.source.file);
     let same = std::fs::canonicalize(model).ok() == std::fs::canonicalize(&kept).ok();
 
-    let reference = Reference::for_model(model, &manifest, converted.int8_activations, opts, ui)?;
+    let reference = Reference::for_model(
+        model,
+        &manifest,
+        (converted.int8_activations, &converted.int8_inputs),
+        opts,
+        ui,
+    )?;
     let vectors = prepare_vectors(root, &manifest, opts, &reference, ui)?;
 
     // Self-check: the SDK, natively, on every vector, against the reference, then
@@ -343,13 +349,21 @@ fn judge(
     }
 }
 
+/// The original model as a Python reference runs it.
+struct Original {
+    path: PathBuf,
+    /// Per graph input, whether the model itself takes int8 values (else real
+    /// ones, whatever the detector's ABI takes).
+    int8_inputs: Vec<bool>,
+}
+
 /// What an import checks the converted model against.
 enum Reference {
     /// tract on a float ONNX original.
     Tract(crate::reference::TractReference),
     /// A Python reference on the original: LiteRT's reference kernels on a TFLite
     /// model, onnxruntime on a quantized ONNX one (or one tract cannot load).
-    Python(PyReference, PathBuf),
+    Python(PyReference, Original),
     /// Only the outputs given with `--expected` (the Python reference is absent).
     Expected,
 }
@@ -365,14 +379,18 @@ impl Reference {
     fn for_model(
         model: &Path,
         m: &Manifest,
-        int8: bool,
+        (int8, int8_inputs): (bool, &[bool]),
         opts: &ImportOptions,
         ui: &Ui,
     ) -> Result<Reference> {
+        let original = Original {
+            path: model.to_path_buf(),
+            int8_inputs: int8_inputs.to_vec(),
+        };
         if convert::is_tflite(model) {
             return Reference::python(
                 Engine::LiteRt,
-                model,
+                original,
                 opts,
                 ui,
                 "tract cannot run `.tflite` files",
@@ -385,7 +403,7 @@ impl Reference {
             ));
             return Reference::python(
                 Engine::OnnxRuntime,
-                model,
+                original,
                 opts,
                 ui,
                 TRACT_NOT_FOR_INT8,
@@ -401,7 +419,7 @@ impl Reference {
                 ui.note(format!("{why}; checking it against onnxruntime instead"));
                 Reference::python(
                     Engine::OnnxRuntime,
-                    model,
+                    original,
                     opts,
                     ui,
                     &why,
@@ -416,7 +434,7 @@ impl Reference {
     /// cannot stand in; `trusted` where outputs worth passing come from.
     fn python(
         engine: Engine,
-        model: &Path,
+        original: Original,
         opts: &ImportOptions,
         ui: &Ui,
         no_tract: &str,
@@ -428,7 +446,7 @@ impl Reference {
             Engine::OnnxRuntime => "this ONNX model",
         };
         match PyReference::probe(engine) {
-            Ok(found) => Ok(Reference::Python(found, model.to_path_buf())),
+            Ok(found) => Ok(Reference::Python(found, original)),
             Err(why) if opts.expected.is_some() => {
                 ui.warn(format!(
                     "{name}, the reference for {kind}, is not available ({why}); checking against `--expected` only (`{}` to check against {name})",
@@ -505,18 +523,25 @@ impl Reference {
                         .collect(),
                 ))
             }
-            Reference::Python(engine, model) => {
+            Reference::Python(
+                engine,
+                Original {
+                    path: model,
+                    int8_inputs,
+                },
+            ) => {
                 // Each sample in the model's own element type and in the shape it
                 // was converted with (`--inputs` files may drop a batch of 1).
                 let inputs: Vec<Array> = inputs
                     .iter()
                     .zip(&m.inputs)
-                    .map(|(a, t)| {
+                    .zip(int8_inputs)
+                    .map(|((a, t), &int8)| {
                         let mut shape = vec![a.samples()];
                         shape.extend(t.shape.iter().map(|&d| d as usize));
                         Array {
                             shape,
-                            ..model_array(a, t.quant)
+                            ..model_array(a, t.quant, int8)
                         }
                     })
                     .collect();
@@ -735,11 +760,21 @@ fn abi_sample(a: &Array, s: usize, quant: Option<Quant>) -> Vec<f32> {
     }
 }
 
-/// `a` in the model's own element type, for the Python reference: an int8 input gets its int8
-/// values (real vectors quantized as TFLite's QUANTIZE does: an f32 division, ties
-/// away from zero, saturated), a float input real values.
-fn model_array(a: &Array, quant: Option<Quant>) -> Array {
+/// `a` in the original model's own element type (`int8`: the model takes int8),
+/// for the Python reference: an int8 input gets its int8 values (real vectors
+/// quantized as TFLite's QUANTIZE does: an f32 division, ties away from zero,
+/// saturated), a float input real values (int8 vectors of an input the detector
+/// takes as int8, `--io int8`, dequantized: the model's own quantize gives them back).
+fn model_array(a: &Array, quant: Option<Quant>, int8: bool) -> Array {
     match (quant, a.integers) {
+        (Some(q), true) if !int8 => Array::floats(
+            a.shape.clone(),
+            a.data.iter().map(|&x| q.dequantize(x)).collect(),
+        ),
+        (Some(_), _) if !int8 => Array {
+            integers: false,
+            ..a.clone()
+        },
         (Some(_), true) => a.clone(),
         (Some(q), false) => Array {
             data: a.data.iter().map(|&x| q.quantize(x) as f32).collect(),

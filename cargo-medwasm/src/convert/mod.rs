@@ -65,6 +65,9 @@ pub struct Converted {
     /// with, at most, int8 constants: float references such as tract cannot
     /// stand for it.
     pub int8_activations: bool,
+    /// Per graph input, whether the source model takes it as int8 (else f32),
+    /// whatever the detector's ABI takes (`--io`).
+    pub int8_inputs: Vec<bool>,
 }
 
 /// What kind of problem a node has.
@@ -315,6 +318,11 @@ fn lower_with(
         .tensors
         .iter()
         .any(|t| t.dtype == ir::DType::I8 && !t.is_const());
+    let int8_inputs = graph
+        .inputs
+        .iter()
+        .map(|&t| graph.tensors[t].dtype == ir::DType::I8)
+        .collect();
     let (in_quant, out_quant) = match opts.io {
         Io::F32 => passes::edges::quantize_edges(&mut graph),
         Io::Int8 => passes::edges::int8_edges(&mut graph).map_err(unsupported)?,
@@ -454,6 +462,7 @@ fn lower_with(
         blob,
         manifest,
         int8_activations,
+        int8_inputs,
     })
 }
 
