@@ -996,6 +996,23 @@ fn an_onnxruntime_quantized_model_is_checked_against_onnxruntime_and_benched() {
         std::fs::read(project.join("model/model.mwm")).unwrap(),
         before
     );
+
+    // With `--io int8` the detector takes the int8 values the model's first
+    // QuantizeLinear makes, but onnxruntime still gets the real ones it takes.
+    let [model, inputs, _] = qdq_case("softmax_qdq_pt");
+    let args = [
+        "import",
+        model.to_str().unwrap(),
+        "--inputs",
+        inputs.to_str().unwrap(),
+        "--io",
+        "int8",
+    ];
+    let out = cli(&project, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Verified against onnxruntime"), "{err}");
+    assert_eq!(manifest_json(&project)["inputs"][0]["dtype"], "i8");
 }
 
 #[test]
