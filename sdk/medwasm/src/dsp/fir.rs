@@ -1,0 +1,71 @@
+//! FIR filters: `y[n] = Σ b[k]·x[n-k]`, scipy's `lfilter(b, [1.0], x)` in f32.
+
+use super::DspError;
+
+/// An `N`-tap FIR filter with its history: `2N` f32 and an index, `8N + 4`
+/// bytes on 32-bit targets.
+///
+/// The sum runs from the oldest sample to the newest, starting from 0:
+/// `((0 + b[N-1]·x[n-N+1]) + b[N-2]·x[n-N+2]) + … + b[0]·x[n]`, each product
+/// rounded, then added. The history starts at zero (`lfilter` without `zi`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fir<const N: usize> {
+    taps: [f32; N],
+    /// A ring of the last `N` inputs; `head` holds the newest.
+    history: [f32; N],
+    head: usize,
+}
+
+impl<const N: usize> Fir<N> {
+    /// A filter with the given taps, `taps[0]` applying to the newest sample.
+    /// Every tap must be finite.
+    pub fn new(taps: &[f32; N]) -> Result<Self, DspError> {
+        const { assert!(N > 0, "a `Fir` needs at least one tap") };
+        if let Some(index) = taps.iter().position(|v| !v.is_finite()) {
+            return Err(DspError::Coefficient { section: 0, index });
+        }
+        Ok(Fir {
+            taps: *taps,
+            history: [0.0; N],
+            head: N - 1,
+        })
+    }
+
+    /// A filter with taps from a slice of exactly `N` values.
+    pub fn from_slice(taps: &[f32]) -> Result<Self, DspError> {
+        let taps: &[f32; N] = taps.try_into().map_err(|_| DspError::Length {
+            what: "taps",
+            expected: N,
+            actual: taps.len(),
+        })?;
+        Self::new(taps)
+    }
+
+    /// Filters one sample.
+    #[inline]
+    pub fn push(&mut self, x: f32) -> f32 {
+        self.head = if self.head + 1 == N { 0 } else { self.head + 1 };
+        self.history[self.head] = x;
+        // Oldest first: the ring after `head`, then up to `head`, against the taps
+        // from the last to the first.
+        let (newer, older) = self.history.split_at(self.head + 1);
+        let mut acc = 0.0f32;
+        for (x, b) in older.iter().chain(newer).zip(self.taps.iter().rev()) {
+            acc += b * x;
+        }
+        acc
+    }
+
+    /// Filters a chunk in place.
+    pub fn process(&mut self, samples: &mut [f32]) {
+        for v in samples {
+            *v = self.push(*v);
+        }
+    }
+
+    /// Clears the history.
+    pub fn reset(&mut self) {
+        self.history = [0.0; N];
+        self.head = N - 1;
+    }
+}
