@@ -14,6 +14,8 @@
 //! `mcu` (native only: those cases on Cortex-M firmware in QEMU) and `link`
 //! (native only: which kernels a Cortex-M detector links, per operator set).
 
+#[path = "all/dsp.rs"]
+mod dsp;
 #[path = "all/fast.rs"]
 mod fast;
 #[path = "all/fixed.rs"]

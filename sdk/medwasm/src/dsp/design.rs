@@ -258,10 +258,18 @@ fn zpk2sos(zeros: &mut [f64], poles: &[C], np: usize, sections: usize) -> Sos {
 
 /// `_single_zpksos`: `[poly(z), poly(p)]` as numpy's `poly` computes them.
 fn single(z: [f64; 2], p: [C; 2]) -> [f64; 6] {
-    // poly([r1, r2]) = [1, -r1 - r2, r1·r2]; a conjugate pair's is real.
+    // poly([r1, r2]) = [1, -r1 - r2, r1·r2]; a conjugate pair's is real. numpy's
+    // convolution sums from +0, so an exact zero comes out as +0, never -0.
     let a2 = p[0].neg().mul(p[1].neg());
     let a1 = p[0].neg().add(p[1].neg());
-    [1.0, -z[0] + -z[1], z[0] * z[1], 1.0, a1.re, a2.re]
+    [
+        1.0,
+        0.0 + -z[0] + -z[1],
+        0.0 + z[0] * z[1],
+        1.0,
+        0.0 + a1.re,
+        0.0 + a2.re,
+    ]
 }
 
 /// A complex number with numpy's arithmetic.

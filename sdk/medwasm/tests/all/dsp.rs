@@ -1,0 +1,621 @@
+//! The DSP blocks against `conformance/dsp/` (`conformance/gen_dsp_cases.py`):
+//! bit for bit against the float32 model of each block's arithmetic (so every
+//! target that runs this battery — native, wasm32 + simd128, and the Cortex-M
+//! firmware in `mcu` — gives the same bits), and within the tolerances of
+//! `docs/dsp.md` against scipy in float64. Plus the blocks' refusals and the
+//! chunking invariance a streaming pipeline relies on.
+
+use medwasm::dsp::design::Sos;
+use medwasm::dsp::{
+    Band, Butterworth, DcBlocker, DspError, Fir, MovingAverage, SosFilter, Windows, magnitude,
+    magnitudes, min_max, z_score,
+};
+use serde_json::Value;
+
+use super::Rng;
+
+const INDEX: &str = include_str!("../../../../conformance/dsp/index.json");
+
+macro_rules! golden {
+    ($name:literal) => {
+        Npy::parse(include_bytes!(concat!("../../../../conformance/dsp/", $name)))
+    };
+}
+
+/// A C-order `.npy` array of f32 or f64, as f64 values plus the f32 bits.
+pub(crate) struct Npy {
+    pub(crate) shape: Vec<usize>,
+    pub(crate) f64s: Vec<f64>,
+    pub(crate) f32s: Vec<f32>,
+}
+
+impl Npy {
+    pub(crate) fn parse(bytes: &[u8]) -> Npy {
+        assert_eq!(&bytes[..6], b"\x93NUMPY");
+        let (len, start) = match bytes[6] {
+            1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+            _ => (
+                u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize,
+                12,
+            ),
+        };
+        let header = std::str::from_utf8(&bytes[start..start + len]).unwrap();
+        assert!(header.contains("'fortran_order': False"), "{header}");
+        let dims = &header[header.find("'shape': (").unwrap() + 10..];
+        let shape = dims[..dims.find(')').unwrap()]
+            .split(',')
+            .filter_map(|d| d.trim().parse().ok())
+            .collect();
+        let data = &bytes[start + len..];
+        let (f64s, f32s) = if header.contains("'<f8'") {
+            let v: Vec<f64> = data
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            let w = v.iter().map(|&x| x as f32).collect();
+            (v, w)
+        } else {
+            assert!(header.contains("'<f4'"), "{header}");
+            let w: Vec<f32> = data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (w.iter().map(|&x| x as f64).collect(), w)
+        };
+        Npy { shape, f64s, f32s }
+    }
+
+    /// Row `i` of a 2-D array, as f64.
+    fn row64(&self, i: usize) -> &[f64] {
+        let n = self.shape[1];
+        &self.f64s[i * n..(i + 1) * n]
+    }
+
+    /// Row `i` of a 2-D array, as f32.
+    fn row32(&self, i: usize) -> &[f32] {
+        let n = self.shape[1];
+        &self.f32s[i * n..(i + 1) * n]
+    }
+}
+
+fn index() -> Value {
+    serde_json::from_str(INDEX).unwrap()
+}
+
+pub(crate) fn input() -> Vec<f32> {
+    golden!("input.f32.npy").f32s
+}
+
+/// Asserts `got` is `want` to the bit.
+fn same_bits(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(
+            g.to_bits(),
+            w.to_bits(),
+            "{what}: sample {i} is {g:e}, the f32 model says {w:e}"
+        );
+    }
+}
+
+/// The largest `|got - want|` over the largest `|want|`: the error relative to
+/// the signal's scale, which is what an f32 pipeline can promise (an f32 output
+/// near a zero crossing has no small relative error to keep).
+fn scaled_error(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let err = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |m, (g, w)| m.max((*g as f64 - w).abs()));
+    err / scale
+}
+
+fn spec(case: &Value) -> Butterworth {
+    let cut: Vec<f64> = case["cutoff_hz"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let band = match case["kind"].as_str().unwrap() {
+        "lowpass" => Band::LowPass { cutoff_hz: cut[0] },
+        "highpass" => Band::HighPass { cutoff_hz: cut[0] },
+        "bandpass" => Band::BandPass {
+            low_hz: cut[0],
+            high_hz: cut[1],
+        },
+        other => panic!("unknown band `{other}`"),
+    };
+    Butterworth {
+        band,
+        order: case["order"].as_u64().unwrap() as usize,
+        fs_hz: case["fs_hz"].as_f64().unwrap(),
+    }
+}
+
+/// scipy's sections of case `i` (unpadded).
+fn scipy_sos(sos: &Npy, i: usize, sections: usize) -> Vec<[f64; 6]> {
+    let per_case = sos.shape[1] * 6;
+    (0..sections)
+        .map(|s| {
+            let at = i * per_case + s * 6;
+            sos.f64s[at..at + 6].try_into().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn butterworth_designs_match_scipy_sos() {
+    let index = index();
+    let sos = golden!("butter.sos.npy");
+    let cases = index["butter"]["cases"].as_array().unwrap();
+    assert!(cases.len() >= 10);
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut worst = 0.0f64;
+    for (i, case) in cases.iter().enumerate() {
+        let name = case["name"].as_str().unwrap();
+        let spec = spec(case);
+        kinds.insert(case["kind"].as_str().unwrap());
+        let sections = case["sections"].as_u64().unwrap() as usize;
+        assert_eq!(spec.sections(), sections, "{name}: section count");
+        let ours: Sos = spec.design().unwrap();
+        let want = scipy_sos(&sos, i, sections);
+        assert_eq!(ours.sections().len(), sections, "{name}");
+        for (s, (o, w)) in ours.sections().iter().zip(&want).enumerate() {
+            for c in 0..6 {
+                let err = (o[c] - w[c]).abs() / (1.0 + w[c].abs());
+                worst = worst.max(err);
+                // scipy and libm may differ in the last bit of a cosine or tangent;
+                // the pairing and ordering must be scipy's exactly.
+                assert!(
+                    err <= 1e-12,
+                    "{name}: section {s} coefficient {c} is {} where scipy has {}",
+                    o[c],
+                    w[c]
+                );
+                // And in f32, what the filter runs on, they are the same number.
+                assert_eq!(
+                    (o[c] as f32).to_bits(),
+                    (w[c] as f32).to_bits(),
+                    "{name}: section {s} coefficient {c} rounds differently to f32"
+                );
+            }
+        }
+    }
+    assert_eq!(kinds.len(), 3, "low-, high- and band-pass designs: {kinds:?}");
+    eprintln!("butterworth design: largest difference to scipy {worst:.1e} (scaled)");
+}
+
+/// Runs `f` with `SosFilter<S>` for the case's section count.
+macro_rules! with_sections {
+    ($n:expr, $f:ident ( $($arg:expr),* )) => {
+        match $n {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            3 => $f::<3>($($arg),*),
+            4 => $f::<4>($($arg),*),
+            n => panic!("no test instance for {n} sections"),
+        }
+    };
+}
+
+fn filter_designed<const S: usize>(spec: &Butterworth, x: &[f32]) -> Vec<f32> {
+    let mut f = SosFilter::<S>::butterworth(spec).unwrap();
+    let mut y = x.to_vec();
+    f.process(&mut y);
+    y
+}
+
+fn filter_given<const S: usize>(sos: &[[f64; 6]], x: &[f32], rng: &mut Rng) -> (Vec<f32>, Vec<f32>) {
+    let rows: [[f32; 6]; S] = core::array::from_fn(|s| sos[s].map(|v| v as f32));
+    let mut whole = SosFilter::<S>::new(&rows).unwrap();
+    let mut y = x.to_vec();
+    whole.process(&mut y);
+    // The same signal in random chunks, some sample by sample.
+    let mut chunked = SosFilter::<S>::new(&rows).unwrap();
+    let mut z = x.to_vec();
+    let mut at = 0;
+    while at < z.len() {
+        let n = (1 + rng.below(100)).min(z.len() - at);
+        if n == 1 {
+            z[at] = chunked.push(z[at]);
+        } else {
+            chunked.process(&mut z[at..at + n]);
+        }
+        at += n;
+    }
+    (y, z)
+}
+
+#[test]
+fn sos_filters_are_bit_exact_to_the_f32_model_and_near_scipy() {
+    let index = index();
+    let x = input();
+    let (sos, refs, f32s) = (
+        golden!("butter.sos.npy"),
+        golden!("butter.ref.npy"),
+        golden!("butter.f32.npy"),
+    );
+    let mut rng = Rng(90);
+    let mut worst = (0.0f64, "");
+    for (i, case) in index["butter"]["cases"].as_array().unwrap().iter().enumerate() {
+        let name = case["name"].as_str().unwrap();
+        let sections = case["sections"].as_u64().unwrap() as usize;
+        // scipy's coefficients rounded to f32: the f32 model's, bit for bit.
+        let given = scipy_sos(&sos, i, sections);
+        let (whole, chunked) = with_sections!(sections, filter_given(&given, &x, &mut rng));
+        same_bits(&whole, f32s.row32(i), name);
+        same_bits(&chunked, f32s.row32(i), &format!("{name} in chunks"));
+        // Our design rounds to scipy's f32 coefficients (checked in
+        // `butterworth_designs_match_scipy_sos`), so its filter is the f32 model too.
+        let ours = with_sections!(sections, filter_designed(&spec(case), &x));
+        same_bits(&ours, f32s.row32(i), &format!("{name}, our design"));
+        // Against scipy's float64 filter: f32 rounding of coefficients whose poles
+        // sit near z = 1 (low cut-offs; the 0.5 Hz high-pass at 360 Hz has a pole
+        // at 0.9913) moves the response by up to ~1e-4 of the full scale, as much
+        // as scipy's own float32 `sosfilt`; low-pass designs stay near f32 epsilon.
+        let tol = if case["kind"] == "lowpass" { 1e-6 } else { 2e-4 };
+        let err = scaled_error(&ours, refs.row64(i));
+        assert!(
+            err <= tol,
+            "{name}: error {err:.2e} of the full scale against scipy's float64 sosfilt"
+        );
+        if err > worst.0 {
+            worst = (err, name);
+        }
+    }
+    eprintln!("sosfilt: worst scaled error {:.2e} ({})", worst.0, worst.1);
+}
+
+fn fir_run<const N: usize>(taps: &[f32], x: &[f32]) -> Vec<f32> {
+    let mut f = Fir::<N>::from_slice(taps).unwrap();
+    let mut y = x.to_vec();
+    let (a, b) = y.split_at_mut(x.len() / 3);
+    f.process(a);
+    for v in b.iter_mut() {
+        *v = f.push(*v);
+    }
+    y
+}
+
+#[test]
+fn fir_filters_are_bit_exact_to_the_f32_model_and_near_scipy() {
+    let index = index();
+    let x = input();
+    let (taps, refs, f32s) = (
+        golden!("fir.taps.npy"),
+        golden!("fir.ref.npy"),
+        golden!("fir.f32.npy"),
+    );
+    for (i, case) in index["fir"]["cases"].as_array().unwrap().iter().enumerate() {
+        let name = case["name"].as_str().unwrap();
+        let n = case["taps"].as_u64().unwrap() as usize;
+        let t = &taps.row32(i)[..n];
+        let y = match n {
+            31 => fir_run::<31>(t, &x),
+            16 => fir_run::<16>(t, &x),
+            5 => fir_run::<5>(t, &x),
+            n => panic!("no test instance for {n} taps"),
+        };
+        same_bits(&y, f32s.row32(i), name);
+        let err = scaled_error(&y, refs.row64(i));
+        assert!(err <= 1e-6, "{name}: error {err:.2e} against scipy's lfilter");
+    }
+}
+
+fn moving_average_run<const N: usize>(x: &[f32]) -> Vec<f32> {
+    let mut m = MovingAverage::<N>::new();
+    let mut y = x.to_vec();
+    m.process(&mut y);
+    y
+}
+
+#[test]
+fn moving_averages_are_bit_exact_to_the_f32_model_and_near_scipy() {
+    let index = index();
+    let x = input();
+    let (refs, f32s) = (golden!("movavg.ref.npy"), golden!("movavg.f32.npy"));
+    for (i, w) in index["moving_average"]["widths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let y = match w.as_u64().unwrap() {
+            1 => moving_average_run::<1>(&x),
+            5 => moving_average_run::<5>(&x),
+            32 => moving_average_run::<32>(&x),
+            n => panic!("no test instance for width {n}"),
+        };
+        same_bits(&y, f32s.row32(i), &format!("moving average {w}"));
+        let err = scaled_error(&y, refs.row64(i));
+        assert!(err <= 1e-6, "width {w}: error {err:.2e} against scipy");
+    }
+    // Width 1 is the identity.
+    same_bits(&moving_average_run::<1>(&x), &x, "width 1");
+}
+
+#[test]
+fn dc_blockers_are_bit_exact_to_the_f32_model_and_near_scipy() {
+    let index = index();
+    let x = input();
+    let (refs, f32s) = (golden!("dcblock.ref.npy"), golden!("dcblock.f32.npy"));
+    for (i, a) in index["dc_block"]["alphas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let alpha = a.as_f64().unwrap() as f32;
+        let mut d = DcBlocker::new(alpha).unwrap();
+        let mut y = x.clone();
+        d.process(&mut y);
+        same_bits(&y, f32s.row32(i), &format!("dc blocker {alpha}"));
+        let err = scaled_error(&y, refs.row64(i));
+        assert!(err <= 1e-5, "alpha {alpha}: error {err:.2e} against scipy");
+    }
+}
+
+#[test]
+fn normalization_is_bit_exact_to_the_f32_model_and_near_scipy() {
+    let index = index();
+    let x = input();
+    let norm = &index["normalize"];
+    let min_std = norm["min_std"].as_f64().unwrap() as f32;
+    let min_range = norm["min_range"].as_f64().unwrap() as f32;
+    let (zr, z32, mr, m32) = (
+        golden!("zscore.ref.npy"),
+        golden!("zscore.f32.npy"),
+        golden!("minmax.ref.npy"),
+        golden!("minmax.f32.npy"),
+    );
+    let mut at = 0;
+    for w in norm["windows"].as_array().unwrap() {
+        let (start, width) = (
+            w[0].as_u64().unwrap() as usize,
+            w[1].as_u64().unwrap() as usize,
+        );
+        let span = at..at + width;
+        let mut z = x[start..start + width].to_vec();
+        z_score(&mut z, min_std).unwrap();
+        same_bits(&z, &z32.f32s[span.clone()], &format!("z-score {start}+{width}"));
+        // Standardised values are O(1): an absolute bound.
+        for (g, r) in z.iter().zip(&zr.f64s[span.clone()]) {
+            assert!((*g as f64 - r).abs() <= 1e-5, "z-score {start}+{width}: {g} vs {r}");
+        }
+        let mut m = x[start..start + width].to_vec();
+        min_max(&mut m, min_range).unwrap();
+        same_bits(&m, &m32.f32s[span.clone()], &format!("min-max {start}+{width}"));
+        for (g, r) in m.iter().zip(&mr.f64s[span.clone()]) {
+            assert!((*g as f64 - r).abs() <= 1e-6, "min-max {start}+{width}: {g} vs {r}");
+        }
+        at += width;
+    }
+    assert_eq!(at, zr.f64s.len());
+    // A flat window comes out as zeros, not NaN.
+    let mut flat = [2.5f32; 8];
+    z_score(&mut flat, 1e-6).unwrap();
+    assert_eq!(flat, [0.0; 8]);
+    let mut flat = [2.5f32; 8];
+    min_max(&mut flat, 1e-6).unwrap();
+    assert_eq!(flat, [0.0; 8]);
+    z_score(&mut [], 1e-6).unwrap();
+}
+
+fn windows_run<const W: usize>(x: &[f32], hop: usize, rng: &mut Rng) -> (Vec<u64>, Vec<f32>) {
+    let mut w = Windows::<W>::new(hop).unwrap();
+    let (mut starts, mut frames) = (Vec::new(), Vec::new());
+    let mut at = 0;
+    let mut total = 0;
+    while at < x.len() {
+        let n = rng.below(3 * W + 2).min(x.len() - at);
+        total += w
+            .push(&x[at..at + n], |start, frame| {
+                starts.push(start);
+                frames.extend_from_slice(frame);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        at += n;
+    }
+    assert_eq!(total, starts.len());
+    (starts, frames)
+}
+
+#[test]
+fn sliding_windows_are_numpys_in_any_chunking() {
+    let index = index();
+    let x = input();
+    let frames = golden!("windows.f32.npy");
+    let mut rng = Rng(91);
+    let mut at = 0;
+    for case in index["windows"]["cases"].as_array().unwrap() {
+        let width = case["width"].as_u64().unwrap() as usize;
+        let hop = case["hop"].as_u64().unwrap() as usize;
+        let count = case["frames"].as_u64().unwrap() as usize;
+        let want = &frames.f32s[at..at + width * count];
+        for _ in 0..3 {
+            let (starts, got) = match width {
+                64 => windows_run::<64>(&x, hop, &mut rng),
+                100 => windows_run::<100>(&x, hop, &mut rng),
+                50 => windows_run::<50>(&x, hop, &mut rng),
+                1 => windows_run::<1>(&x, hop, &mut rng),
+                1024 => windows_run::<1024>(&x, hop, &mut rng),
+                n => panic!("no test instance for width {n}"),
+            };
+            let expected: Vec<u64> = (0..count as u64).map(|i| i * hop as u64).collect();
+            assert_eq!(starts, expected, "width {width} hop {hop}: window starts");
+            same_bits(&got, want, &format!("width {width} hop {hop}"));
+        }
+        at += width * count;
+    }
+    assert_eq!(at, frames.f32s.len());
+}
+
+#[test]
+fn a_failing_window_callback_stops_the_push_and_the_stream_continues() {
+    let mut w = Windows::<4>::new(2).unwrap();
+    let x: Vec<f32> = (0..10).map(|i| i as f32).collect();
+    let mut seen = Vec::new();
+    let err = w.push(&x, |start, frame| {
+        seen.push((start, *frame));
+        if start == 2 { Err("model failed") } else { Ok(()) }
+    });
+    assert_eq!(err, Err("model failed"));
+    assert_eq!(seen, [(0, [0.0, 1.0, 2.0, 3.0]), (2, [2.0, 3.0, 4.0, 5.0])]);
+    // The samples after the failing window were not taken; pushing them again
+    // continues the stream where it stopped.
+    let n = w
+        .push(&x[6..], |start, frame| {
+            seen.push((start, *frame));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(seen[2..], [(4, [4.0, 5.0, 6.0, 7.0]), (6, [6.0, 7.0, 8.0, 9.0])]);
+}
+
+#[test]
+fn signal_magnitude_is_bit_exact_to_the_f32_model_and_near_numpy() {
+    let (input, refs, f32s) = (
+        golden!("smv.input.f32.npy"),
+        golden!("smv.ref.npy"),
+        golden!("smv.f32.npy"),
+    );
+    assert_eq!(input.shape[1], 3);
+    let mut out = vec![0.0; input.shape[0]];
+    magnitudes(&input.f32s, &mut out).unwrap();
+    same_bits(&out, &f32s.f32s, "smv");
+    for (g, r) in out.iter().zip(&refs.f64s) {
+        // One rounding of each product and sum, and of the square root.
+        assert!((*g as f64 - r).abs() <= 4.0 * f32::EPSILON as f64 * r, "{g} vs {r}");
+    }
+    assert_eq!(magnitude(3.0, 4.0, 12.0), 13.0);
+}
+
+#[test]
+fn bad_parameters_are_clear_errors() {
+    let lp = |order, cutoff_hz, fs_hz| Butterworth {
+        band: Band::LowPass { cutoff_hz },
+        order,
+        fs_hz,
+    };
+    let cases: Vec<(Result<Sos, DspError>, DspError, &str)> = vec![
+        (
+            lp(0, 10.0, 100.0).design(),
+            DspError::Order { order: 0, max: 8 },
+            "filter order 0 is not supported; choose an order from 1 to 8",
+        ),
+        (
+            lp(9, 10.0, 100.0).design(),
+            DspError::Order { order: 9, max: 8 },
+            "filter order 9 is not supported; choose an order from 1 to 8",
+        ),
+        (
+            lp(2, 50.0, 100.0).design(),
+            DspError::Cutoff { hz: 50.0, fs: 100.0 },
+            "cut-off 50 Hz is not between 0 and half the sample rate (50 Hz); choose a cut-off below the Nyquist frequency",
+        ),
+        (
+            lp(2, 0.0, 100.0).design(),
+            DspError::Cutoff { hz: 0.0, fs: 100.0 },
+            "cut-off 0 Hz is not between 0 and half the sample rate (50 Hz); choose a cut-off below the Nyquist frequency",
+        ),
+        (
+            lp(2, 10.0, -1.0).design(),
+            DspError::SampleRate { fs: -1.0 },
+            "sample rate -1 Hz is not a positive number; give the sensor's rate in Hz",
+        ),
+        (
+            Butterworth {
+                band: Band::BandPass { low_hz: 15.0, high_hz: 5.0 },
+                order: 2,
+                fs_hz: 360.0,
+            }
+            .design(),
+            DspError::BandEdges { low: 15.0, high: 5.0 },
+            "band-pass edges 15 Hz and 5 Hz are not in increasing order; give the lower edge first",
+        ),
+    ];
+    for (got, want, message) in cases {
+        assert_eq!(got.unwrap_err(), want);
+        assert_eq!(want.to_string(), message);
+    }
+    assert!(matches!(
+        lp(2, f64::NAN, 100.0).validate(),
+        Err(DspError::Cutoff { .. })
+    ));
+    assert!(SosFilter::<2>::butterworth(&lp(3, 10.0, 100.0)).is_ok());
+    let err = SosFilter::<1>::butterworth(&lp(3, 10.0, 100.0)).unwrap_err();
+    assert_eq!(err, DspError::Sections { needed: 2, actual: 1 });
+    assert_eq!(
+        err.to_string(),
+        "the design has 2 second-order sections but the filter holds 1; declare it as `SosFilter<2>` (`Butterworth::sections` gives the count)"
+    );
+    let mut row = [1.0, 2.0, 1.0, 1.0, 0.1, 0.2];
+    row[3] = 2.0;
+    assert_eq!(
+        SosFilter::<1>::new(&[row]).unwrap_err(),
+        DspError::Coefficient { section: 0, index: 3 }
+    );
+    row[3] = 1.0;
+    row[5] = f32::INFINITY;
+    assert_eq!(
+        SosFilter::<1>::new(&[row]).unwrap_err(),
+        DspError::Coefficient { section: 0, index: 5 }
+    );
+    assert_eq!(
+        Fir::<3>::new(&[0.5, f32::NAN, 0.5]).unwrap_err(),
+        DspError::Coefficient { section: 0, index: 1 }
+    );
+    let err = Fir::<3>::from_slice(&[1.0; 4]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`taps` holds 4 values but must hold 3; size the buffers together"
+    );
+    let err = DcBlocker::new(1.0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`alpha` is 1 but must be at least 0 and below 1 (0.99 to 0.999 for baseline removal)"
+    );
+    assert!(DcBlocker::new(f32::NAN).is_err());
+    assert!(Windows::<4>::new(0).is_err());
+    let err = z_score(&mut [1.0, 2.0], 0.0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`min_std` is 0 but must be a positive finite number (1e-6 keeps a flat window at zero)"
+    );
+    assert!(min_max(&mut [1.0], f32::NAN).is_err());
+    let err = magnitudes(&[1.0; 7], &mut [0.0; 2]).unwrap_err();
+    assert_eq!(
+        err,
+        DspError::Length { what: "xyz", expected: 6, actual: 7 }
+    );
+}
+
+#[test]
+fn a_filter_reset_starts_over() {
+    let x = input();
+    let spec = Butterworth {
+        band: Band::BandPass {
+            low_hz: 5.0,
+            high_hz: 15.0,
+        },
+        order: 2,
+        fs_hz: 360.0,
+    };
+    let mut f = SosFilter::<2>::butterworth(&spec).unwrap();
+    let mut a = x[..200].to_vec();
+    f.process(&mut a);
+    f.reset();
+    let mut b = x[..200].to_vec();
+    f.process(&mut b);
+    same_bits(&b, &a, "after reset");
+    // The design as f32 coefficients is what `sos()` reports.
+    let sos = f.sos();
+    let design = spec.design().unwrap();
+    for (o, d) in sos.iter().zip(design.sections()) {
+        assert_eq!(*o, d.map(|v| v as f32));
+    }
+}
