@@ -18,7 +18,12 @@ pub struct MovingAverage<const N: usize> {
 impl<const N: usize> MovingAverage<N> {
     /// A moving average over `N` samples.
     pub fn new() -> Self {
-        const { assert!(N > 0, "a `MovingAverage` needs a window of at least one sample") };
+        const {
+            assert!(
+                N > 0,
+                "a `MovingAverage` needs a window of at least one sample"
+            )
+        };
         MovingAverage {
             history: [0.0; N],
             head: N - 1,

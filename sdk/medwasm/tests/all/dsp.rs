@@ -18,7 +18,10 @@ const INDEX: &str = include_str!("../../../../conformance/dsp/index.json");
 
 macro_rules! golden {
     ($name:literal) => {
-        Npy::parse(include_bytes!(concat!("../../../../conformance/dsp/", $name)))
+        Npy::parse(include_bytes!(concat!(
+            "../../../../conformance/dsp/",
+            $name
+        )))
     };
 }
 
@@ -183,7 +186,11 @@ fn butterworth_designs_match_scipy_sos() {
             }
         }
     }
-    assert_eq!(kinds.len(), 3, "low-, high- and band-pass designs: {kinds:?}");
+    assert_eq!(
+        kinds.len(),
+        3,
+        "low-, high- and band-pass designs: {kinds:?}"
+    );
     eprintln!("butterworth design: largest difference to scipy {worst:.1e} (scaled)");
 }
 
@@ -207,7 +214,11 @@ fn filter_designed<const S: usize>(spec: &Butterworth, x: &[f32]) -> Vec<f32> {
     y
 }
 
-fn filter_given<const S: usize>(sos: &[[f64; 6]], x: &[f32], rng: &mut Rng) -> (Vec<f32>, Vec<f32>) {
+fn filter_given<const S: usize>(
+    sos: &[[f64; 6]],
+    x: &[f32],
+    rng: &mut Rng,
+) -> (Vec<f32>, Vec<f32>) {
     let rows: [[f32; 6]; S] = core::array::from_fn(|s| sos[s].map(|v| v as f32));
     let mut whole = SosFilter::<S>::new(&rows).unwrap();
     let mut y = x.to_vec();
@@ -239,7 +250,12 @@ fn sos_filters_are_bit_exact_to_the_f32_model_and_near_scipy() {
     );
     let mut rng = Rng(90);
     let mut worst = (0.0f64, "");
-    for (i, case) in index["butter"]["cases"].as_array().unwrap().iter().enumerate() {
+    for (i, case) in index["butter"]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
         let name = case["name"].as_str().unwrap();
         let sections = case["sections"].as_u64().unwrap() as usize;
         // scipy's coefficients rounded to f32: the f32 model's, bit for bit.
@@ -255,7 +271,11 @@ fn sos_filters_are_bit_exact_to_the_f32_model_and_near_scipy() {
         // sit near z = 1 (low cut-offs; the 0.5 Hz high-pass at 360 Hz has a pole
         // at 0.9913) moves the response by up to ~1e-4 of the full scale, as much
         // as scipy's own float32 `sosfilt`; low-pass designs stay near f32 epsilon.
-        let tol = if case["kind"] == "lowpass" { 1e-6 } else { 2e-4 };
+        let tol = if case["kind"] == "lowpass" {
+            1e-6
+        } else {
+            2e-4
+        };
         let err = scaled_error(&ours, refs.row64(i));
         assert!(
             err <= tol,
@@ -300,7 +320,10 @@ fn fir_filters_are_bit_exact_to_the_f32_model_and_near_scipy() {
         };
         same_bits(&y, f32s.row32(i), name);
         let err = scaled_error(&y, refs.row64(i));
-        assert!(err <= 1e-6, "{name}: error {err:.2e} against scipy's lfilter");
+        assert!(
+            err <= 1e-6,
+            "{name}: error {err:.2e} against scipy's lfilter"
+        );
     }
 }
 
@@ -379,16 +402,30 @@ fn normalization_is_bit_exact_to_the_f32_model_and_near_scipy() {
         let span = at..at + width;
         let mut z = x[start..start + width].to_vec();
         z_score(&mut z, min_std).unwrap();
-        same_bits(&z, &z32.f32s[span.clone()], &format!("z-score {start}+{width}"));
+        same_bits(
+            &z,
+            &z32.f32s[span.clone()],
+            &format!("z-score {start}+{width}"),
+        );
         // Standardised values are O(1): an absolute bound.
         for (g, r) in z.iter().zip(&zr.f64s[span.clone()]) {
-            assert!((*g as f64 - r).abs() <= 1e-5, "z-score {start}+{width}: {g} vs {r}");
+            assert!(
+                (*g as f64 - r).abs() <= 1e-5,
+                "z-score {start}+{width}: {g} vs {r}"
+            );
         }
         let mut m = x[start..start + width].to_vec();
         min_max(&mut m, min_range).unwrap();
-        same_bits(&m, &m32.f32s[span.clone()], &format!("min-max {start}+{width}"));
+        same_bits(
+            &m,
+            &m32.f32s[span.clone()],
+            &format!("min-max {start}+{width}"),
+        );
         for (g, r) in m.iter().zip(&mr.f64s[span.clone()]) {
-            assert!((*g as f64 - r).abs() <= 1e-6, "min-max {start}+{width}: {g} vs {r}");
+            assert!(
+                (*g as f64 - r).abs() <= 1e-6,
+                "min-max {start}+{width}: {g} vs {r}"
+            );
         }
         at += width;
     }
@@ -460,7 +497,11 @@ fn a_failing_window_callback_stops_the_push_and_the_stream_continues() {
     let mut seen = Vec::new();
     let err = w.push(&x, |start, frame| {
         seen.push((start, *frame));
-        if start == 2 { Err("model failed") } else { Ok(()) }
+        if start == 2 {
+            Err("model failed")
+        } else {
+            Ok(())
+        }
     });
     assert_eq!(err, Err("model failed"));
     assert_eq!(seen, [(0, [0.0, 1.0, 2.0, 3.0]), (2, [2.0, 3.0, 4.0, 5.0])]);
@@ -473,7 +514,10 @@ fn a_failing_window_callback_stops_the_push_and_the_stream_continues() {
         })
         .unwrap();
     assert_eq!(n, 2);
-    assert_eq!(seen[2..], [(4, [4.0, 5.0, 6.0, 7.0]), (6, [6.0, 7.0, 8.0, 9.0])]);
+    assert_eq!(
+        seen[2..],
+        [(4, [4.0, 5.0, 6.0, 7.0]), (6, [6.0, 7.0, 8.0, 9.0])]
+    );
 }
 
 #[test]
@@ -489,7 +533,10 @@ fn signal_magnitude_is_bit_exact_to_the_f32_model_and_near_numpy() {
     same_bits(&out, &f32s.f32s, "smv");
     for (g, r) in out.iter().zip(&refs.f64s) {
         // One rounding of each product and sum, and of the square root.
-        assert!((*g as f64 - r).abs() <= 4.0 * f32::EPSILON as f64 * r, "{g} vs {r}");
+        assert!(
+            (*g as f64 - r).abs() <= 4.0 * f32::EPSILON as f64 * r,
+            "{g} vs {r}"
+        );
     }
     assert_eq!(magnitude(3.0, 4.0, 12.0), 13.0);
 }
@@ -514,7 +561,10 @@ fn bad_parameters_are_clear_errors() {
         ),
         (
             lp(2, 50.0, 100.0).design(),
-            DspError::Cutoff { hz: 50.0, fs: 100.0 },
+            DspError::Cutoff {
+                hz: 50.0,
+                fs: 100.0,
+            },
             "cut-off 50 Hz is not between 0 and half the sample rate (50 Hz); choose a cut-off below the Nyquist frequency",
         ),
         (
@@ -529,12 +579,18 @@ fn bad_parameters_are_clear_errors() {
         ),
         (
             Butterworth {
-                band: Band::BandPass { low_hz: 15.0, high_hz: 5.0 },
+                band: Band::BandPass {
+                    low_hz: 15.0,
+                    high_hz: 5.0,
+                },
                 order: 2,
                 fs_hz: 360.0,
             }
             .design(),
-            DspError::BandEdges { low: 15.0, high: 5.0 },
+            DspError::BandEdges {
+                low: 15.0,
+                high: 5.0,
+            },
             "band-pass edges 15 Hz and 5 Hz are not in increasing order; give the lower edge first",
         ),
     ];
@@ -548,7 +604,13 @@ fn bad_parameters_are_clear_errors() {
     ));
     assert!(SosFilter::<2>::butterworth(&lp(3, 10.0, 100.0)).is_ok());
     let err = SosFilter::<1>::butterworth(&lp(3, 10.0, 100.0)).unwrap_err();
-    assert_eq!(err, DspError::Sections { needed: 2, actual: 1 });
+    assert_eq!(
+        err,
+        DspError::Sections {
+            needed: 2,
+            actual: 1
+        }
+    );
     assert_eq!(
         err.to_string(),
         "the design has 2 second-order sections but the filter holds 1; declare it as `SosFilter<2>` (`Butterworth::sections` gives the count)"
@@ -557,17 +619,26 @@ fn bad_parameters_are_clear_errors() {
     row[3] = 2.0;
     assert_eq!(
         SosFilter::<1>::new(&[row]).unwrap_err(),
-        DspError::Coefficient { section: 0, index: 3 }
+        DspError::Coefficient {
+            section: 0,
+            index: 3
+        }
     );
     row[3] = 1.0;
     row[5] = f32::INFINITY;
     assert_eq!(
         SosFilter::<1>::new(&[row]).unwrap_err(),
-        DspError::Coefficient { section: 0, index: 5 }
+        DspError::Coefficient {
+            section: 0,
+            index: 5
+        }
     );
     assert_eq!(
         Fir::<3>::new(&[0.5, f32::NAN, 0.5]).unwrap_err(),
-        DspError::Coefficient { section: 0, index: 1 }
+        DspError::Coefficient {
+            section: 0,
+            index: 1
+        }
     );
     let err = Fir::<3>::from_slice(&[1.0; 4]).unwrap_err();
     assert_eq!(
@@ -590,7 +661,11 @@ fn bad_parameters_are_clear_errors() {
     let err = magnitudes(&[1.0; 7], &mut [0.0; 2]).unwrap_err();
     assert_eq!(
         err,
-        DspError::Length { what: "xyz", expected: 6, actual: 7 }
+        DspError::Length {
+            what: "xyz",
+            expected: 6,
+            actual: 7
+        }
     );
 }
 
@@ -618,4 +693,144 @@ fn a_filter_reset_starts_over() {
     for (o, d) in sos.iter().zip(design.sections()) {
         assert_eq!(*o, d.map(|v| v as f32));
     }
+}
+
+/// The DSP cases for the Cortex-M firmware (`tests/mcu-battery`), run natively
+/// here: the records it reads and, per record, a name and the CRC-32 of the output
+/// this build computes. Records: u32 kind, u32 payload words, payload —
+/// 0 input (f32s); 1 Butterworth (band 0/1/2, order, sections, cut-offs and rate as
+/// f64); 2 FIR (count, taps); 3 moving average (width); 4 DC blocker (alpha); 5
+/// z-score and 6 min-max (start, width, floor); 7 windows (width, hop, chunk); 8
+/// magnitudes (x y z f32 triples). Every output here is the goldens' (the tests
+/// above), so a matching CRC on the board is the goldens' bits too.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
+    fn record(out: &mut Vec<u8>, kind: u32, words: &[u32]) {
+        out.extend(kind.to_le_bytes());
+        out.extend((words.len() as u32).to_le_bytes());
+        for w in words {
+            out.extend(w.to_le_bytes());
+        }
+    }
+    fn f64_words(v: f64) -> [u32; 2] {
+        [v.to_bits() as u32, (v.to_bits() >> 32) as u32]
+    }
+    fn crc(v: &[f32]) -> u32 {
+        medwasm::crc32(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+    }
+    let index = index();
+    let x = input();
+    let (mut out, mut want) = (Vec::new(), Vec::new());
+    record(
+        &mut out,
+        0,
+        &x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+    );
+    for case in index["butter"]["cases"].as_array().unwrap() {
+        let spec = spec(case);
+        let (band, c0, c1) = match spec.band {
+            Band::LowPass { cutoff_hz } => (0, cutoff_hz, 0.0),
+            Band::HighPass { cutoff_hz } => (1, cutoff_hz, 0.0),
+            Band::BandPass { low_hz, high_hz } => (2, low_hz, high_hz),
+        };
+        let mut words = vec![band, spec.order as u32, spec.sections() as u32];
+        for v in [c0, c1, spec.fs_hz] {
+            words.extend(f64_words(v));
+        }
+        record(&mut out, 1, &words);
+        let y = with_sections!(spec.sections(), filter_designed(&spec, &x));
+        want.push((format!("butterworth {}", case["name"]), crc(&y)));
+    }
+    let taps = golden!("fir.taps.npy");
+    for (i, case) in index["fir"]["cases"].as_array().unwrap().iter().enumerate() {
+        let n = case["taps"].as_u64().unwrap() as usize;
+        let t = &taps.row32(i)[..n];
+        let mut words = vec![n as u32];
+        words.extend(t.iter().map(|v| v.to_bits()));
+        record(&mut out, 2, &words);
+        let y = match n {
+            31 => fir_run::<31>(t, &x),
+            16 => fir_run::<16>(t, &x),
+            5 => fir_run::<5>(t, &x),
+            n => panic!("no test instance for {n} taps"),
+        };
+        want.push((format!("fir {}", case["name"]), crc(&y)));
+    }
+    for (width, y) in [
+        (1, moving_average_run::<1>(&x)),
+        (5, moving_average_run::<5>(&x)),
+        (32, moving_average_run::<32>(&x)),
+    ] {
+        record(&mut out, 3, &[width]);
+        want.push((format!("moving average {width}"), crc(&y)));
+    }
+    for alpha in [0.995f32, 0.9] {
+        record(&mut out, 4, &[alpha.to_bits()]);
+        let mut y = x.clone();
+        DcBlocker::new(alpha).unwrap().process(&mut y);
+        want.push((format!("dc blocker {alpha}"), crc(&y)));
+    }
+    for (start, width) in [(0usize, 64usize), (300, 250), (900, 7), (500, 1)] {
+        for kind in [5, 6] {
+            record(
+                &mut out,
+                kind,
+                &[start as u32, width as u32, 1e-6f32.to_bits()],
+            );
+            let mut w = x[start..start + width].to_vec();
+            if kind == 5 {
+                z_score(&mut w, 1e-6).unwrap();
+            } else {
+                min_max(&mut w, 1e-6).unwrap();
+            }
+            let what = if kind == 5 { "z-score" } else { "min-max" };
+            want.push((format!("{what} {start}+{width}"), crc(&w)));
+        }
+    }
+    for (width, hop, chunk) in [
+        (64u32, 16u32, 37u32),
+        (100, 100, 1),
+        (50, 120, 200),
+        (1, 1, 5),
+        (1024, 7, 300),
+    ] {
+        record(&mut out, 7, &[width, hop, chunk]);
+        let mut frames = Vec::new();
+        let mut push = |w: &mut dyn FnMut(&[f32], &mut Vec<f32>)| {
+            for part in x.chunks(chunk as usize) {
+                w(part, &mut frames);
+            }
+        };
+        macro_rules! run {
+            ($w:literal) => {{
+                let mut win = Windows::<$w>::new(hop as usize).unwrap();
+                push(&mut |part, frames| {
+                    win.push(part, |_, f| {
+                        frames.extend_from_slice(f);
+                        Ok::<(), ()>(())
+                    })
+                    .unwrap();
+                })
+            }};
+        }
+        match width {
+            64 => run!(64),
+            100 => run!(100),
+            50 => run!(50),
+            1 => run!(1),
+            1024 => run!(1024),
+            _ => unreachable!(),
+        }
+        want.push((format!("windows {width} hop {hop}"), crc(&frames)));
+    }
+    let xyz = golden!("smv.input.f32.npy").f32s;
+    record(
+        &mut out,
+        8,
+        &xyz.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+    );
+    let mut m = vec![0.0; xyz.len() / 3];
+    magnitudes(&xyz, &mut m).unwrap();
+    want.push(("smv".into(), crc(&m)));
+    (out, want)
 }

@@ -101,7 +101,13 @@ fn bundle(cases: &[BlobCase]) -> Vec<u8> {
 }
 
 /// Builds the firmware for `cpu` with `cases_file` compiled in; returns the ELF.
-fn firmware(base: &Path, cpu: &str, reference: bool, cases_file: &Path) -> PathBuf {
+fn firmware(
+    base: &Path,
+    cpu: &str,
+    reference: bool,
+    cases_file: &Path,
+    dsp_file: &Path,
+) -> PathBuf {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcu-battery");
     let kind = if reference { "-reference" } else { "" };
     let target_dir = base.join(format!("mcu-battery-{cpu}{kind}"));
@@ -125,6 +131,7 @@ fn firmware(base: &Path, cpu: &str, reference: bool, cases_file: &Path) -> PathB
         .env("RUSTFLAGS", &flags)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env("MEDWASM_MCU_CASES", cases_file)
+        .env("MEDWASM_MCU_DSP", dsp_file)
         .output()
         .unwrap();
     assert!(
@@ -274,6 +281,7 @@ fn run_battery(
     library: &Path,
     dir: &Path,
     cases: &[BlobCase],
+    dsp: &[(String, u32)],
 ) -> Vec<(bool, Option<u64>)> {
     let (lines, counts, exited_ok) = qemu(elf, machine, library, dir);
     let report = lines.join("\n");
@@ -322,6 +330,15 @@ fn run_battery(
             format!("{l} ({})", cases[i].name)
         })
         .collect();
+    // The DSP blocks: the CRC-32 of each output, as this machine computed it.
+    let mut failed = failed;
+    for (i, (name, crc)) in dsp.iter().enumerate() {
+        let want = format!("dsp {i} {crc:08x}");
+        if !lines.contains(&want) {
+            let got = lines.iter().find(|l| l.starts_with(&format!("dsp {i} ")));
+            failed.push(format!("{want} ({name}): the board says {got:?}"));
+        }
+    }
     assert!(
         failed.is_empty() && exited_ok,
         "on {machine}, cases failed:\n{}\n{report}",
@@ -348,20 +365,35 @@ fn the_kernel_battery_is_bit_identical_on_cortex_m4_and_m7() {
     cases.extend(stacks::resnet());
     let cases_file = dir.join("cases.bin");
     std::fs::write(&cases_file, bundle(&cases)).unwrap();
+    let (dsp_records, dsp_crcs) = super::dsp::mcu_bundle();
+    let dsp_file = dir.join("dsp.bin");
+    std::fs::write(&dsp_file, dsp_records).unwrap();
     let library = plugin(&dir);
     let mut dsp = Vec::new();
     for (machine, cpu) in BOARDS {
-        let elf = firmware(&base, cpu, false, &cases_file);
-        let results = run_battery(&elf, machine, "dsp", &library, &dir, &cases);
-        eprintln!("{machine} ({cpu}): {} cases bit-identical", results.len());
+        let elf = firmware(&base, cpu, false, &cases_file, &dsp_file);
+        let results = run_battery(&elf, machine, "dsp", &library, &dir, &cases, &dsp_crcs);
+        eprintln!(
+            "{machine} ({cpu}): {} kernel cases and {} DSP block cases bit-identical",
+            results.len(),
+            dsp_crcs.len()
+        );
         if cpu == "cortex-m4" {
             dsp = results;
         }
     }
     let bench = std::env::var("MEDWASM_MCU_BENCH").is_ok_and(|v| v == "1");
     let reference = bench.then(|| {
-        let elf = firmware(&base, "cortex-m4", true, &cases_file);
-        run_battery(&elf, BOARDS[0].0, "reference", &library, &dir, &cases)
+        let elf = firmware(&base, "cortex-m4", true, &cases_file, &dsp_file);
+        run_battery(
+            &elf,
+            BOARDS[0].0,
+            "reference",
+            &library,
+            &dir,
+            &cases,
+            &dsp_crcs,
+        )
     });
     // Instructions per multiply-accumulate of the model-shaped layers on the M4.
     eprintln!("case | MACs | reference instr | reference instr/MAC | DSP instr | DSP instr/MAC");
