@@ -457,15 +457,26 @@ fn dsp_cases() -> (u32, u32) {
                 let band = match u32_at(p, 0) {
                     0 => dsp::Band::LowPass { cutoff_hz: cut.0 },
                     1 => dsp::Band::HighPass { cutoff_hz: cut.0 },
-                    _ => dsp::Band::BandPass { low_hz: cut.0, high_hz: cut.1 },
+                    _ => dsp::Band::BandPass {
+                        low_hz: cut.0,
+                        high_hz: cut.1,
+                    },
                 };
-                let spec = dsp::Butterworth { band, order: u32_at(p, 4), fs_hz: f64_at(p, 28) };
+                let spec = dsp::Butterworth {
+                    band,
+                    order: u32_at(p, 4),
+                    fs_hz: f64_at(p, 28),
+                };
                 let r = match u32_at(p, 8) {
                     1 => butter::<1>(&spec, y),
                     2 => butter::<2>(&spec, y),
                     3 => butter::<3>(&spec, y),
                     4 => butter::<4>(&spec, y),
-                    _ => Err(dsp::DspError::Length { what: "sections", expected: 4, actual: 0 }),
+                    _ => Err(dsp::DspError::Length {
+                        what: "sections",
+                        expected: 4,
+                        actual: 0,
+                    }),
                 };
                 r.map(|()| len).map_err(|_| "butterworth")
             }
@@ -479,7 +490,11 @@ fn dsp_cases() -> (u32, u32) {
                     5 => fir::<5>(&taps[..n], y),
                     16 => fir::<16>(&taps[..n], y),
                     31 => fir::<31>(&taps[..n], y),
-                    _ => Err(dsp::DspError::Length { what: "taps", expected: 0, actual: n }),
+                    _ => Err(dsp::DspError::Length {
+                        what: "taps",
+                        expected: 0,
+                        actual: n,
+                    }),
                 };
                 r.map(|()| len).map_err(|_| "fir")
             }
@@ -503,7 +518,11 @@ fn dsp_cases() -> (u32, u32) {
                 } else {
                     output.copy_within(start..start + width, 0);
                     let w = &mut output[..width];
-                    let r = if kind == 5 { dsp::z_score(w, floor) } else { dsp::min_max(w, floor) };
+                    let r = if kind == 5 {
+                        dsp::z_score(w, floor)
+                    } else {
+                        dsp::min_max(w, floor)
+                    };
                     r.map(|()| width).map_err(|_| "normalize")
                 }
             }
