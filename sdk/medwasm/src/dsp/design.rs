@@ -217,7 +217,7 @@ fn zpk2sos(zeros: &mut [f64], poles: &[C], np: usize, sections: usize) -> Sos {
         z.push(v);
     }
     // An odd count gets a pole and a zero at the origin.
-    if np % 2 == 1 {
+    if !np.is_multiple_of(2) {
         p.push(C::ZERO);
         z.insert_sorted(0.0, |a, b| a < b);
     }

@@ -13,7 +13,7 @@ pub fn magnitude(x: f32, y: f32, z: f32) -> f32 {
 /// The magnitude of each interleaved `x y z` triple of `xyz` into `out`, which
 /// must hold one value per triple.
 pub fn magnitudes(xyz: &[f32], out: &mut [f32]) -> Result<(), DspError> {
-    if xyz.len() % 3 != 0 || xyz.len() / 3 != out.len() {
+    if out.len().checked_mul(3) != Some(xyz.len()) {
         return Err(DspError::Length {
             what: "xyz",
             expected: 3 * out.len(),
