@@ -4,7 +4,8 @@
 use super::DspError;
 
 /// Cuts a stream into windows of `W` samples starting every `hop` samples: `W`
-/// f32 and three counters, `4W + 24` bytes on 32-bit targets.
+/// f32, three counters and the stream index, `4W + 20` bytes rounded up to a
+/// multiple of 8 on 32-bit targets.
 ///
 /// The first window holds samples `0..W`, the next `hop..hop + W`, and so on
 /// (numpy's `sliding_window_view(x, W)[::hop]`). A hop larger than `W` skips the
@@ -42,8 +43,9 @@ impl<const W: usize> Windows<W> {
     }
 
     /// Takes `samples` and calls `window(start, &window)` for every window they
-    /// complete, in order; stops at the callback's first error. Returns how many
-    /// windows were completed.
+    /// complete, in order. Returns how many windows were completed; at the
+    /// callback's first error it returns that error, having taken the samples up
+    /// to the end of the failed window and none after it.
     pub fn push<E>(
         &mut self,
         samples: &[f32],
