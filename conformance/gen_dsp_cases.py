@@ -32,6 +32,7 @@ the generated files are committed.
 
 import argparse
 import json
+import math
 import os
 
 import numpy as np
@@ -141,6 +142,69 @@ def smv_f32(xyz32):
     for i, (x, y, z) in enumerate(xyz32):
         out[i] = np.sqrt((x * x + y * y) + z * z)
     return out
+
+
+def fft_f32(re, im):
+    """Radix-2 decimation in time, one f32 operation at a time (see spectrum.rs)."""
+    n = re.shape[0]
+    bits = n.bit_length() - 1
+    re, im = re.astype(F32).copy(), im.astype(F32).copy()
+    for i in range(n):
+        j = int(format(i, f"0{bits}b")[::-1], 2) if bits else 0
+        if i < j:
+            re[i], re[j] = re[j], re[i]
+            im[i], im[j] = im[j], im[i]
+    cos = [F32(math.cos(2.0 * math.pi * k / n)) for k in range(n // 2)]
+    sin = [F32(math.sin(2.0 * math.pi * k / n)) for k in range(n // 2)]
+    length = 2
+    while length <= n:
+        half, step = length // 2, n // length
+        for start in range(0, n, length):
+            for j in range(half):
+                wr, wi = cos[j * step], -sin[j * step]
+                a, b = start + j, start + j + half
+                tr = wr * re[b] - wi * im[b]
+                ti = wr * im[b] + wi * re[b]
+                re[b] = re[a] - tr
+                im[b] = im[a] - ti
+                re[a] = re[a] + tr
+                im[a] = im[a] + ti
+        length *= 2
+    return re, im
+
+
+def psd_f32(x32, fs, hann, detrend):
+    """The periodogram of spectrum.rs, one f32 operation at a time."""
+    n = x32.shape[0]
+    if hann:
+        w = np.array([F32(0.5 - 0.5 * math.cos(2.0 * math.pi * k / n)) for k in range(n)], dtype=F32)
+    else:
+        w = np.ones(n, dtype=F32)
+    energy = 0.0
+    for v in w:
+        energy += float(v) * float(v)
+    scale = F32(1.0 / (float(F32(fs)) * energy))
+    mean = F32(0.0)
+    if detrend:
+        for v in x32:
+            mean = mean + v
+        mean = mean / F32(n)
+    xw = np.array([((v - mean) if detrend else v) * wv for v, wv in zip(x32, w)], dtype=F32)
+    re, im = fft_f32(xw, np.zeros(n, dtype=F32))
+    psd = np.empty(n // 2 + 1, dtype=F32)
+    for k in range(n // 2 + 1):
+        v = (re[k] * re[k] + im[k] * im[k]) * scale
+        psd[k] = v if k in (0, n // 2) else v * F32(2.0)
+    return psd
+
+
+def band_power_f32(psd32, n, fs, lo, hi):
+    freq = np.arange(n // 2 + 1) * (1.0 / (n * (1.0 / fs)))
+    acc = F32(0.0)
+    for k in range(n // 2 + 1):
+        if lo <= freq[k] < hi:
+            acc = acc + psd32[k]
+    return acc * (F32(fs) / F32(n))
 
 
 def save(out, name, arr, dtype):
@@ -278,6 +342,37 @@ def main():
         "input": save(out, "smv.input.f32.npy", xyz32, "<f4"),
         "ref": save(out, "smv.ref.npy", np.linalg.norm(xyz32.astype(np.float64), axis=1), "<f8"),
         "f32": save(out, "smv.f32.npy", smv_f32(xyz32), "<f4"),
+    }
+
+    # Spectra: the FFT of the first n samples (numpy's fft), and the one-sided
+    # periodogram (scipy's, scaling='density') and band powers of the same samples.
+    spectra = [(8, 100.0, False, False, [(0.0, 30.0), (30.0, 50.1)]),
+               (64, 360.0, False, False, [(0.0, 40.0), (40.0, 180.1)]),
+               (256, 50.0, True, True, [(0.5, 3.0), (3.0, 8.0), (8.0, 25.1)]),
+               (1024, 360.0, True, True, [(0.5, 40.0), (5.0, 15.0)])]
+    fft_ref, fft_32, psd_ref, psd_32, bp_ref, bp_32 = [], [], [], [], [], []
+    for n, fs, hann, detrend, bands in spectra:
+        xs = x32[:n]
+        spec = np.fft.fft(xs.astype(np.float64))
+        fft_ref.append(np.concatenate([spec.real, spec.imag]))
+        fft_32.append(np.concatenate(fft_f32(xs, np.zeros(n, dtype=F32))))
+        f, p = signal.periodogram(xs.astype(np.float64), fs=fs, window="hann" if hann else "boxcar",
+                                  detrend="constant" if detrend else False, scaling="density")
+        p32 = psd_f32(xs, fs, hann, detrend)
+        psd_ref.append(p)
+        psd_32.append(p32)
+        for lo, hi in bands:
+            bp_ref.append(p[(f >= lo) & (f < hi)].sum() * (f[1] - f[0]))
+            bp_32.append(band_power_f32(p32, n, fs, lo, hi))
+    index["spectrum"] = {
+        "cases": [{"n": n, "fs_hz": fs, "hann": hann, "detrend": detrend, "bands": bands}
+                  for n, fs, hann, detrend, bands in spectra],
+        "fft_ref": save(out, "fft.ref.npy", np.concatenate(fft_ref), "<f8"),
+        "fft_f32": save(out, "fft.f32.npy", np.concatenate(fft_32), "<f4"),
+        "psd_ref": save(out, "psd.ref.npy", np.concatenate(psd_ref), "<f8"),
+        "psd_f32": save(out, "psd.f32.npy", np.concatenate(psd_32), "<f4"),
+        "band_power_ref": save(out, "bandpower.ref.npy", np.array(bp_ref), "<f8"),
+        "band_power_f32": save(out, "bandpower.f32.npy", np.array(bp_32, dtype=F32), "<f4"),
     }
 
     with open(os.path.join(out, "index.json"), "w") as f:

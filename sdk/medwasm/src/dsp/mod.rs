@@ -1,5 +1,6 @@
 //! Signal processing blocks for the samples before a model: IIR and FIR filters,
-//! smoothing, DC removal, normalization, sliding windows and the 3-axis magnitude.
+//! smoothing, DC removal, normalization, sliding windows, the 3-axis magnitude,
+//! and spectra (FFT, periodogram, band power).
 //!
 //! Every block is `no_std` and allocation-free: its state is a struct whose
 //! buffers are sized by const generics (`SosFilter<S>`, `Fir<N>`,
@@ -11,7 +12,8 @@
 //! **Bit-identical on every target.** The f32 arithmetic is written out in a
 //! fixed order (documented per block) with no fused multiply-add and no
 //! reassociation, and the only function called on f32 is the square root, which
-//! IEEE 754 rounds correctly everywhere. So natively, in wasm32 (with or without
+//! IEEE 754 rounds correctly everywhere (tables of cosines, for the FFT and the
+//! Hann window, are computed in f64 with `libm` and rounded once). So natively, in wasm32 (with or without
 //! simd128) and on a Cortex-M4F/M7 the outputs agree to the bit; the test battery
 //! checks them against an independent model of that arithmetic
 //! (`conformance/gen_dsp_cases.py`, numpy float32 one operation at a time) and
@@ -30,6 +32,7 @@ pub mod iir;
 pub mod norm;
 pub mod smooth;
 pub mod smv;
+pub mod spectrum;
 pub mod window;
 
 pub use design::{Band, Butterworth};
@@ -39,4 +42,5 @@ pub use iir::SosFilter;
 pub use norm::{min_max, z_score};
 pub use smooth::{DcBlocker, MovingAverage};
 pub use smv::{magnitude, magnitudes};
+pub use spectrum::{Fft, Periodogram, Window};
 pub use window::Windows;

@@ -7,8 +7,8 @@
 
 use medwasm::dsp::design::Sos;
 use medwasm::dsp::{
-    Band, Butterworth, DcBlocker, DspError, Fir, MovingAverage, SosFilter, Windows, magnitude,
-    magnitudes, min_max, z_score,
+    Band, Butterworth, DcBlocker, DspError, Fft, Fir, MovingAverage, Periodogram, SosFilter,
+    Window, Windows, magnitude, magnitudes, min_max, z_score,
 };
 use serde_json::Value;
 
@@ -701,7 +701,9 @@ fn a_filter_reset_starts_over() {
 /// 0 input (f32s); 1 Butterworth (band 0/1/2, order, sections, cut-offs and rate as
 /// f64); 2 FIR (count, taps); 3 moving average (width); 4 DC blocker (alpha); 5
 /// z-score and 6 min-max (start, width, floor); 7 windows (width, hop, chunk); 8
-/// magnitudes (x y z f32 triples). Every output here is the goldens' (the tests
+/// magnitudes (x y z f32 triples); 9 spectrum (points, rate as f32, Hann, detrend,
+/// then band edges as f64 pairs; the output is the FFT's re and im, the density
+/// and the band powers). Every output here is the goldens' (the tests
 /// above), so a matching CRC on the board is the goldens' bits too.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
@@ -823,6 +825,22 @@ pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
         }
         want.push((format!("windows {width} hop {hop}"), crc(&frames)));
     }
+    for c in index["spectrum"]["cases"].as_array().unwrap() {
+        let mut words = vec![
+            c["n"].as_u64().unwrap() as u32,
+            (c["fs_hz"].as_f64().unwrap() as f32).to_bits(),
+            c["hann"].as_bool().unwrap() as u32,
+            c["detrend"].as_bool().unwrap() as u32,
+        ];
+        for b in c["bands"].as_array().unwrap() {
+            words.extend(f64_words(b[0].as_f64().unwrap()));
+            words.extend(f64_words(b[1].as_f64().unwrap()));
+        }
+        record(&mut out, 9, &words);
+        let (fft, psd, powers) = spectrum_case(&x, c);
+        let all: Vec<f32> = fft.into_iter().chain(psd).chain(powers).collect();
+        want.push((format!("spectrum {}", c["n"]), crc(&all)));
+    }
     let xyz = golden!("smv.input.f32.npy").f32s;
     record(
         &mut out,
@@ -833,6 +851,129 @@ pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
     magnitudes(&xyz, &mut m).unwrap();
     want.push(("smv".into(), crc(&m)));
     (out, want)
+}
+
+/// The FFT of `x` (re then im), the periodogram and the band powers of case `c`.
+fn spectrum_run<const N: usize>(x: &[f32], c: &Value) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let x: &[f32; N] = x[..N].try_into().unwrap();
+    let (mut re, mut im) = (*x, [0.0f32; N]);
+    Fft::<N>::new().transform(&mut re, &mut im);
+    let fft = re.iter().chain(&im).copied().collect();
+    let window = if c["hann"].as_bool().unwrap() {
+        Window::Hann
+    } else {
+        Window::Rectangular
+    };
+    let fs = c["fs_hz"].as_f64().unwrap() as f32;
+    let p = Periodogram::<N>::new(fs, window, c["detrend"].as_bool().unwrap()).unwrap();
+    let mut psd = vec![0.0; Periodogram::<N>::BINS];
+    p.psd(x, (&mut [0.0; N], &mut [0.0; N]), &mut psd).unwrap();
+    let bands = c["bands"].as_array().unwrap();
+    let powers = bands
+        .iter()
+        .map(|b| {
+            p.band_power(&psd, b[0].as_f64().unwrap(), b[1].as_f64().unwrap())
+                .unwrap()
+        })
+        .collect();
+    (fft, psd, powers)
+}
+
+fn spectrum_case(x: &[f32], c: &Value) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    match c["n"].as_u64().unwrap() {
+        8 => spectrum_run::<8>(x, c),
+        64 => spectrum_run::<64>(x, c),
+        256 => spectrum_run::<256>(x, c),
+        1024 => spectrum_run::<1024>(x, c),
+        n => panic!("no test instance for {n} points"),
+    }
+}
+
+#[test]
+fn spectra_are_bit_exact_to_the_f32_model_and_near_numpy_and_scipy() {
+    let index = index();
+    let x = input();
+    let (fft_ref, fft_32, psd_ref, psd_32, bp_ref, bp_32) = (
+        golden!("fft.ref.npy"),
+        golden!("fft.f32.npy"),
+        golden!("psd.ref.npy"),
+        golden!("psd.f32.npy"),
+        golden!("bandpower.ref.npy"),
+        golden!("bandpower.f32.npy"),
+    );
+    let (mut at_fft, mut at_psd, mut at_bp) = (0, 0, 0);
+    for c in index["spectrum"]["cases"].as_array().unwrap() {
+        let n = c["n"].as_u64().unwrap() as usize;
+        let (fft, psd, powers) = spectrum_case(&x, c);
+        let what = format!("{n} points");
+        same_bits(
+            &fft,
+            &fft_32.f32s[at_fft..at_fft + 2 * n],
+            &format!("fft, {what}"),
+        );
+        // numpy's fft in f64: f32 rounding in log2(n) stages.
+        let err = scaled_error(&fft, &fft_ref.f64s[at_fft..at_fft + 2 * n]);
+        assert!(err <= 1e-6, "fft, {what}: error {err:.2e} against numpy");
+        let bins = n / 2 + 1;
+        same_bits(
+            &psd,
+            &psd_32.f32s[at_psd..at_psd + bins],
+            &format!("psd, {what}"),
+        );
+        let err = scaled_error(&psd, &psd_ref.f64s[at_psd..at_psd + bins]);
+        assert!(
+            err <= 2e-6,
+            "psd, {what}: error {err:.2e} against scipy's periodogram"
+        );
+        let k = powers.len();
+        same_bits(
+            &powers,
+            &bp_32.f32s[at_bp..at_bp + k],
+            &format!("band power, {what}"),
+        );
+        for (g, r) in powers.iter().zip(&bp_ref.f64s[at_bp..at_bp + k]) {
+            assert!(
+                (*g as f64 - r).abs() <= 1e-6 * r,
+                "band power, {what}: {g} vs scipy's {r}"
+            );
+        }
+        (at_fft, at_psd, at_bp) = (at_fft + 2 * n, at_psd + bins, at_bp + k);
+    }
+    assert_eq!(at_fft, fft_32.f32s.len());
+    assert_eq!(at_bp, bp_32.f32s.len());
+}
+
+#[test]
+fn the_fft_is_exact_on_small_integer_signals() {
+    // An impulse has a flat spectrum; a constant puts everything in bin 0.
+    let (mut re, mut im) = ([0.0f32; 16], [0.0f32; 16]);
+    re[0] = 1.0;
+    Fft::<16>::new().transform(&mut re, &mut im);
+    assert_eq!((re, im), ([1.0; 16], [0.0; 16]));
+    let (mut re, mut im) = ([2.0f32; 16], [0.0f32; 16]);
+    Fft::<16>::new().transform(&mut re, &mut im);
+    assert_eq!(re[0], 32.0);
+    assert!(re[1..].iter().chain(&im).all(|v| v.abs() < 1e-6));
+    // Two points: the sum and the difference.
+    let (mut re, mut im) = ([3.0f32, 1.0], [0.0f32; 2]);
+    Fft::<2>::new().transform(&mut re, &mut im);
+    assert_eq!(re, [4.0, 2.0]);
+    // Periodogram refusals.
+    assert!(Periodogram::<8>::new(0.0, Window::Hann, true).is_err());
+    let p = Periodogram::<8>::new(100.0, Window::Hann, true).unwrap();
+    let err = p
+        .psd(&[0.0; 8], (&mut [0.0; 8], &mut [0.0; 8]), &mut [0.0; 4])
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`psd` holds 4 values but must hold 5; size the buffers together"
+    );
+    assert!(p.band_power(&[0.0; 5], 10.0, 5.0).is_err());
+    assert_eq!(
+        p.band_power(&[1.0; 5], 1.0, 2.0),
+        Ok(0.0),
+        "no bin in the band"
+    );
 }
 
 #[test]
@@ -852,6 +993,8 @@ fn block_state_sizes_are_what_docs_dsp_md_says() {
         size_of::<Windows<720>>(),
         (4 * 720 + 3 * word + 8).next_multiple_of(8)
     );
+    assert_eq!(size_of::<Fft<256>>(), 4 * 256);
+    assert_eq!(size_of::<Periodogram<256>>(), 8 * 256 + 12);
     if word == 4 {
         assert_eq!(size_of::<Fir<31>>(), 252);
         assert_eq!(size_of::<MovingAverage<32>>(), 136);

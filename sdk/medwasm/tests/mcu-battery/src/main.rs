@@ -426,6 +426,34 @@ fn windows<const W: usize>(x: &[f32], hop: usize, chunk: usize, out: &mut [f32])
 
 use medwasm::dsp;
 
+/// The FFT of the first `N` samples, the periodogram and the band powers of
+/// record 9, written one after the other into `out`; the number of values.
+fn spectrum<const N: usize>(x: &[f32], p: &[u8], words: usize, out: &mut [f32]) -> Option<usize> {
+    let x: &[f32; N] = x.get(..N)?.try_into().ok()?;
+    let (mut re, mut im) = (*x, [0.0f32; N]);
+    dsp::Fft::<N>::new().transform(&mut re, &mut im);
+    let bins = dsp::Periodogram::<N>::BINS;
+    let bands = (words - 4) / 4;
+    if 2 * N + bins + bands > out.len() {
+        return None;
+    }
+    out[..N].copy_from_slice(&re);
+    out[N..2 * N].copy_from_slice(&im);
+    let window = if u32_at(p, 8) == 1 {
+        dsp::Window::Hann
+    } else {
+        dsp::Window::Rectangular
+    };
+    let pg = dsp::Periodogram::<N>::new(f32_at(p, 4), window, u32_at(p, 12) == 1).ok()?;
+    let (psd, rest) = out[2 * N..].split_at_mut(bins);
+    pg.psd(x, (&mut re, &mut im), psd).ok()?;
+    for (b, slot) in rest[..bands].iter_mut().enumerate() {
+        let at = 16 + 16 * b;
+        *slot = pg.band_power(psd, f64_at(p, at), f64_at(p, at + 8)).ok()?;
+    }
+    Some(2 * N + bins + bands)
+}
+
 /// Runs the DSP records; (passed, failed) as reported lines.
 fn dsp_cases() -> (u32, u32) {
     let b: &'static [u8] = &DSP.0;
@@ -538,6 +566,17 @@ fn dsp_cases() -> (u32, u32) {
                     _ => None,
                 }
                 .ok_or("windows")
+            }
+            9 => {
+                let x = &input[..len];
+                match u32_at(p, 0) {
+                    8 => spectrum::<8>(x, p, words, output),
+                    64 => spectrum::<64>(x, p, words, output),
+                    256 => spectrum::<256>(x, p, words, output),
+                    1024 => spectrum::<1024>(x, p, words, output),
+                    _ => None,
+                }
+                .ok_or("spectrum")
             }
             8 => {
                 let n = words / 3;
