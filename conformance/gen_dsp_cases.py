@@ -207,6 +207,33 @@ def band_power_f32(psd32, n, fs, lo, hi):
     return acc * (F32(fs) / F32(n))
 
 
+def median_f32(width, x32):
+    """The median of the last `width` samples (zeros before the first); for even
+    widths (a + b) / 2 of the middle two in f32, as numpy's median of float32."""
+    padded = np.concatenate([np.zeros(width - 1, dtype=F32), x32])
+    y = np.empty_like(x32)
+    for n in range(x32.shape[0]):
+        w = np.sort(padded[n:n + width])
+        y[n] = w[width // 2] if width % 2 else (w[width // 2 - 1] + w[width // 2]) / F32(2.0)
+    return y
+
+
+def interpolate_f32(taps32, factor, x32):
+    """Output factor*n + p = sum over j of taps[p + factor*j] * x[n - j], the
+    oldest sample (largest j) first, from 0."""
+    m = taps32.shape[0]
+    y = np.empty(x32.shape[0] * factor, dtype=F32)
+    for n in range(x32.shape[0]):
+        for p in range(factor):
+            acc = F32(0.0)
+            if p < m:
+                for j in range((m - 1 - p) // factor, -1, -1):
+                    xv = x32[n - j] if n - j >= 0 else F32(0.0)
+                    acc = acc + taps32[p + factor * j] * xv
+            y[factor * n + p] = acc
+    return y
+
+
 def save(out, name, arr, dtype):
     arr = np.ascontiguousarray(arr, dtype=dtype)
     np.save(os.path.join(out, name), arr)
@@ -291,6 +318,43 @@ def main():
         "widths": widths,
         "ref": save(out, "movavg.ref.npy", np.stack([signal.lfilter(np.ones(w) / w, [1.0], x64) for w in widths]), "<f8"),
         "f32": save(out, "movavg.f32.npy", np.stack([moving_average_f32(w, x32) for w in widths]), "<f4"),
+    }
+
+    # Moving median over the last `width` samples, zeros before the first.
+    widths = [1, 5, 6, 31]
+    index["moving_median"] = {
+        "widths": widths,
+        "ref": save(out, "movmedian.ref.npy", np.stack([
+            np.median(np.lib.stride_tricks.sliding_window_view(
+                np.concatenate([np.zeros(w - 1), x64]), w), axis=1) for w in widths]), "<f8"),
+        "f32": save(out, "movmedian.f32.npy", np.stack([median_f32(w, x32) for w in widths]), "<f4"),
+    }
+
+    # Decimation as scipy's decimate(ftype='fir', zero_phase=False), with its own
+    # taps (firwin(20q + 1, 1/q), Hamming) rounded to f32; interpolation as
+    # upfirdn(taps, x, up=L) with taps L * firwin(n, 1/L).
+    dec, dec_taps, dec_ref, dec_32 = [], [], [], []
+    for q in (2, 3):
+        taps32 = signal.firwin(20 * q + 1, 1.0 / q, window="hamming").astype(F32)
+        dec.append({"factor": q, "taps": int(taps32.shape[0])})
+        dec_taps.append(taps32)
+        dec_ref.append(signal.decimate(x64, q, ftype="fir", zero_phase=False))
+        dec_32.append(fir_f32(taps32, x32)[::q])
+    inter, int_taps, int_ref, int_32 = [], [], [], []
+    for factor, n in ((2, 31), (3, 24)):
+        taps32 = (factor * signal.firwin(n, 1.0 / factor)).astype(F32)
+        inter.append({"factor": factor, "taps": n})
+        int_taps.append(taps32)
+        int_ref.append(signal.upfirdn(taps32.astype(np.float64), x64, up=factor)[:N * factor])
+        int_32.append(interpolate_f32(taps32, factor, x32))
+    index["resample"] = {
+        "decimate": dec, "interpolate": inter,
+        "decimate_taps": save(out, "decimate.taps.npy", np.concatenate(dec_taps), "<f4"),
+        "decimate_ref": save(out, "decimate.ref.npy", np.concatenate(dec_ref), "<f8"),
+        "decimate_f32": save(out, "decimate.f32.npy", np.concatenate(dec_32), "<f4"),
+        "interpolate_taps": save(out, "interpolate.taps.npy", np.concatenate(int_taps), "<f4"),
+        "interpolate_ref": save(out, "interpolate.ref.npy", np.concatenate(int_ref), "<f8"),
+        "interpolate_f32": save(out, "interpolate.f32.npy", np.concatenate(int_32), "<f4"),
     }
 
     alphas = [0.995, 0.9]

@@ -46,14 +46,7 @@ impl<const N: usize> Fir<N> {
     pub fn push(&mut self, x: f32) -> f32 {
         self.head = if self.head + 1 == N { 0 } else { self.head + 1 };
         self.history[self.head] = x;
-        // Oldest first: the ring after `head`, then up to `head`, against the taps
-        // from the last to the first.
-        let (newer, older) = self.history.split_at(self.head + 1);
-        let mut acc = 0.0f32;
-        for (x, b) in older.iter().chain(newer).zip(self.taps.iter().rev()) {
-            acc += b * x;
-        }
-        acc
+        dot_oldest_first(&self.history, self.head, &self.taps)
     }
 
     /// Filters a chunk in place.
@@ -68,4 +61,21 @@ impl<const N: usize> Fir<N> {
         self.history = [0.0; N];
         self.head = N - 1;
     }
+}
+
+/// `Σ taps[k]·x[n-k]` over a ring whose newest sample is at `head`, summed from
+/// the oldest sample to the newest starting at 0: the ring after `head`, then up
+/// to `head`, against the taps from the last to the first.
+#[inline]
+pub(crate) fn dot_oldest_first<const N: usize>(
+    ring: &[f32; N],
+    head: usize,
+    taps: &[f32; N],
+) -> f32 {
+    let (newer, older) = ring.split_at(head + 1);
+    let mut acc = 0.0f32;
+    for (x, b) in older.iter().chain(newer).zip(taps.iter().rev()) {
+        acc += b * x;
+    }
+    acc
 }

@@ -1,10 +1,11 @@
 //! Signal processing blocks for the samples before a model: IIR and FIR filters,
-//! smoothing, DC removal, normalization, sliding windows, the 3-axis magnitude,
-//! and spectra (FFT, periodogram, band power).
+//! moving average and median, DC removal, normalization, resampling by integer
+//! factors, sliding windows, the 3-axis magnitude, and spectra (FFT,
+//! periodogram, band power).
 //!
 //! Every block is `no_std` and allocation-free: its state is a struct whose
 //! buffers are sized by const generics (`SosFilter<S>`, `Fir<N>`,
-//! `MovingAverage<N>`, `Windows<W>`) or by the caller's slice, so a template or
+//! `MovingAverage<N>`, `Windows<W>`, `Fft<N>` …) or by the caller's slice, so a template or
 //! the converter can size and count them at build time. Streaming blocks take
 //! samples one at a time (`push`) or a chunk in place (`process`); feeding a
 //! signal in chunks of any size gives the same bits as feeding it whole.
@@ -29,7 +30,9 @@ pub mod design;
 mod error;
 pub mod fir;
 pub mod iir;
+pub mod median;
 pub mod norm;
+pub mod resample;
 pub mod smooth;
 pub mod smv;
 pub mod spectrum;
@@ -39,7 +42,9 @@ pub use design::{Band, Butterworth};
 pub use error::DspError;
 pub use fir::Fir;
 pub use iir::SosFilter;
+pub use median::MovingMedian;
 pub use norm::{min_max, z_score};
+pub use resample::{Decimator, Interpolator};
 pub use smooth::{DcBlocker, MovingAverage};
 pub use smv::{magnitude, magnitudes};
 pub use spectrum::{Fft, Periodogram, Window};

@@ -7,8 +7,8 @@
 
 use medwasm::dsp::design::Sos;
 use medwasm::dsp::{
-    Band, Butterworth, DcBlocker, DspError, Fft, Fir, MovingAverage, Periodogram, SosFilter,
-    Window, Windows, magnitude, magnitudes, min_max, z_score,
+    Band, Butterworth, DcBlocker, Decimator, DspError, Fft, Fir, Interpolator, MovingAverage,
+    MovingMedian, Periodogram, SosFilter, Window, Windows, magnitude, magnitudes, min_max, z_score,
 };
 use serde_json::Value;
 
@@ -703,7 +703,8 @@ fn a_filter_reset_starts_over() {
 /// z-score and 6 min-max (start, width, floor); 7 windows (width, hop, chunk); 8
 /// magnitudes (x y z f32 triples); 9 spectrum (points, rate as f32, Hann, detrend,
 /// then band edges as f64 pairs; the output is the FFT's re and im, the density
-/// and the band powers). Every output here is the goldens' (the tests
+/// and the band powers); 10 moving median (width); 11 decimator and 12
+/// interpolator (factor, count, taps). Every output here is the goldens' (the tests
 /// above), so a matching CRC on the board is the goldens' bits too.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
@@ -841,6 +842,35 @@ pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
         let all: Vec<f32> = fft.into_iter().chain(psd).chain(powers).collect();
         want.push((format!("spectrum {}", c["n"]), crc(&all)));
     }
+    for width in [1u32, 5, 6, 31] {
+        record(&mut out, 10, &[width]);
+        let y = moving_median_width(width as u64, &x);
+        want.push((format!("moving median {width}"), crc(&y)));
+    }
+    let r = &index["resample"];
+    for (kind, list, file) in [
+        (11, "decimate", golden!("decimate.taps.npy")),
+        (12, "interpolate", golden!("interpolate.taps.npy")),
+    ] {
+        let mut at = 0;
+        for c in r[list].as_array().unwrap() {
+            let factor = c["factor"].as_u64().unwrap() as usize;
+            let n = c["taps"].as_u64().unwrap() as usize;
+            let t = &file.f32s[at..at + n];
+            at += n;
+            let mut words = vec![factor as u32, n as u32];
+            words.extend(t.iter().map(|v| v.to_bits()));
+            record(&mut out, kind, &words);
+            let y = match (kind, n) {
+                (11, 41) => decimate_run::<41>(t, factor, &x),
+                (11, 61) => decimate_run::<61>(t, factor, &x),
+                (12, 31) => interpolate_run::<31>(t, factor, &x),
+                (12, 24) => interpolate_run::<24>(t, factor, &x),
+                _ => panic!("no test instance for {list} with {n} taps"),
+            };
+            want.push((format!("{list} by {factor}"), crc(&y)));
+        }
+    }
     let xyz = golden!("smv.input.f32.npy").f32s;
     record(
         &mut out,
@@ -976,6 +1006,156 @@ fn the_fft_is_exact_on_small_integer_signals() {
     );
 }
 
+fn moving_median_run<const N: usize>(x: &[f32]) -> Vec<f32> {
+    let mut m = MovingMedian::<N>::new();
+    let mut y = x.to_vec();
+    let (a, b) = y.split_at_mut(x.len() / 2 + 3);
+    m.process(a);
+    for v in b.iter_mut() {
+        *v = m.push(*v);
+    }
+    y
+}
+
+fn moving_median_width(width: u64, x: &[f32]) -> Vec<f32> {
+    match width {
+        1 => moving_median_run::<1>(x),
+        5 => moving_median_run::<5>(x),
+        6 => moving_median_run::<6>(x),
+        31 => moving_median_run::<31>(x),
+        n => panic!("no test instance for width {n}"),
+    }
+}
+
+#[test]
+fn moving_medians_are_numpys() {
+    let index = index();
+    let x = input();
+    let (refs, f32s) = (golden!("movmedian.ref.npy"), golden!("movmedian.f32.npy"));
+    for (i, w) in index["moving_median"]["widths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let width = w.as_u64().unwrap();
+        let y = moving_median_width(width, &x);
+        same_bits(&y, f32s.row32(i), &format!("moving median {width}"));
+        // An odd window's median is one of its samples: exact. An even one's mean of
+        // the middle two rounds once in f32.
+        let err = scaled_error(&y, refs.row64(i));
+        let tol = if width % 2 == 1 { 0.0 } else { 1e-7 };
+        assert!(err <= tol, "width {width}: error {err:.2e} against numpy");
+    }
+    // A spike shorter than half the window is removed entirely.
+    let mut m = MovingMedian::<5>::new();
+    let out: Vec<f32> = [1.0, 1.0, 1.0, 1.0, 1.0, 90.0, 90.0, 1.0, 1.0]
+        .iter()
+        .map(|&v| m.push(v))
+        .collect();
+    assert_eq!(out[4..], [1.0; 5]);
+}
+
+fn decimate_run<const N: usize>(taps: &[f32], q: usize, x: &[f32]) -> Vec<f32> {
+    let taps: &[f32; N] = taps.try_into().unwrap();
+    let mut d = Decimator::<N>::new(taps, q).unwrap();
+    let mut out = vec![0.0; x.len()];
+    let mut n = 0;
+    // Chunks of sizes that do not divide the factor.
+    for chunk in x.chunks(7) {
+        n += d.process(chunk, &mut out[n..]).unwrap();
+    }
+    out.truncate(n);
+    out
+}
+
+fn interpolate_run<const N: usize>(taps: &[f32], l: usize, x: &[f32]) -> Vec<f32> {
+    let taps: &[f32; N] = taps.try_into().unwrap();
+    let mut p = Interpolator::<N>::new(taps, l).unwrap();
+    let mut out = vec![0.0; x.len() * l];
+    let half = x.len() / 2;
+    let n = p.process(&x[..half], &mut out[..half * l]).unwrap();
+    for (k, v) in x[half..].iter().enumerate() {
+        let at = n + k * l;
+        p.push(*v, &mut out[at..at + l]).unwrap();
+    }
+    out
+}
+
+#[test]
+fn resampling_is_bit_exact_to_the_f32_model_and_near_scipy() {
+    let index = index();
+    let x = input();
+    let r = &index["resample"];
+    let (taps, refs, f32s) = (
+        golden!("decimate.taps.npy"),
+        golden!("decimate.ref.npy"),
+        golden!("decimate.f32.npy"),
+    );
+    let (mut at_taps, mut at_out) = (0, 0);
+    for c in r["decimate"].as_array().unwrap() {
+        let q = c["factor"].as_u64().unwrap() as usize;
+        let n = c["taps"].as_u64().unwrap() as usize;
+        let t = &taps.f32s[at_taps..at_taps + n];
+        let y = match n {
+            41 => decimate_run::<41>(t, q, &x),
+            61 => decimate_run::<61>(t, q, &x),
+            n => panic!("no test instance for {n} taps"),
+        };
+        let count = x.len().div_ceil(q);
+        same_bits(
+            &y,
+            &f32s.f32s[at_out..at_out + count],
+            &format!("decimate by {q}"),
+        );
+        let err = scaled_error(&y, &refs.f64s[at_out..at_out + count]);
+        assert!(
+            err <= 1e-6,
+            "decimate by {q}: error {err:.2e} against scipy"
+        );
+        (at_taps, at_out) = (at_taps + n, at_out + count);
+    }
+    let (taps, refs, f32s) = (
+        golden!("interpolate.taps.npy"),
+        golden!("interpolate.ref.npy"),
+        golden!("interpolate.f32.npy"),
+    );
+    let (mut at_taps, mut at_out) = (0, 0);
+    for c in r["interpolate"].as_array().unwrap() {
+        let l = c["factor"].as_u64().unwrap() as usize;
+        let n = c["taps"].as_u64().unwrap() as usize;
+        let t = &taps.f32s[at_taps..at_taps + n];
+        let y = match n {
+            31 => interpolate_run::<31>(t, l, &x),
+            24 => interpolate_run::<24>(t, l, &x),
+            n => panic!("no test instance for {n} taps"),
+        };
+        let count = x.len() * l;
+        same_bits(
+            &y,
+            &f32s.f32s[at_out..at_out + count],
+            &format!("interpolate by {l}"),
+        );
+        let err = scaled_error(&y, &refs.f64s[at_out..at_out + count]);
+        assert!(
+            err <= 1e-6,
+            "interpolate by {l}: error {err:.2e} against scipy"
+        );
+        (at_taps, at_out) = (at_taps + n, at_out + count);
+    }
+    // Refusals.
+    assert!(Decimator::<3>::new(&[1.0; 3], 0).is_err());
+    assert!(Interpolator::<3>::new(&[1.0, f32::NAN, 1.0], 2).is_err());
+    let mut d = Decimator::<3>::new(&[1.0; 3], 2).unwrap();
+    assert_eq!(
+        d.process(&[1.0; 5], &mut [0.0; 2]).unwrap_err().to_string(),
+        "`out` holds 2 values but must hold 3; size the buffers together"
+    );
+    let mut p = Interpolator::<3>::new(&[1.0; 3], 2).unwrap();
+    assert!(p.push(1.0, &mut [0.0; 3]).is_err());
+    assert!(p.process(&[1.0; 2], &mut [0.0; 3]).is_err());
+}
+
 #[test]
 fn block_state_sizes_are_what_docs_dsp_md_says() {
     use std::mem::size_of;
@@ -994,6 +1174,18 @@ fn block_state_sizes_are_what_docs_dsp_md_says() {
         (4 * 720 + 3 * word + 8).next_multiple_of(8)
     );
     assert_eq!(size_of::<Fft<256>>(), 4 * 256);
+    assert_eq!(
+        size_of::<MovingMedian<31>>(),
+        (8 * 31 + word).next_multiple_of(word)
+    );
+    assert_eq!(
+        size_of::<Decimator<41>>(),
+        (8 * 41 + 3 * word).next_multiple_of(word)
+    );
+    assert_eq!(
+        size_of::<Interpolator<41>>(),
+        (8 * 41 + 2 * word).next_multiple_of(word)
+    );
     assert_eq!(size_of::<Periodogram<256>>(), 8 * 256 + 12);
     if word == 4 {
         assert_eq!(size_of::<Fir<31>>(), 252);

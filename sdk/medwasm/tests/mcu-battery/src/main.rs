@@ -426,6 +426,31 @@ fn windows<const W: usize>(x: &[f32], hop: usize, chunk: usize, out: &mut [f32])
 
 use medwasm::dsp;
 
+fn moving_median<const N: usize>(y: &mut [f32]) {
+    dsp::MovingMedian::<N>::new().process(y);
+}
+
+/// Record 11 (decimate, in chunks of 7) or 12 (interpolate) with `N` taps from
+/// `p`; the outputs go to `out`, their count is returned.
+fn resample<const N: usize>(kind: usize, p: &[u8], x: &[f32], out: &mut [f32]) -> Option<usize> {
+    let factor = u32_at(p, 0);
+    let mut taps = [0.0f32; N];
+    for (k, t) in taps.iter_mut().enumerate() {
+        *t = f32_at(p, 8 + 4 * k);
+    }
+    if kind == 11 {
+        let mut d = dsp::Decimator::<N>::new(&taps, factor).ok()?;
+        let mut n = 0;
+        for chunk in x.chunks(7) {
+            n += d.process(chunk, out.get_mut(n..)?).ok()?;
+        }
+        Some(n)
+    } else {
+        let mut i = dsp::Interpolator::<N>::new(&taps, factor).ok()?;
+        i.process(x, out).ok()
+    }
+}
+
 /// The FFT of the first `N` samples, the periodogram and the band powers of
 /// record 9, written one after the other into `out`; the number of values.
 fn spectrum<const N: usize>(x: &[f32], p: &[u8], words: usize, out: &mut [f32]) -> Option<usize> {
@@ -577,6 +602,25 @@ fn dsp_cases() -> (u32, u32) {
                     _ => None,
                 }
                 .ok_or("spectrum")
+            }
+            10 => match u32_at(p, 0) {
+                1 => Ok(moving_median::<1>(y)),
+                5 => Ok(moving_median::<5>(y)),
+                6 => Ok(moving_median::<6>(y)),
+                31 => Ok(moving_median::<31>(y)),
+                _ => Err("moving median width"),
+            }
+            .map(|()| len),
+            11 | 12 => {
+                let x = &input[..len];
+                match u32_at(p, 4) {
+                    41 => resample::<41>(kind, p, x, output),
+                    61 => resample::<61>(kind, p, x, output),
+                    31 => resample::<31>(kind, p, x, output),
+                    24 => resample::<24>(kind, p, x, output),
+                    _ => None,
+                }
+                .ok_or("resample")
             }
             8 => {
                 let n = words / 3;
