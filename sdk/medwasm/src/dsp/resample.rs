@@ -102,7 +102,7 @@ impl<const N: usize> Decimator<N> {
 
 /// Inserts `factor - 1` zeros after each sample and filters by `N` taps:
 /// `upfirdn(taps, x, up=factor)`, `factor` outputs per input, computed as the
-/// polyphase sums. `8N + 12` bytes on 32-bit targets.
+/// polyphase sums. `8N + 8` bytes on 32-bit targets.
 ///
 /// Output `factor·n + p` is `Σ_j taps[p + factor·j]·x[n - j]` over the taps of
 /// phase `p`, summed from the oldest sample (largest `j`) to the newest, from 0.
