@@ -293,6 +293,25 @@ def main():
         "f32": save(out, "butter.f32.npy", np.stack(f32s), "<f4"),
     }
 
+    # Designs only, every order up to the runtime's MAX_ORDER (8) for each band, at
+    # cut-offs from near DC to near Nyquist: scipy's sos padded to 8 sections.
+    sweep, sweep_sos = [], []
+    for kind, cuts in (("lowpass", ([0.7], [12.0], [47.0])), ("highpass", ([0.3], [20.0], [45.0])),
+                       ("bandpass", ([0.5, 40.0], [8.0, 9.0], [2.0, 48.0]))):
+        for order in range(1, 9):
+            for cut in cuts:
+                wn = cut[0] if len(cut) == 1 else cut
+                sos = signal.butter(order, wn, btype=kind, fs=100.0, output="sos")
+                padded = np.zeros((8, 6))
+                padded[:sos.shape[0]] = sos
+                sweep_sos.append(padded)
+                sweep.append({"kind": kind, "order": order, "cutoff_hz": cut, "fs_hz": 100.0,
+                              "sections": int(sos.shape[0])})
+    index["butter_designs"] = {
+        "cases": sweep,
+        "sos": save(out, "butter_designs.sos.npy", np.stack(sweep_sos), "<f8"),
+    }
+
     # FIR: taps padded with zeros to the longest (index.json gives each length).
     firs = [
         ("lowpass31", signal.firwin(31, 0.1)),

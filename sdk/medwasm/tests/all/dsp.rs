@@ -194,6 +194,91 @@ fn butterworth_designs_match_scipy_sos() {
     eprintln!("butterworth design: largest difference to scipy {worst:.1e} (scaled)");
 }
 
+/// A section with its numerator divided by `b0`, and its poles' distance to the
+/// unit circle (zpk2sos's order key: the closest go last).
+fn normalized(row: &[f64; 6]) -> ([f64; 6], f64) {
+    let mut r = *row;
+    let b0 = r[0];
+    for v in &mut r[..3] {
+        *v /= b0;
+    }
+    // Complex poles have |p|² = a2; a real pair's larger |p| is the worse one.
+    let (a1, a2) = (r[4], r[5]);
+    let disc = a1 * a1 - 4.0 * a2;
+    let radius = if disc < 0.0 {
+        a2.sqrt()
+    } else {
+        ((-a1).abs() + disc.sqrt()) / 2.0
+    };
+    (r, (1.0 - radius).abs())
+}
+
+#[test]
+fn butterworth_designs_of_every_order_match_scipy_sos() {
+    let index = index();
+    let sos = golden!("butter_designs.sos.npy");
+    let cases = index["butter_designs"]["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3 * 8 * 3);
+    let mut reordered = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let spec = spec(case);
+        let what = format!("{:?} order {}", spec.band, spec.order);
+        let sections = case["sections"].as_u64().unwrap() as usize;
+        assert_eq!(spec.sections(), sections, "{what}: section count");
+        let ours = spec.design().unwrap();
+        let want = scipy_sos(&sos, i, sections);
+        let close = |a: &[f64; 6], b: &[f64; 6]| {
+            (0..6).all(|c| (a[c] - b[c]).abs() / (1.0 + b[c].abs()) <= 1e-12)
+        };
+        if ours.sections().iter().zip(&want).all(|(o, w)| close(o, w)) {
+            for (o, w) in ours.sections().iter().zip(&want) {
+                for c in 0..6 {
+                    assert_eq!(
+                        (o[c] as f32).to_bits(),
+                        (w[c] as f32).to_bits(),
+                        "{what}: coefficient {c} rounds differently to f32"
+                    );
+                }
+            }
+            continue;
+        }
+        // Sections whose poles are equally far from the unit circle (a band-pass
+        // symmetric about fs/4 mirrors its poles) tie in zpk2sos's order, which
+        // float64 noise then decides; the design may order such a tie otherwise.
+        // Everything else must agree: the order keys, the same sections within each
+        // tie, and the overall gain (which zpk2sos puts in the first section).
+        let ours_n: Vec<_> = ours.sections().iter().map(normalized).collect();
+        let want_n: Vec<_> = want.iter().map(normalized).collect();
+        for (s, ((o, od), (_, wd))) in ours_n.iter().zip(&want_n).enumerate() {
+            assert!(
+                (od - wd).abs() <= 1e-9,
+                "{what}: section {s} is out of order"
+            );
+            assert!(
+                want_n
+                    .iter()
+                    .any(|(w, d)| (d - od).abs() <= 1e-9 && close(o, w)),
+                "{what}: section {s} {o:?} is not among scipy's sections tied with it"
+            );
+        }
+        let gain = |rows: &[[f64; 6]]| rows.iter().map(|r| r[0]).product::<f64>();
+        let (g, w) = (gain(ours.sections()), gain(&want));
+        assert!((g - w).abs() <= 1e-12 * w.abs(), "{what}: gain {g} vs {w}");
+        reordered.push(what);
+    }
+    // Only the symmetric band-pass (2 to 48 Hz at 100 Hz) has such ties.
+    assert!(
+        reordered
+            .iter()
+            .all(|w| w.contains("low_hz: 2.0, high_hz: 48.0")),
+        "reordered: {reordered:?}"
+    );
+    eprintln!(
+        "{} designs with tied sections ordered otherwise: {reordered:?}",
+        reordered.len()
+    );
+}
+
 /// Runs `f` with `SosFilter<S>` for the case's section count.
 macro_rules! with_sections {
     ($n:expr, $f:ident ( $($arg:expr),* )) => {
@@ -704,7 +789,8 @@ fn a_filter_reset_starts_over() {
 /// magnitudes (x y z f32 triples); 9 spectrum (points, rate as f32, Hann, detrend,
 /// then band edges as f64 pairs; the output is the FFT's re and im, the density
 /// and the band powers); 10 moving median (width); 11 decimator and 12
-/// interpolator (factor, count, taps). Every output here is the goldens' (the tests
+/// interpolator (factor, count, taps); 13 a Butterworth design alone (as 1; the
+/// CRC is of the f64 sections' bytes). Every output here is the goldens' (the tests
 /// above), so a matching CRC on the board is the goldens' bits too.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
@@ -841,6 +927,32 @@ pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
         let (fft, psd, powers) = spectrum_case(&x, c);
         let all: Vec<f32> = fft.into_iter().chain(psd).chain(powers).collect();
         want.push((format!("spectrum {}", c["n"]), crc(&all)));
+    }
+    // The design sweep in f64, on the board's software double precision.
+    for case in index["butter_designs"]["cases"].as_array().unwrap() {
+        let spec = spec(case);
+        let (band, c0, c1) = match spec.band {
+            Band::LowPass { cutoff_hz } => (0, cutoff_hz, 0.0),
+            Band::HighPass { cutoff_hz } => (1, cutoff_hz, 0.0),
+            Band::BandPass { low_hz, high_hz } => (2, low_hz, high_hz),
+        };
+        let mut words = vec![band, spec.order as u32, spec.sections() as u32];
+        for v in [c0, c1, spec.fs_hz] {
+            words.extend(f64_words(v));
+        }
+        record(&mut out, 13, &words);
+        let bytes: Vec<u8> = spec
+            .design()
+            .unwrap()
+            .sections()
+            .iter()
+            .flatten()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        want.push((
+            format!("design {:?} order {}", spec.band, spec.order),
+            medwasm::crc32(&bytes),
+        ));
     }
     for width in [1u32, 5, 6, 31] {
         record(&mut out, 10, &[width]);
@@ -1154,6 +1266,80 @@ fn resampling_is_bit_exact_to_the_f32_model_and_near_scipy() {
     let mut p = Interpolator::<3>::new(&[1.0; 3], 2).unwrap();
     assert!(p.push(1.0, &mut [0.0; 3]).is_err());
     assert!(p.process(&[1.0; 2], &mut [0.0; 3]).is_err());
+}
+
+/// Feeds `x` to a fresh block whole and in random chunks (some of one sample):
+/// the outputs must be the same bits.
+fn chunking_invariant<B>(
+    what: &str,
+    x: &[f32],
+    rng: &mut Rng,
+    make: impl Fn() -> B,
+    run: impl Fn(&mut B, &mut [f32]),
+) {
+    let mut whole = x.to_vec();
+    run(&mut make(), &mut whole);
+    for round in 0..4 {
+        let mut block = make();
+        let mut y = x.to_vec();
+        let mut at = 0;
+        while at < y.len() {
+            let n = if rng.below(4) == 0 { 1 } else { rng.below(200) }.min(y.len() - at);
+            run(&mut block, &mut y[at..at + n]);
+            at += n;
+        }
+        same_bits(&y, &whole, &format!("{what}, chunked round {round}"));
+    }
+}
+
+#[test]
+fn every_streaming_block_gives_the_same_bits_in_any_chunking() {
+    let x = input();
+    let mut rng = Rng(92);
+    let spec = Butterworth {
+        band: Band::BandPass {
+            low_hz: 0.5,
+            high_hz: 40.0,
+        },
+        order: 3,
+        fs_hz: 360.0,
+    };
+    chunking_invariant(
+        "sos filter",
+        &x,
+        &mut rng,
+        || SosFilter::<3>::butterworth(&spec).unwrap(),
+        |b, y| b.process(y),
+    );
+    let taps: [f32; 9] = core::array::from_fn(|k| (k as f32 - 4.0) / 10.0);
+    chunking_invariant(
+        "fir",
+        &x,
+        &mut rng,
+        || Fir::<9>::new(&taps).unwrap(),
+        |b, y| b.process(y),
+    );
+    chunking_invariant(
+        "moving average",
+        &x,
+        &mut rng,
+        MovingAverage::<7>::new,
+        |b, y| b.process(y),
+    );
+    chunking_invariant(
+        "moving median",
+        &x,
+        &mut rng,
+        MovingMedian::<8>::new,
+        |b, y| b.process(y),
+    );
+    chunking_invariant(
+        "dc blocker",
+        &x,
+        &mut rng,
+        || DcBlocker::new(0.99).unwrap(),
+        |b, y| b.process(y),
+    );
 }
 
 #[test]

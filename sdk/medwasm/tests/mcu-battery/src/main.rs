@@ -603,6 +603,39 @@ fn dsp_cases() -> (u32, u32) {
                 }
                 .ok_or("spectrum")
             }
+            13 => {
+                let cut = (f64_at(p, 12), f64_at(p, 20));
+                let band = match u32_at(p, 0) {
+                    0 => dsp::Band::LowPass { cutoff_hz: cut.0 },
+                    1 => dsp::Band::HighPass { cutoff_hz: cut.0 },
+                    _ => dsp::Band::BandPass {
+                        low_hz: cut.0,
+                        high_hz: cut.1,
+                    },
+                };
+                let spec = dsp::Butterworth {
+                    band,
+                    order: u32_at(p, 4),
+                    fs_hz: f64_at(p, 28),
+                };
+                match spec.design() {
+                    Ok(sos) => {
+                        let rows = sos.sections();
+                        // SAFETY: any f64 is 8 initialized bytes; little-endian target.
+                        let bytes = unsafe {
+                            core::slice::from_raw_parts(rows.as_ptr().cast::<u8>(), rows.len() * 48)
+                        };
+                        line(format_args!("dsp {i} {:08x}", medwasm::crc32(bytes)));
+                        passed += 1;
+                    }
+                    Err(_) => {
+                        line(format_args!("dsp {i} error design"));
+                        failed += 1;
+                    }
+                }
+                i += 1;
+                continue;
+            }
             10 => match u32_at(p, 0) {
                 1 => Ok(moving_median::<1>(y)),
                 5 => Ok(moving_median::<5>(y)),
