@@ -22,9 +22,9 @@
 //!
 //! The Butterworth design ([`design`]) runs in f64 at initialisation, following
 //! scipy's `butter(..., output='sos')` step by step, with `libm`'s portable Rust
-//! `sin`/`cos`/`tan`/`sqrt`/`hypot`/`pow` (plain IEEE operations, no target
-//! intrinsic except the correctly rounded square root), so the coefficients are
-//! the same bits on every target too.
+//! `sin`/`cos`/`tan`/`sqrt`/`hypot`/`pow` (plain IEEE operations; its only target
+//! instructions — square root, fused multiply-add, rounding, absolute value — are
+//! exactly specified), so the coefficients are the same bits on every target too.
 
 pub mod design;
 mod error;

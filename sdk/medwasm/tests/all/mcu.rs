@@ -4,7 +4,9 @@
 //! (by the reference kernels, LiteRT, or this build's runtime for the stacks),
 //! are compiled into a small `no_std` firmware (`tests/mcu-battery`) that runs
 //! each with the kernels it builds for `thumbv7em` — the DSP ones — and reports
-//! every output that differs by a single bit. The firmware's runs are counted to
+//! every output that differs by a single bit. It also runs the DSP blocks'
+//! cases (`dsp::mcu_bundle`: every block, and Butterworth designs in software f64)
+//! and reports the CRC-32 of each output, which must be the host's. The firmware's runs are counted to
 //! the instruction by the project's QEMU plugin (`targets/mcu/qemu-plugin`), after
 //! the same calibration `bench --target mcu` checks.
 //!
