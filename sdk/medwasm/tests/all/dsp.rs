@@ -279,6 +279,59 @@ fn butterworth_designs_of_every_order_match_scipy_sos() {
     );
 }
 
+#[test]
+fn random_butterworth_specs_design_stable_filters_with_unit_gain() {
+    // No scipy here: any valid spec must design without a panic into stable
+    // sections (poles inside the unit circle) whose gain is 1 in the pass band
+    // (at DC for a low-pass, at Nyquist for a high-pass).
+    let mut rng = Rng(93);
+    let unit = |rng: &mut Rng| (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+    for _ in 0..3000 {
+        let fs = [50.0, 100.0, 250.0, 360.0, 1000.0][rng.below(5)];
+        let order = 1 + rng.below(8);
+        // Cut-offs from 1e-4 to 0.9999 of Nyquist.
+        let edge = |rng: &mut Rng| fs / 2.0 * (1e-4 + 0.9998 * unit(rng));
+        let (a, b) = (edge(&mut rng), edge(&mut rng));
+        let band = match rng.below(3) {
+            0 => Band::LowPass { cutoff_hz: a },
+            1 => Band::HighPass { cutoff_hz: a },
+            _ if a == b => continue,
+            _ => Band::BandPass {
+                low_hz: a.min(b),
+                high_hz: a.max(b),
+            },
+        };
+        let spec = Butterworth {
+            band,
+            order,
+            fs_hz: fs,
+        };
+        let sos = spec.design().unwrap();
+        assert_eq!(sos.sections().len(), spec.sections(), "{spec:?}");
+        let (mut dc, mut nyquist) = (1.0f64, 1.0f64);
+        for row in sos.sections() {
+            let [b0, b1, b2, a0, a1, a2] = *row;
+            assert_eq!(a0, 1.0);
+            assert!(
+                a2.abs() < 1.0 && a1.abs() < 1.0 + a2,
+                "{spec:?}: unstable section {row:?}"
+            );
+            dc *= (b0 + b1 + b2) / (1.0 + a1 + a2);
+            nyquist *= (b0 - b1 + b2) / (1.0 - a1 + a2);
+        }
+        match band {
+            Band::LowPass { .. } => assert!((dc - 1.0).abs() < 1e-6, "{spec:?}: dc gain {dc}"),
+            Band::HighPass { .. } => {
+                assert!(
+                    (nyquist - 1.0).abs() < 1e-6,
+                    "{spec:?}: nyquist gain {nyquist}"
+                )
+            }
+            Band::BandPass { .. } => assert!(dc.abs() < 1e-6 && nyquist.abs() < 1e-6),
+        }
+    }
+}
+
 /// Runs `f` with `SosFilter<S>` for the case's section count.
 macro_rules! with_sections {
     ($n:expr, $f:ident ( $($arg:expr),* )) => {
