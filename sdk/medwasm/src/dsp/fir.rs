@@ -73,8 +73,15 @@ pub(crate) fn dot_oldest_first<const N: usize>(
     taps: &[f32; N],
 ) -> f32 {
     let (newer, older) = ring.split_at(head + 1);
+    // Two plain loops rather than a chained iterator: the same additions in the
+    // same order, without a branch per tap (a third of the instructions on a
+    // Cortex-M4).
+    let (t_newer, t_older) = taps.split_at(newer.len());
     let mut acc = 0.0f32;
-    for (x, b) in older.iter().chain(newer).zip(taps.iter().rev()) {
+    for (x, b) in older.iter().zip(t_older.iter().rev()) {
+        acc += b * x;
+    }
+    for (x, b) in newer.iter().zip(t_newer.iter().rev()) {
         acc += b * x;
     }
     acc

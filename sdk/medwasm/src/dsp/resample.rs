@@ -152,8 +152,12 @@ impl<const N: usize> Interpolator<N> {
                 // Taps p, p + L, …: the last one meets the oldest sample.
                 let count = (N - 1 - p) / self.factor + 1;
                 for j in (0..count).rev() {
-                    // x[n - j] sits j places before `head` in the ring.
-                    let at = (self.head + N - j % N) % N;
+                    // x[n - j] sits j places before `head` in the ring (j < N).
+                    let at = if j <= self.head {
+                        self.head - j
+                    } else {
+                        self.head + N - j
+                    };
                     acc += self.taps[p + self.factor * j] * self.history[at];
                 }
             }

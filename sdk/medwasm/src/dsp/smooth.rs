@@ -38,7 +38,10 @@ impl<const N: usize> MovingAverage<N> {
         self.history[self.head] = x;
         let (newer, older) = self.history.split_at(self.head + 1);
         let mut acc = 0.0f32;
-        for v in older.iter().chain(newer) {
+        for v in older {
+            acc += v;
+        }
+        for v in newer {
             acc += v;
         }
         acc / self.width

@@ -834,8 +834,8 @@ fn a_filter_reset_starts_over() {
 }
 
 /// The DSP cases for the Cortex-M firmware (`tests/mcu-battery`), run natively
-/// here: the records it reads and, per record, a name and the CRC-32 of the output
-/// this build computes. Records: u32 kind, u32 payload words, payload —
+/// here: the records it reads and, per record, a name, the CRC-32 of the output
+/// this build computes, and the input samples it takes (for per-sample counts). Records: u32 kind, u32 payload words, payload —
 /// 0 input (f32s); 1 Butterworth (band 0/1/2, order, sections, cut-offs and rate as
 /// f64); 2 FIR (count, taps); 3 moving average (width); 4 DC blocker (alpha); 5
 /// z-score and 6 min-max (start, width, floor); 7 windows (width, hop, chunk); 8
@@ -846,7 +846,7 @@ fn a_filter_reset_starts_over() {
 /// CRC is of the f64 sections' bytes). Every output here is the goldens' (the tests
 /// above), so a matching CRC on the board is the goldens' bits too.
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
+pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32, usize)>) {
     fn record(out: &mut Vec<u8>, kind: u32, words: &[u32]) {
         out.extend(kind.to_le_bytes());
         out.extend((words.len() as u32).to_le_bytes());
@@ -881,7 +881,7 @@ pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
         }
         record(&mut out, 1, &words);
         let y = with_sections!(spec.sections(), filter_designed(&spec, &x));
-        want.push((format!("butterworth {}", case["name"]), crc(&y)));
+        want.push((format!("butterworth {}", case["name"]), crc(&y), x.len()));
     }
     let taps = golden!("fir.taps.npy");
     for (i, case) in index["fir"]["cases"].as_array().unwrap().iter().enumerate() {
@@ -896,7 +896,7 @@ pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
             5 => fir_run::<5>(t, &x),
             n => panic!("no test instance for {n} taps"),
         };
-        want.push((format!("fir {}", case["name"]), crc(&y)));
+        want.push((format!("fir {}", case["name"]), crc(&y), x.len()));
     }
     for (width, y) in [
         (1, moving_average_run::<1>(&x)),
@@ -904,13 +904,13 @@ pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
         (32, moving_average_run::<32>(&x)),
     ] {
         record(&mut out, 3, &[width]);
-        want.push((format!("moving average {width}"), crc(&y)));
+        want.push((format!("moving average {width}"), crc(&y), x.len()));
     }
     for alpha in [0.995f32, 0.9] {
         record(&mut out, 4, &[alpha.to_bits()]);
         let mut y = x.clone();
         DcBlocker::new(alpha).unwrap().process(&mut y);
-        want.push((format!("dc blocker {alpha}"), crc(&y)));
+        want.push((format!("dc blocker {alpha}"), crc(&y), x.len()));
     }
     for (start, width) in [(0usize, 64usize), (300, 250), (900, 7), (500, 1)] {
         for kind in [5, 6] {
@@ -926,7 +926,7 @@ pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
                 min_max(&mut w, 1e-6).unwrap();
             }
             let what = if kind == 5 { "z-score" } else { "min-max" };
-            want.push((format!("{what} {start}+{width}"), crc(&w)));
+            want.push((format!("{what} {start}+{width}"), crc(&w), width));
         }
     }
     for (width, hop, chunk) in [
@@ -963,7 +963,7 @@ pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
             1024 => run!(1024),
             _ => unreachable!(),
         }
-        want.push((format!("windows {width} hop {hop}"), crc(&frames)));
+        want.push((format!("windows {width} hop {hop}"), crc(&frames), x.len()));
     }
     for c in index["spectrum"]["cases"].as_array().unwrap() {
         let mut words = vec![
@@ -979,7 +979,11 @@ pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
         record(&mut out, 9, &words);
         let (fft, psd, powers) = spectrum_case(&x, c);
         let all: Vec<f32> = fft.into_iter().chain(psd).chain(powers).collect();
-        want.push((format!("spectrum {}", c["n"]), crc(&all)));
+        want.push((
+            format!("periodogram {}", c["n"]),
+            crc(&all),
+            c["n"].as_u64().unwrap() as usize,
+        ));
     }
     // The design sweep in f64, on the board's software double precision.
     for case in index["butter_designs"]["cases"].as_array().unwrap() {
@@ -1005,12 +1009,13 @@ pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
         want.push((
             format!("design {:?} order {}", spec.band, spec.order),
             medwasm::crc32(&bytes),
+            1,
         ));
     }
     for width in [1u32, 5, 6, 31] {
         record(&mut out, 10, &[width]);
         let y = moving_median_width(width as u64, &x);
-        want.push((format!("moving median {width}"), crc(&y)));
+        want.push((format!("moving median {width}"), crc(&y), x.len()));
     }
     let r = &index["resample"];
     for (kind, list, file) in [
@@ -1033,7 +1038,7 @@ pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
                 (12, 24) => interpolate_run::<24>(t, factor, &x),
                 _ => panic!("no test instance for {list} with {n} taps"),
             };
-            want.push((format!("{list} by {factor}"), crc(&y)));
+            want.push((format!("{list} by {factor}"), crc(&y), x.len()));
         }
     }
     let xyz = golden!("smv.input.f32.npy").f32s;
@@ -1044,7 +1049,7 @@ pub(crate) fn mcu_bundle() -> (Vec<u8>, Vec<(String, u32)>) {
     );
     let mut m = vec![0.0; xyz.len() / 3];
     magnitudes(&xyz, &mut m).unwrap();
-    want.push(("smv".into(), crc(&m)));
+    want.push(("smv".into(), crc(&m), m.len()));
     (out, want)
 }
 

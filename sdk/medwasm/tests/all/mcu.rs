@@ -274,8 +274,9 @@ fn qemu(elf: &Path, machine: &str, library: &Path, dir: &Path) -> (Vec<String>, 
     (lines, counts, status.success())
 }
 
-/// Per case: whether it passed and its instructions (the run alone). `kernels`:
-/// the int8 sums the firmware must report it runs.
+/// Per case: whether it passed and its instructions (the run alone); per DSP
+/// record, its instructions. `kernels`: the int8 sums the firmware must report it
+/// runs.
 fn run_battery(
     elf: &Path,
     machine: &str,
@@ -283,8 +284,8 @@ fn run_battery(
     library: &Path,
     dir: &Path,
     cases: &[BlobCase],
-    dsp: &[(String, u32)],
-) -> Vec<(bool, Option<u64>)> {
+    dsp: &[(String, u32, usize)],
+) -> (Vec<(bool, Option<u64>)>, Vec<u64>) {
     let (lines, counts, exited_ok) = qemu(elf, machine, library, dir);
     let report = lines.join("\n");
     assert_eq!(
@@ -323,6 +324,8 @@ fn run_battery(
             if ran { counted.next() } else { None },
         ));
     }
+    // Then one section per DSP record, its markers (2) around the block's work.
+    let dsp_counts: Vec<u64> = counted.by_ref().take(dsp.len()).map(|n| n + 1).collect();
     assert_eq!(counted.next(), None, "more counted sections than runs");
     let failed: Vec<String> = lines
         .iter()
@@ -334,7 +337,12 @@ fn run_battery(
         .collect();
     // The DSP blocks: the CRC-32 of each output, as this machine computed it.
     let mut failed = failed;
-    for (i, (name, crc)) in dsp.iter().enumerate() {
+    assert_eq!(
+        dsp_counts.len(),
+        dsp.len(),
+        "a counted section per DSP record"
+    );
+    for (i, (name, crc, _)) in dsp.iter().enumerate() {
         let want = format!("dsp {i} {crc:08x}");
         if !lines.contains(&want) {
             let got = lines.iter().find(|l| l.starts_with(&format!("dsp {i} ")));
@@ -346,7 +354,7 @@ fn run_battery(
         "on {machine}, cases failed:\n{}\n{report}",
         failed.join("\n")
     );
-    results
+    (results, dsp_counts)
 }
 
 #[test]
@@ -372,9 +380,11 @@ fn the_kernel_battery_is_bit_identical_on_cortex_m4_and_m7() {
     std::fs::write(&dsp_file, dsp_records).unwrap();
     let library = plugin(&dir);
     let mut dsp = Vec::new();
+    let mut dsp_m4 = Vec::new();
     for (machine, cpu) in BOARDS {
         let elf = firmware(&base, cpu, false, &cases_file, &dsp_file);
-        let results = run_battery(&elf, machine, "dsp", &library, &dir, &cases, &dsp_crcs);
+        let (results, dsp_counts) =
+            run_battery(&elf, machine, "dsp", &library, &dir, &cases, &dsp_crcs);
         eprintln!(
             "{machine} ({cpu}): {} kernel cases and {} DSP block cases bit-identical",
             results.len(),
@@ -382,6 +392,7 @@ fn the_kernel_battery_is_bit_identical_on_cortex_m4_and_m7() {
         );
         if cpu == "cortex-m4" {
             dsp = results;
+            dsp_m4 = dsp_counts;
         }
     }
     let bench = std::env::var("MEDWASM_MCU_BENCH").is_ok_and(|v| v == "1");
@@ -396,7 +407,29 @@ fn the_kernel_battery_is_bit_identical_on_cortex_m4_and_m7() {
             &cases,
             &dsp_crcs,
         )
+        .0
     });
+    // Instructions per input sample of the DSP blocks on the M4 (docs/dsp.md).
+    eprintln!("DSP record | samples | instructions | per sample");
+    for ((name, _, samples), n) in dsp_crcs.iter().zip(&dsp_m4) {
+        if !name.starts_with("design") {
+            eprintln!(
+                "{name} | {samples} | {n} | {:.1}",
+                *n as f64 / *samples as f64
+            );
+        }
+    }
+    let designs: Vec<u64> = dsp_crcs
+        .iter()
+        .zip(&dsp_m4)
+        .filter(|((name, _, _), _)| name.starts_with("design"))
+        .map(|(_, &n)| n)
+        .collect();
+    eprintln!(
+        "Butterworth designs in software f64: {} to {} instructions",
+        designs.iter().min().unwrap(),
+        designs.iter().max().unwrap()
+    );
     // Instructions per multiply-accumulate of the model-shaped layers on the M4.
     eprintln!("case | MACs | reference instr | reference instr/MAC | DSP instr | DSP instr/MAC");
     for (i, c) in cases.iter().enumerate() {

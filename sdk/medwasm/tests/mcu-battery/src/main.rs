@@ -28,7 +28,9 @@
 //! (`targets/mcu/firmware/main.rs`) for the same plugin
 //! (`targets/mcu/qemu-plugin/lib.rs`): section 1 counts nothing (2), section 2 a
 //! loop of `2 × loops` instructions, then one section per case that reached its
-//! run (`ok` and `mismatch` lines): `bl run_case` on the prepared runtime.
+//! run (`ok` and `mismatch` lines): `bl run_case` on the prepared runtime; then
+//! one section per DSP record that ran: the block's work on the record's input
+//! (not its set-up, except for record 13, which counts the design itself).
 
 #![no_std]
 #![no_main]
@@ -392,17 +394,28 @@ fn output_crc(v: &[f32]) -> u32 {
 
 fn butter<const S: usize>(spec: &dsp::Butterworth, y: &mut [f32]) -> Result<(), dsp::DspError> {
     let mut f = dsp::SosFilter::<S>::butterworth(spec)?;
-    f.process(y);
+    counted(|| {
+        f.process(y);
+        core::hint::black_box(&*y);
+    });
     Ok(())
 }
 
 fn fir<const N: usize>(taps: &[f32], y: &mut [f32]) -> Result<(), dsp::DspError> {
-    dsp::Fir::<N>::from_slice(taps)?.process(y);
+    let mut f = dsp::Fir::<N>::from_slice(taps)?;
+    counted(|| {
+        f.process(y);
+        core::hint::black_box(&*y);
+    });
     Ok(())
 }
 
 fn moving_average<const N: usize>(y: &mut [f32]) {
-    dsp::MovingAverage::<N>::new().process(y);
+    let mut m = dsp::MovingAverage::<N>::new();
+    counted(|| {
+        m.process(y);
+        core::hint::black_box(&*y);
+    });
 }
 
 /// Frames of `W` every `hop`, the input pushed `chunk` samples at a time, written
@@ -410,24 +423,41 @@ fn moving_average<const N: usize>(y: &mut [f32]) {
 fn windows<const W: usize>(x: &[f32], hop: usize, chunk: usize, out: &mut [f32]) -> Option<usize> {
     let mut w = dsp::Windows::<W>::new(hop).ok()?;
     let mut n = 0;
-    for part in x.chunks(chunk) {
-        w.push(part, |start, frame| {
-            if start != (n / W * hop) as u64 || n + W > out.len() {
-                return Err(());
-            }
-            out[n..n + W].copy_from_slice(frame);
-            n += W;
-            Ok(())
-        })
-        .ok()?;
-    }
-    Some(n)
+    counted(|| {
+        for part in x.chunks(chunk) {
+            w.push(part, |start, frame| {
+                if start != (n / W * hop) as u64 || n + W > out.len() {
+                    return Err(());
+                }
+                out[n..n + W].copy_from_slice(frame);
+                n += W;
+                Ok(())
+            })
+            .ok()?;
+        }
+        Some(n)
+    })
 }
 
 use medwasm::dsp;
 
+/// Runs `f` as a counted section (the markers only: no `bl` of its own), its
+/// result forced to exist before the end marker.
+fn counted<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: the markers are `bx lr` leaf functions that change nothing.
+    unsafe { medwasm_firmware_count_begin() };
+    let r = core::hint::black_box(f());
+    // SAFETY: as above.
+    unsafe { medwasm_firmware_count_end() };
+    r
+}
+
 fn moving_median<const N: usize>(y: &mut [f32]) {
-    dsp::MovingMedian::<N>::new().process(y);
+    let mut m = dsp::MovingMedian::<N>::new();
+    counted(|| {
+        m.process(y);
+        core::hint::black_box(&*y);
+    });
 }
 
 /// Record 11 (decimate, in chunks of 7) or 12 (interpolate) with `N` taps from
@@ -440,14 +470,16 @@ fn resample<const N: usize>(kind: usize, p: &[u8], x: &[f32], out: &mut [f32]) -
     }
     if kind == 11 {
         let mut d = dsp::Decimator::<N>::new(&taps, factor).ok()?;
-        let mut n = 0;
-        for chunk in x.chunks(7) {
-            n += d.process(chunk, out.get_mut(n..)?).ok()?;
-        }
-        Some(n)
+        counted(|| {
+            let mut n = 0;
+            for chunk in x.chunks(7) {
+                n += d.process(chunk, out.get_mut(n..)?).ok()?;
+            }
+            Some(n)
+        })
     } else {
         let mut i = dsp::Interpolator::<N>::new(&taps, factor).ok()?;
-        i.process(x, out).ok()
+        counted(|| i.process(x, out).ok())
     }
 }
 
@@ -471,11 +503,15 @@ fn spectrum<const N: usize>(x: &[f32], p: &[u8], words: usize, out: &mut [f32]) 
     };
     let pg = dsp::Periodogram::<N>::new(f32_at(p, 4), window, u32_at(p, 12) == 1).ok()?;
     let (psd, rest) = out[2 * N..].split_at_mut(bins);
-    pg.psd(x, (&mut re, &mut im), psd).ok()?;
-    for (b, slot) in rest[..bands].iter_mut().enumerate() {
-        let at = 16 + 16 * b;
-        *slot = pg.band_power(psd, f64_at(p, at), f64_at(p, at + 8)).ok()?;
-    }
+    // Counted: the density and the band powers (the FFT is inside the density).
+    counted(|| {
+        pg.psd(x, (&mut re, &mut im), psd).ok()?;
+        for (b, slot) in rest[..bands].iter_mut().enumerate() {
+            let at = 16 + 16 * b;
+            *slot = pg.band_power(psd, f64_at(p, at), f64_at(p, at + 8)).ok()?;
+        }
+        Some(())
+    })?;
     Some(2 * N + bins + bands)
 }
 
@@ -560,7 +596,10 @@ fn dsp_cases() -> (u32, u32) {
             .map(|()| len),
             4 => dsp::DcBlocker::new(f32_at(p, 0))
                 .map(|mut d| {
-                    d.process(y);
+                    counted(|| {
+                        d.process(y);
+                        core::hint::black_box(&*y);
+                    });
                     len
                 })
                 .map_err(|_| "dc blocker"),
@@ -571,11 +610,15 @@ fn dsp_cases() -> (u32, u32) {
                 } else {
                     output.copy_within(start..start + width, 0);
                     let w = &mut output[..width];
-                    let r = if kind == 5 {
-                        dsp::z_score(w, floor)
-                    } else {
-                        dsp::min_max(w, floor)
-                    };
+                    let r = counted(|| {
+                        let r = if kind == 5 {
+                            dsp::z_score(w, floor)
+                        } else {
+                            dsp::min_max(w, floor)
+                        };
+                        core::hint::black_box(&*w);
+                        r
+                    });
                     r.map(|()| width).map_err(|_| "normalize")
                 }
             }
@@ -618,7 +661,7 @@ fn dsp_cases() -> (u32, u32) {
                     order: u32_at(p, 4),
                     fs_hz: f64_at(p, 28),
                 };
-                match spec.design() {
+                match counted(|| spec.design()) {
                     Ok(sos) => {
                         let rows = sos.sections();
                         // SAFETY: any f64 is 8 initialized bytes; little-endian target.
@@ -661,7 +704,7 @@ fn dsp_cases() -> (u32, u32) {
                     *v = f32_at(p, 4 * k);
                 }
                 len = 0; // the accelerometer data replaced the signal
-                dsp::magnitudes(&input[..3 * n], &mut output[..n])
+                counted(|| dsp::magnitudes(&input[..3 * n], &mut output[..n]))
                     .map(|()| n)
                     .map_err(|_| "smv")
             }
