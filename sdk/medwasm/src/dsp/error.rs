@@ -41,11 +41,16 @@ pub enum DspError {
         /// Sections of the `SosFilter<S>` asked for.
         actual: usize,
     },
-    /// A filter coefficient is not finite, or a section's `a0` is not 1.
+    /// A biquad coefficient is not finite, or a section's `a0` is not 1.
     Coefficient {
-        /// The section (or 0 for a FIR filter).
+        /// The section.
         section: usize,
-        /// The coefficient's index in the section (`b0 b1 b2 a0 a1 a2`) or tap.
+        /// The coefficient's index in the section (`b0 b1 b2 a0 a1 a2`).
+        index: usize,
+    },
+    /// A FIR tap (of `Fir`, `Decimator` or `Interpolator`) is not finite.
+    Tap {
+        /// The tap's index.
         index: usize,
     },
     /// A scalar parameter out of its range.
@@ -95,6 +100,10 @@ impl fmt::Display for DspError {
             DspError::Coefficient { section, index } => write!(
                 f,
                 "coefficient {index} of section {section} is not finite or `a0` is not 1; divide each section by its `a0` and check the design"
+            ),
+            DspError::Tap { index } => write!(
+                f,
+                "tap {index} is not finite; check the filter design that produced the taps"
             ),
             DspError::Parameter { name, value, range } => {
                 write!(f, "`{name}` is {value} but must be {range}")

@@ -22,7 +22,7 @@ impl<const N: usize> Fir<N> {
     pub fn new(taps: &[f32; N]) -> Result<Self, DspError> {
         const { assert!(N > 0, "a `Fir` needs at least one tap") };
         if let Some(index) = taps.iter().position(|v| !v.is_finite()) {
-            return Err(DspError::Coefficient { section: 0, index });
+            return Err(DspError::Tap { index });
         }
         Ok(Fir {
             taps: *taps,

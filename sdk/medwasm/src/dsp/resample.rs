@@ -8,17 +8,18 @@ use super::fir::dot_oldest_first;
 
 fn check_taps(taps: &[f32]) -> Result<(), DspError> {
     match taps.iter().position(|v| !v.is_finite()) {
-        Some(index) => Err(DspError::Coefficient { section: 0, index }),
+        Some(index) => Err(DspError::Tap { index }),
         None => Ok(()),
     }
 }
 
-fn check_factor(name: &'static str, factor: usize) -> Result<(), DspError> {
+/// `range` says which ratio of rates the factor is.
+fn check_factor(factor: usize, range: &'static str) -> Result<(), DspError> {
     if factor == 0 {
         return Err(DspError::Parameter {
-            name,
+            name: "factor",
             value: 0.0,
-            range: "at least 1 (the ratio of the input rate to the output rate)",
+            range,
         });
     }
     Ok(())
@@ -46,7 +47,10 @@ impl<const N: usize> Decimator<N> {
     pub fn new(taps: &[f32; N], factor: usize) -> Result<Self, DspError> {
         const { assert!(N > 0, "a `Decimator` needs at least one tap") };
         check_taps(taps)?;
-        check_factor("factor", factor)?;
+        check_factor(
+            factor,
+            "at least 1 (the ratio of the input rate to the output rate)",
+        )?;
         Ok(Decimator {
             taps: *taps,
             history: [0.0; N],
@@ -120,7 +124,10 @@ impl<const N: usize> Interpolator<N> {
     pub fn new(taps: &[f32; N], factor: usize) -> Result<Self, DspError> {
         const { assert!(N > 0, "an `Interpolator` needs at least one tap") };
         check_taps(taps)?;
-        check_factor("factor", factor)?;
+        check_factor(
+            factor,
+            "at least 1 (the ratio of the output rate to the input rate)",
+        )?;
         Ok(Interpolator {
             taps: *taps,
             history: [0.0; N],

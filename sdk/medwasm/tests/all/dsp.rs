@@ -773,10 +773,19 @@ fn bad_parameters_are_clear_errors() {
     );
     assert_eq!(
         Fir::<3>::new(&[0.5, f32::NAN, 0.5]).unwrap_err(),
+        DspError::Tap { index: 1 }
+    );
+    assert_eq!(
+        DspError::Tap { index: 1 }.to_string(),
+        "tap 1 is not finite; check the filter design that produced the taps"
+    );
+    assert_eq!(
         DspError::Coefficient {
-            section: 0,
-            index: 1
+            section: 1,
+            index: 3
         }
+        .to_string(),
+        "coefficient 3 of section 1 is not finite or `a0` is not 1; divide each section by its `a0` and check the design"
     );
     let err = Fir::<3>::from_slice(&[1.0; 4]).unwrap_err();
     assert_eq!(
@@ -1315,7 +1324,14 @@ fn resampling_is_bit_exact_to_the_f32_model_and_near_scipy() {
     }
     // Refusals.
     assert!(Decimator::<3>::new(&[1.0; 3], 0).is_err());
-    assert!(Interpolator::<3>::new(&[1.0, f32::NAN, 1.0], 2).is_err());
+    assert_eq!(
+        Interpolator::<3>::new(&[1.0, f32::NAN, 1.0], 2).unwrap_err(),
+        DspError::Tap { index: 1 }
+    );
+    assert_eq!(
+        Decimator::<3>::new(&[1.0; 3], 0).unwrap_err().to_string(),
+        "`factor` is 0 but must be at least 1 (the ratio of the input rate to the output rate)"
+    );
     let mut d = Decimator::<3>::new(&[1.0; 3], 2).unwrap();
     assert_eq!(
         d.process(&[1.0; 5], &mut [0.0; 2]).unwrap_err().to_string(),
