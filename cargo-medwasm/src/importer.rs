@@ -30,6 +30,8 @@ pub struct ImportOptions {
     pub expected: Option<PathBuf>,
     /// How int8 fully connected layers requantize.
     pub fc_requant: convert::FcRequant,
+    /// The element types at the detector's ABI (`--io`).
+    pub io: convert::Io,
     /// Quantization steps an int8 output may be off in the self-check (the
     /// project's `int8-tolerance-steps`, which `bench` applies too; 0 by default).
     pub int8_tolerance_steps: u32,
@@ -73,6 +75,7 @@ pub fn import_model(root: &Path, model: &Path, opts: &ImportOptions, ui: &Ui) ->
         &ConvertOptions {
             input_shapes: shapes,
             fc_requant: opts.fc_requant,
+            io: opts.io,
         },
     )?;
     let manifest = converted.manifest;
@@ -475,6 +478,16 @@ fn prepare_vectors(
 /// Refuses integer vectors of an int8 input that lie outside int8: they cannot be
 /// the model's own values.
 fn check_int8(a: &Array, t: &crate::manifest::TensorSpec, path: &Path) -> Result<()> {
+    // NaN and ±∞ have no int8 value: an int8 detector input could not take them.
+    if t.abi_int8().is_some()
+        && let Some(v) = a.data.iter().find(|v| !v.is_finite())
+    {
+        bail!(
+            "`{}` holds {v}, but input `{}` of this detector is int8 (`--io int8`), which has no such value; drop or impute the vector",
+            path.display(),
+            t.name
+        );
+    }
     if t.quant.is_some()
         && a.integers
         && let Some(v) = a.data.iter().find(|v| !(-128.0..=127.0).contains(*v))

@@ -143,6 +143,31 @@ impl TensorSpec {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The quantization of a tensor the detector takes or returns as int8 (`import
+    /// --io int8`); `None` for an f32 one.
+    pub fn abi_int8(&self) -> Option<Quant> {
+        self.quant.filter(|_| self.dtype == "i8")
+    }
+
+    /// Real values as the detector's ABI holds them: an int8 tensor's int8 values
+    /// (quantized as TFLite's QUANTIZE does, exact for values on its grid), as f32;
+    /// an f32 tensor's values unchanged. Hosts keep real values everywhere else.
+    pub fn to_abi(&self, real: &[f32]) -> Vec<f32> {
+        match self.abi_int8() {
+            Some(q) => real.iter().map(|&x| q.quantize(x) as f32).collect(),
+            None => real.to_vec(),
+        }
+    }
+
+    /// The real values of what the ABI returned for this tensor (the inverse of
+    /// [`Self::to_abi`]: an int8 tensor's values dequantized).
+    pub fn from_abi(&self, abi: Vec<f32>) -> Vec<f32> {
+        match self.abi_int8() {
+            Some(q) => abi.into_iter().map(|x| q.dequantize(x)).collect(),
+            None => abi,
+        }
+    }
 }
 
 impl Manifest {

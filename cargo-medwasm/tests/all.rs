@@ -511,6 +511,205 @@ fn kws_int8_tflite_is_bit_exact_on_every_target() {
     );
 }
 
+/// Imports shared int8 model `name`'s `.tflite` with `--io int8` into a new blank
+/// project `project_name`, bit-exact with LiteRT, and checks its manifest: int8
+/// inputs and outputs with their quantization, no Quantize or Dequantize left.
+fn import_int8_io(name: &str, project_name: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    litert()?;
+    let models = shared_models()?.join(name);
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["new", project_name, "--template", "blank"]);
+    let project = tmp.path().join(project_name);
+    let model = |f: &str| models.join(f).to_str().unwrap().to_string();
+    let out = cli(
+        &project,
+        &[
+            "import",
+            &model("model.tflite"),
+            "--inputs",
+            &model("inputs.npy"),
+            "--expected",
+            &model("expected_tflite_ref.npy"),
+            "--io",
+            "int8",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("0 quantization steps off"), "{stderr}");
+    assert!(
+        stderr.contains("as the model's int8 tensors (`--io int8`)"),
+        "{stderr}"
+    );
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(project.join("model/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    for edge in ["inputs", "outputs"] {
+        assert_eq!(manifest[edge][0]["dtype"], "i8", "{manifest:#}");
+        assert_eq!(manifest[edge][0]["quant"]["dtype"], "i8", "{manifest:#}");
+    }
+    // No Quantize or Dequantize at the edges: the graph starts and ends in int8.
+    let ops = manifest["ops"].to_string();
+    assert!(
+        !ops.contains("\"Quantize\"") && !ops.contains("\"Dequantize\""),
+        "{ops}"
+    );
+    Some((tmp, project))
+}
+
+/// What a Node.js service does with an int8-I/O package: int8 in, int8 out, and the
+/// quantization helpers; `argv`: module URL, then a JSON file with one vector's int8
+/// input, LiteRT's int8 output for it and the two tensors' scale and zero point.
+const NODE_INT8_IO_TEST: &str = r#"
+import { readFile } from "node:fs/promises";
+import assert from "node:assert/strict";
+
+const [moduleUrl, casePath] = process.argv.slice(2);
+const { Detector, MedwasmError } = await import(moduleUrl);
+const c = JSON.parse(await readFile(casePath, "utf8"));
+const d = await Detector.create();
+assert.equal(d.inputs[0].dtype, "i8");
+assert.equal(d.outputs[0].dtype, "i8");
+assert.deepEqual(d.inputs[0].quant, c.input_quant);
+
+const r = d.run(Int8Array.from(c.input));
+assert.ok(r.outputs[0] instanceof Int8Array);
+assert.deepEqual(Array.from(r.outputs[0]), c.expected);
+// A plain array of the same integers is the same input.
+assert.deepEqual(Array.from(d.run(c.input).outputs[0]), c.expected);
+// Values an int8 input cannot hold are refused, never wrapped or truncated.
+const bad = (k, v) => { const x = c.input.slice(); x[k] = v; return x; };
+assert.throws(() => d.run(bad(3, 128)), (e) => e instanceof RangeError && /element 3 is 128/.test(e.message));
+assert.throws(() => d.run(bad(0, 1.5)), RangeError);
+assert.throws(() => d.run(bad(7, NaN)), (e) => e instanceof MedwasmError && e.code === 11);
+// quantize() of the real values gives the int8 input back; dequantize() the reals.
+const { scale, zero_point } = c.input_quant;
+const reals = c.input.map((q) => Math.fround(scale) * (q - zero_point));
+assert.deepEqual(Array.from(d.quantize(0, reals)), c.input);
+const out = d.dequantize(0, r.outputs[0]);
+assert.ok(out instanceof Float32Array);
+assert.equal(out[0], Math.fround(Math.fround(c.output_quant.scale) * (c.expected[0] - c.output_quant.zero_point)));
+console.log("int8 io ok");
+"#;
+
+/// `kws_int8` imported with `--io int8`: the detector takes and returns the model's
+/// int8 tensors, and is bit-exact with LiteRT's reference kernels on every target;
+/// the JS package works in `Int8Array`s and the C header and example in `int8_t`.
+#[test]
+fn kws_int8_with_int8_io_is_bit_exact_on_every_target() {
+    need!(tool(
+        "qemu-system-arm",
+        "install it with `apt-get install qemu-system-arm`"
+    ));
+    need!(tool(
+        "chromium",
+        "install it with `apt-get install chromium`"
+    ));
+    let node = need!(tool("node", "install Node.js 20 or newer"));
+    let gcc = need!(tool(
+        "arm-none-eabi-gcc",
+        "install it with `apt-get install gcc-arm-none-eabi`"
+    ));
+    let models = need!(shared_models()).join("kws_int8");
+    let (tmp, project) = need!(import_int8_io("kws_int8", "kws-io8"));
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(project.join("model/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let report = bench_target(&project, "all", "2");
+    assert_bit_exact(&report, 4);
+
+    // The JS package in Node.js: Int8Array in and out.
+    let built = ok(&project, &["build", "--target", "browser", "--release"]);
+    let pkg = project
+        .join(built.split_whitespace().next().unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let dts = std::fs::read_to_string(pkg.join("kws-io8.d.ts")).unwrap();
+    assert!(
+        dts.contains("int8 [1, 49, 10, 1]: real = ") && dts.contains("*/ Int8Input,"),
+        "{dts}"
+    );
+    assert!(dts.contains("*/ Int8Array,\n];"), "{dts}");
+    let int8_row = |file: &str| -> Vec<i64> {
+        let a = cargo_medwasm::npy::Array::read(&models.join(file)).unwrap();
+        assert!(a.integers, "{file} holds int8 values");
+        a.sample(0).unwrap().iter().map(|&v| v as i64).collect()
+    };
+    let quant = |edge: &str| {
+        let q = &manifest[edge][0]["quant"];
+        serde_json::json!({"dtype": "i8", "scale": q["scale"], "zero_point": q["zero_point"]})
+    };
+    let case = serde_json::json!({
+        "input": int8_row("inputs.npy"),
+        "expected": int8_row("expected_tflite_ref.npy"),
+        "input_quant": quant("inputs"),
+        "output_quant": quant("outputs"),
+    });
+    std::fs::write(tmp.path().join("io8.mjs"), NODE_INT8_IO_TEST).unwrap();
+    std::fs::write(tmp.path().join("case.json"), case.to_string()).unwrap();
+    let module = cargo_medwasm::targets::node::file_url(&pkg.join("kws-io8.js")).unwrap();
+    let out = Command::new(&node)
+        .arg(tmp.path().join("io8.mjs"))
+        .arg(&module)
+        .arg(tmp.path().join("case.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("int8 io ok"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // C: the header types the tensors int8_t with their scale and zero point, and
+    // the example, built with -Werror, runs on the M4 and prints the int8 output the
+    // SDK computes natively for the same input (64 everywhere).
+    let dir = target_dir(&project).join("medwasm/mcu/qemu-mps2-an386/kws-io8");
+    let header = std::fs::read_to_string(dir.join("kws_io8.h")).unwrap();
+    for want in [
+        "#define MEDWASM_ABI_VERSION 2",
+        "KWS_IO8_INPUT_0_TYPE int8_t",
+        "KWS_IO8_INPUT_0_SCALE ",
+        "KWS_IO8_OUTPUT_0_ZERO_POINT (",
+        "void *medwasm_input_ptr(int32_t i);",
+    ] {
+        assert!(
+            header.contains(want),
+            "`{want}` missing from the header:\n{header}"
+        );
+    }
+    let board = cargo_medwasm::targets::mcu::board::Board::resolve("qemu-mps2-an386").unwrap();
+    let args = cargo_medwasm::targets::mcu::example_gcc_args(&dir, "kws_io8", &board);
+    let out = Command::new(&gcc).args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let elf = dir.join("example/example.elf");
+    let mut qemu = cargo_medwasm::targets::mcu::qemu_command("mps2-an386", &elf, &dir);
+    let printed = cargo_medwasm::targets::mcu::run_with_timeout(&mut qemu, "qemu example").unwrap();
+    let blob =
+        medwasm::AlignedBuf::from_bytes(&std::fs::read(project.join("model/model.mwm")).unwrap());
+    let model = medwasm::Model::load(blob.as_slice()).unwrap();
+    let mut arena = medwasm::AlignedBuf::zeroed(model.arena_bytes());
+    let mut plan = medwasm::PlanBuf::for_model(&model);
+    let mut rt = medwasm::Runtime::new(model, arena.as_mut_slice(), plan.storage()).unwrap();
+    match rt.input_view_mut(0).unwrap() {
+        medwasm::ViewMut::I8(x) => x.fill(64),
+        other => panic!("input 0 is {:?}", other.dtype()),
+    }
+    rt.run().unwrap();
+    let native = rt.output_view(0).unwrap().i8().unwrap()[0];
+    assert!(
+        printed.contains(&format!("output0[0] int8 {native}\n")),
+        "native output0[0] is {native}; the C example printed:\n{printed}"
+    );
+}
+
 /// A shared int8 model under Wasmtime and on the Cortex-M4 in QEMU.
 fn int8_tflite_on_wasmtime_and_the_m4(name: &str) {
     need!(tool(

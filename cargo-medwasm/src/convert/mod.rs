@@ -37,6 +37,7 @@ mod tflite;
 
 pub use backend::FcRequant;
 pub use native::run_native;
+pub use passes::edges::Io;
 #[cfg(test)]
 mod testing;
 mod write;
@@ -48,6 +49,8 @@ pub struct ConvertOptions {
     pub input_shapes: HashMap<String, Vec<usize>>,
     /// How int8 fully connected layers requantize (`--fc-requant`).
     pub fc_requant: FcRequant,
+    /// The element types at the detector's ABI (`--io`).
+    pub io: Io,
 }
 
 /// A converted model.
@@ -303,14 +306,24 @@ fn lower_with(
         )]));
     }
 
-    let (in_quant, out_quant) = passes::edges::quantize_edges(&mut graph);
+    let (in_quant, out_quant) = match opts.io {
+        Io::F32 => passes::edges::quantize_edges(&mut graph),
+        Io::Int8 => passes::edges::int8_edges(&mut graph).map_err(unsupported)?,
+    };
     let count = |q: &[Option<(f32, i32)>]| q.iter().flatten().count();
     let (ins, outs) = (count(&in_quant), count(&out_quant));
-    if ins + outs > 0 {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if opts.io == Io::Int8 {
         notes.push(format!(
-            "the model's {ins} int8 input{} and {outs} int8 output{} are f32 at the detector's ABI: quantized and dequantized inside the model as TFLite's QUANTIZE and DEQUANTIZE do",
-            if ins == 1 { "" } else { "s" },
-            if outs == 1 { "" } else { "s" }
+            "the detector takes its {ins} input{} and returns its {outs} output{} as the model's int8 tensors (`--io int8`): the host quantizes with the scale and zero point the manifest records",
+            plural(ins),
+            plural(outs)
+        ));
+    } else if ins + outs > 0 {
+        notes.push(format!(
+            "the model's {ins} int8 input{} and {outs} int8 output{} are f32 at the detector's ABI: quantized and dequantized inside the model as TFLite's QUANTIZE and DEQUANTIZE do (`--io int8` keeps them int8)",
+            plural(ins),
+            plural(outs)
         ));
     }
     notes.extend(passes::run(&mut graph));

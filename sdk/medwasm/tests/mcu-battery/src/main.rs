@@ -39,7 +39,8 @@ use core::arch::{asm, global_asm};
 use core::fmt::Write as _;
 use core::mem::MaybeUninit;
 
-use medwasm::kernels::int8::acc::{Best, Sums};
+use medwasm::kernels::int8::acc::Sums;
+use medwasm::kernels::int8::fast::Best;
 use medwasm::{Model, PlanArrays, Runtime, View, ViewMut};
 
 /// Arena for every case (the host checks each case fits).
