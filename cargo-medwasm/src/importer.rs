@@ -133,7 +133,12 @@ pub fn import_model(root: &Path, model: &Path, opts: &ImportOptions, ui: &Ui) ->
     let given_decides = vectors.given_expected.is_some()
         && matches!(&reference, Reference::Python(p, _) if p.engine() == Engine::OnnxRuntime);
     let mut kind = reference.kind();
-    let mut name = against.clone();
+    // The manifest is embedded in every artifact: it names a given file by its
+    // file name, not this machine's path.
+    let mut name = match reference {
+        Reference::Expected => expected_file_name(opts),
+        _ => against.clone(),
+    };
     match judge(d, &against, steps, &reference, model, &manifest) {
         Ok(line) => ui.status("Verified", line),
         Err(_) if given_decides => {
@@ -151,7 +156,7 @@ pub fn import_model(root: &Path, model: &Path, opts: &ImportOptions, ui: &Ui) ->
             kind = ReferenceKind::Expected;
             name = format!(
                 "{}, given with `--expected` ({against} was {} steps off)",
-                reference_describe_expected(opts),
+                expected_file_name(opts),
                 s.max
             );
         }
@@ -275,6 +280,18 @@ fn reference_describe_expected(opts: &ImportOptions) -> String {
             .as_deref()
             .map(Path::display)
             .map(|d| d.to_string())
+            .unwrap_or_default()
+    )
+}
+
+/// The `--expected` file's name, for the manifest.
+fn expected_file_name(opts: &ImportOptions) -> String {
+    format!(
+        "`{}`",
+        opts.expected
+            .as_deref()
+            .and_then(Path::file_name)
+            .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default()
     )
 }

@@ -1055,6 +1055,11 @@ fn quantized_onnx_import_without_onnxruntime_says_so_and_needs_expected() {
     );
     let manifest = manifest_json(&project);
     assert_eq!(manifest["reference"]["kind"], "expected", "{manifest:#}");
+    // The manifest (embedded in every artifact) names the file, not this machine's path.
+    assert_eq!(
+        manifest["reference"]["name"], "`tiny_cnn_qop_pc.expected.npy`",
+        "{manifest:#}"
+    );
 }
 
 #[test]
