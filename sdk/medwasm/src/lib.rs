@@ -11,6 +11,7 @@ compile_error!("the medwasm model format is little-endian; big-endian targets ar
 mod cast;
 mod crc32;
 pub mod detector;
+pub mod dsp;
 mod error;
 pub mod format;
 pub mod glue;

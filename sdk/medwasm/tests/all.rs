@@ -4,6 +4,9 @@
 //! -p medwasm --features std`. The `mcu` module runs its kernel cases on a
 //! Cortex-M4 and a Cortex-M7 in QEMU (the DSP primitives).
 //!
+//! The DSP blocks have `dsp` (against `conformance/dsp/`: bit for bit against
+//! a float32 model of their arithmetic, within stated tolerances of scipy).
+//!
 //! The int8 kernels have their own modules: `fixed` (the fixed-point helpers
 //! against their definitions), `int8` (every int8 and hybrid operator on small
 //! blobs against expectations the test computes itself, from `refs`), `fast` (the
@@ -15,6 +18,8 @@
 //! (native only: which kernels a Cortex-M detector links, per operator set) and
 //! `work` (the loader's bound on each node's work, one blob per refusal).
 
+#[path = "all/dsp.rs"]
+mod dsp;
 #[path = "all/fast.rs"]
 mod fast;
 #[path = "all/fixed.rs"]
