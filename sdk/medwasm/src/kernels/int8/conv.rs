@@ -178,6 +178,17 @@ impl Sink for RequantSink<'_> {
     type Channel = PreparedChannel;
 
     #[inline(always)]
+    fn int8(&mut self) -> Option<Int8Out<'_>> {
+        Some(Int8Out {
+            q: self.q,
+            bias: self.bias,
+            mult: self.mult,
+            shift: self.shift,
+            ys: self.ys,
+        })
+    }
+
+    #[inline(always)]
     fn channel(&mut self, oc: usize) -> PreparedChannel {
         let (m, s) = channel(self.mult, self.shift, oc);
         PreparedChannel::new(self.bias.map_or(0, |b| b[oc]), m, s)
@@ -186,6 +197,33 @@ impl Sink for RequantSink<'_> {
     #[inline(always)]
     fn put(&mut self, channel: &PreparedChannel, at: usize, oc: usize, acc: i32) {
         self.ys[at * self.m + oc] = channel.output(self.q, acc);
+    }
+}
+
+/// What a [`RequantSink`] computes, for a loop that requantizes its sums in its
+/// own code: output channel `oc` of position `at` is `q.output(acc + bias[oc],
+/// mult[oc], shift[oc])` at `ys[at · m + oc]` (`m` output channels; one multiplier
+/// and shift may serve every channel, see [`Int8Out::channel`]).
+#[derive(Debug)]
+pub struct Int8Out<'a> {
+    /// Zero points and activation range.
+    pub q: &'a Requant,
+    /// Per-channel bias, if any.
+    pub bias: Option<&'a [i32]>,
+    /// Multipliers, `[m]` or `[1]`.
+    pub mult: &'a [i32],
+    /// Shifts, `[m]` or `[1]`.
+    pub shift: &'a [i32],
+    /// The batch's output, `[oh, ow, m]`.
+    pub ys: &'a mut [i8],
+}
+
+impl Int8Out<'_> {
+    /// Output channel `oc`'s bias, multiplier and shift.
+    #[inline(always)]
+    pub fn channel(&self, oc: usize) -> (i32, i32, i32) {
+        let (m, s) = channel(self.mult, self.shift, oc);
+        (self.bias.map_or(0, |b| b[oc]), m, s)
     }
 }
 

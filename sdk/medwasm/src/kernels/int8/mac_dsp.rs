@@ -32,6 +32,7 @@
 use core::arch::{asm, global_asm};
 
 use super::acc::{CHUNK, Loops, Sink, Taps, in_pos};
+use super::conv::Int8Out;
 use super::mac::{LANES, Mac, ROWS, Seg, Tap};
 use crate::kernels::conv::Geometry;
 
@@ -225,6 +226,10 @@ fn fill(buf: &mut [u32], g: &Geometry, x: &[i8], x_off: i32, oy: usize, ox: usiz
 // of `n` taps (byte offsets `[x, w]`), the channels at `x + tap.x` with `off`
 // added to both 16-bit lanes, times those at `w + tap.w`, lane by lane (`SMLABB`,
 // `SMLATT`); `out[0..4]` in channel order.
+// `medwasm_dsp_requant(sums, n, channels, out, node)`: `out[i]` = the int8 output of
+// `sums[i]` with `channels[i]` ([`Fused`]) and `node` = `[zp_out, act_min,
+// act_max]`, for `i < n` (see [`Fused`] for the arithmetic): 17 instructions per
+// output, where the Rust [`Sink`] took about 30.
 global_asm!(
     ".section .text.medwasm_dsp_mac_2x2,\"ax\",%progbits",
     ".global medwasm_dsp_mac_2x2",
@@ -370,6 +375,38 @@ global_asm!(
     "stm r0, {{r5-r8}}",
     "pop {{r4-r11, pc}}",
     ".size medwasm_dsp_dw4, . - medwasm_dsp_dw4",
+    ".section .text.medwasm_dsp_requant,\"ax\",%progbits",
+    ".global medwasm_dsp_requant",
+    ".type medwasm_dsp_requant, %function",
+    ".thumb_func",
+    ".p2align 2",
+    "medwasm_dsp_requant:",
+    "push {{r4-r11, lr}}",
+    "ldr r4, [sp, #36]",
+    "ldm r4, {{r4-r6}}",
+    "mov r7, #0x80000000",
+    "cbz r1, 2f",
+    "1:",
+    "ldr lr, [r0], #4",
+    "ldm r2!, {{r8-r12}}",
+    "add lr, lr, r8",
+    "smlal r11, r12, lr, r9",
+    "lsr r8, lr, #31",
+    "smlal r11, r12, r8, r7",
+    "asr r12, r12, r10",
+    "qadd r12, r12, r4",
+    "cmp r12, r5",
+    "it lt",
+    "movlt r12, r5",
+    "cmp r12, r6",
+    "it gt",
+    "movgt r12, r6",
+    "strb r12, [r3], #1",
+    "subs r1, r1, #1",
+    "bne 1b",
+    "2:",
+    "pop {{r4-r11, pc}}",
+    ".size medwasm_dsp_requant, . - medwasm_dsp_requant",
 );
 
 unsafe extern "C" {
@@ -389,6 +426,14 @@ unsafe extern "C" {
         w: *const i8,
         off: u32,
         out: *mut i32,
+    );
+    /// See the `global_asm!` above.
+    fn medwasm_dsp_requant(
+        sums: *const i32,
+        n: usize,
+        channels: *const Fused,
+        out: *mut i8,
+        node: *const [i32; 3],
     );
     /// See the `global_asm!` above.
     fn medwasm_dsp_mac_1x4(
@@ -503,6 +548,190 @@ impl Mac for Dsp {
     }
 }
 
+/// One output channel's requantization as `medwasm_dsp_requant` takes it: `[bias,
+/// m, r − 1, lo, hi]` for a right shift `r = −shift` in `1..=31` (no left shift),
+/// `lo`/`hi` the 64-bit `2^30 + 2^(30+r)`.
+///
+/// TFLite's `rdbpot(srdhm(x, m), r)` (`x = acc + bias`, wrapping as the Rust
+/// does) is `⌊(s + 2^(r−1) − [s < 0]) / 2^r⌋` of `s = ⌊(x·m + 2^30) / 2^31⌋`
+/// (ties away from zero), and nested floors of integer divisions merge: the
+/// output is `⌊(x·m + 2^30 + 2^(30+r) − [s < 0]·2^31) / 2^(31+r)⌋`, computed
+/// exactly by two `SMLAL`s onto that 64-bit constant and one shift of its high
+/// word by `r − 1`. `[s < 0]` is taken as `[x < 0]`: they differ only when `s =
+/// 0` (`x = −1` with `m = 2^30`, or `m = 0`), where both give 0. `m` is never
+/// `i32::MIN` (the loader accepts 0 or `[2^30, 2^31 − 1]`), so `srdhm` never
+/// saturates and `|x·m| < 2^62` cannot overflow the 64 bits.
+type Fused = [u32; 5];
+
+/// [`Fused`] for `bias`, `m` and `shift`, if the shift is a right shift.
+#[inline(always)]
+fn fused(bias: i32, m: i32, shift: i32) -> Option<Fused> {
+    if !(-31..=-1).contains(&shift) {
+        return None;
+    }
+    let r = (-shift) as u32;
+    let k = (1u64 << 30) + (1u64 << (30 + r));
+    Some([bias as u32, m as u32, r - 1, k as u32, (k >> 32) as u32])
+}
+
+/// Whether every channel of `out` has a right shift, which [`Fused`] needs.
+fn fusable(out: &Int8Out<'_>) -> bool {
+    out.shift.iter().all(|&s| (-31..=-1).contains(&s))
+}
+
+/// `out[i]` = channel `i`'s int8 output of `sums[i]` (see [`Fused`]).
+#[inline(always)]
+fn requant(sums: &[i32], channels: &[Fused], node: &[i32; 3], out: &mut [i8]) {
+    let n = out.len();
+    assert!(sums.len() >= n && channels.len() >= n);
+    // SAFETY: reads `n` elements of `sums` and of `channels`, writes `n` of `out`.
+    unsafe { medwasm_dsp_requant(sums.as_ptr(), n, channels.as_ptr(), out.as_mut_ptr(), node) }
+}
+
+/// Output channels whose requantization is prepared at once, for a depthwise or
+/// fused convolution loop (20 bytes each on the stack).
+const BLOCK: usize = 64;
+
+/// Prepares channels `c0..c0 + n` of `out` into `prm`.
+fn prepare(out: &Int8Out<'_>, c0: usize, prm: &mut [Fused]) {
+    for (i, p) in prm.iter_mut().enumerate() {
+        let (bias, m, shift) = out.channel(c0 + i);
+        // `fusable` checked every shift.
+        *p = fused(bias, m, shift).unwrap_or_default();
+    }
+}
+
+/// [`Dsp::conv`] with the requantization in `medwasm_dsp_requant`: per block of
+/// [`BLOCK`] channels, prepared once, each pair of positions' patches against
+/// every channel pair, then that pair's outputs. `k = kh·kw·c` in `1..=PATCH`.
+fn conv_fused(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], out: Int8Out<'_>) {
+    let k = g.kh * g.kw * g.c;
+    let (whole, groups) = (k & !3, k.div_ceil(4));
+    let node = [out.q.zp_out, out.q.act_min, out.q.act_max];
+    let mut buf = Patches([0; PATCH]);
+    let part = &mut buf.0[..4 * groups];
+    let mut prm = [Fused::default(); BLOCK];
+    let mut sums = [[0i32; BLOCK]; 2];
+    let positions = g.oh * g.ow;
+    let mut c0 = 0;
+    while c0 < g.m {
+        let n = (g.m - c0).min(BLOCK);
+        prepare(&out, c0, &mut prm[..n]);
+        let mut first = 0;
+        while first < positions {
+            let count = (positions - first).min(2);
+            fill(part, g, x, x_off, first / g.ow, first % g.ow, 0);
+            if count == 2 {
+                let at = first + 1;
+                fill(part, g, x, x_off, at / g.ow, at % g.ow, 1);
+            } else {
+                // A last odd position is paired with zeros.
+                for grp in 0..groups {
+                    part[4 * grp + 2] = 0;
+                    part[4 * grp + 3] = 0;
+                }
+            }
+            let mut i = 0;
+            while i < n {
+                // Two channels at a time; a last odd one is paired with itself.
+                let j = if i + 1 < n { i + 1 } else { i };
+                let w0 = &wt[(c0 + i) * k..][..k];
+                let w1 = &wt[(c0 + j) * k..][..k];
+                let mut o = [0i32; 4];
+                // SAFETY: the kernel reads `whole / 4` groups of four words of `part`
+                // (`4 · groups` words), `whole` bytes of `w0` and of `w1` (`w0 + (j −
+                // i)·k`), and writes `o`.
+                unsafe {
+                    medwasm_dsp_mac_2x2(
+                        part.as_ptr(),
+                        w0.as_ptr(),
+                        (j - i) * k,
+                        whole / 4,
+                        o.as_mut_ptr(),
+                    );
+                }
+                for t in whole..k {
+                    let (x0, x1) = (half(part, slot(t, 0)), half(part, slot(t, 1)));
+                    let (a, b) = (w0[t] as i32, w1[t] as i32);
+                    o[0] = o[0].wrapping_add(a * x0);
+                    o[1] = o[1].wrapping_add(b * x0);
+                    o[2] = o[2].wrapping_add(a * x1);
+                    o[3] = o[3].wrapping_add(b * x1);
+                }
+                sums[0][i] = o[0];
+                sums[1][i] = o[2];
+                sums[0][j] = o[1];
+                sums[1][j] = o[3];
+                i = j + 1;
+            }
+            for (p, row) in sums.iter().enumerate().take(count) {
+                let at = first + p;
+                requant(&row[..n], &prm[..n], &node, &mut out.ys[at * g.m + c0..][..n]);
+            }
+            first += count;
+        }
+        c0 += n;
+    }
+}
+
+/// [`Dsp::depthwise`] with the requantization in `medwasm_dsp_requant`: per block
+/// of [`BLOCK`] channels, prepared once, each position's sums, then its outputs.
+/// Depth multiplier 1, at most [`CHUNK`] taps.
+fn depthwise_fused(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], out: Int8Out<'_>) {
+    let off = lanes(x_off);
+    let whole = g.c & !3;
+    let node = [out.q.zp_out, out.q.act_min, out.q.act_max];
+    let mut taps = [Tap::default(); CHUNK];
+    let mut offsets = [[0u32; 2]; CHUNK];
+    let mut prm = [Fused::default(); BLOCK];
+    let mut sums = [0i32; BLOCK];
+    let mut c0 = 0;
+    while c0 < g.c {
+        let n = (g.c - c0).min(BLOCK);
+        prepare(&out, c0, &mut prm[..n]);
+        let four = if c0 + n <= whole {
+            n
+        } else {
+            whole.saturating_sub(c0)
+        };
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let at = oy * g.ow + ox;
+                let count = Taps::new(g, oy, ox).fill(&mut taps);
+                // The kernel reads four channels at `c0 + b + tap.x` of `x` and `c0 +
+                // b + tap.w` of `wt`: both inside, as `tap.x + c <= x.len()` and
+                // `tap.w + c <= wt.len()` for every tap (checked here).
+                for (o, t) in offsets.iter_mut().zip(&taps[..count]) {
+                    assert!(t.x + g.c <= x.len() && t.w + g.c <= wt.len());
+                    *o = [t.x as u32, t.w as u32];
+                }
+                let mut b = 0;
+                while b < four {
+                    // SAFETY: see above: channels `c0 + b .. c0 + b + 4 <= c` of every
+                    // tap; writes `sums[b..b + 4]`, inside as `b + 4 <= four <= n <=
+                    // BLOCK`.
+                    unsafe {
+                        medwasm_dsp_dw4(
+                            x.as_ptr().add(c0 + b),
+                            offsets.as_ptr(),
+                            count,
+                            wt.as_ptr().add(c0 + b),
+                            off,
+                            sums.as_mut_ptr().add(b),
+                        );
+                    }
+                    b += 4;
+                }
+                for (b, s) in sums.iter_mut().enumerate().take(n).skip(four) {
+                    *s = super::acc::tap_sum(x, x_off, wt, &taps[..count], c0 + b);
+                }
+                requant(&sums[..n], &prm[..n], &node, &mut out.ys[at * g.m + c0..][..n]);
+            }
+        }
+        c0 += n;
+    }
+}
+
 /// The whole loops the DSP primitives want blocked their own way: patches of
 /// input expanded to 16-bit pairs once, shared by every output channel.
 impl Loops for Dsp {
@@ -510,6 +739,9 @@ impl Loops for Dsp {
         let k = g.kh * g.kw * g.c;
         if k > PATCH || k == 0 {
             return super::acc::conv_runs::<Self>(g, x, x_off, wt, sink);
+        }
+        if let Some(out) = sink.int8().filter(fusable) {
+            return conv_fused(g, x, x_off, wt, out);
         }
         let (whole, groups) = (k & !3, k.div_ceil(4));
         // As many position pairs as the buffer holds (at least one: `k <= PATCH`),
@@ -582,12 +814,14 @@ impl Loops for Dsp {
         if g.m != g.c || g.kh * g.kw > CHUNK {
             return super::acc::depthwise_blocked::<Self>(g, x, x_off, wt, sink);
         }
+        if let Some(out) = sink.int8().filter(fusable) {
+            return depthwise_fused(g, x, x_off, wt, out);
+        }
         let off = lanes(x_off);
         let whole = g.c & !3;
         let mut taps = [Tap::default(); CHUNK];
         let mut offsets = [[0u32; 2]; CHUNK];
         // Channels in chunks of `BLOCK`, each channel prepared once per chunk.
-        const BLOCK: usize = 64;
         let mut c0 = 0;
         while c0 < g.c {
             let n = (g.c - c0).min(BLOCK);
