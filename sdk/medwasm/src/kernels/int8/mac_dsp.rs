@@ -32,7 +32,7 @@
 use core::arch::{asm, global_asm};
 
 use super::acc::{CHUNK, Loops, Sink, Taps, in_pos};
-use super::conv::Int8Out;
+use super::conv::{FusedChannel, Int8Out};
 use super::mac::{LANES, Mac, ROWS, Seg, Tap};
 use crate::kernels::conv::Geometry;
 
@@ -227,9 +227,10 @@ fn fill(buf: &mut [u32], g: &Geometry, x: &[i8], x_off: i32, oy: usize, ox: usiz
 // added to both 16-bit lanes, times those at `w + tap.w`, lane by lane (`SMLABB`,
 // `SMLATT`); `out[0..4]` in channel order.
 // `medwasm_dsp_requant(sums, n, channels, out, node)`: `out[i]` = the int8 output of
-// `sums[i]` with `channels[i]` ([`Fused`]) and `node` = `[zp_out, act_min,
-// act_max]`, for `i < n` (see [`Fused`] for the arithmetic): 17 instructions per
-// output, where the Rust [`Sink`] took about 30.
+// `sums[i]` with `channels[i]` (`FusedChannel`, five words `[bias, m, r − 1, lo,
+// hi]`) and `node` = `[zp_out, act_min, act_max]`, for `i < n`: each step of
+// `FusedChannel::output`, 17 instructions per output where the Rust `Sink` took
+// about 30.
 global_asm!(
     ".section .text.medwasm_dsp_mac_2x2,\"ax\",%progbits",
     ".global medwasm_dsp_mac_2x2",
@@ -431,7 +432,7 @@ unsafe extern "C" {
     fn medwasm_dsp_requant(
         sums: *const i32,
         n: usize,
-        channels: *const Fused,
+        channels: *const FusedChannel,
         out: *mut i8,
         node: *const [i32; 3],
     );
@@ -548,40 +549,14 @@ impl Mac for Dsp {
     }
 }
 
-/// One output channel's requantization as `medwasm_dsp_requant` takes it: `[bias,
-/// m, r − 1, lo, hi]` for a right shift `r = −shift` in `1..=31` (no left shift),
-/// `lo`/`hi` the 64-bit `2^30 + 2^(30+r)`.
-///
-/// TFLite's `rdbpot(srdhm(x, m), r)` (`x = acc + bias`, wrapping as the Rust
-/// does) is `⌊(s + 2^(r−1) − [s < 0]) / 2^r⌋` of `s = ⌊(x·m + 2^30) / 2^31⌋`
-/// (ties away from zero), and nested floors of integer divisions merge: the
-/// output is `⌊(x·m + 2^30 + 2^(30+r) − [s < 0]·2^31) / 2^(31+r)⌋`, computed
-/// exactly by two `SMLAL`s onto that 64-bit constant and one shift of its high
-/// word by `r − 1`. `[s < 0]` is taken as `[x < 0]`: they differ only when `s =
-/// 0` (`x = −1` with `m = 2^30`, or `m = 0`), where both give 0. `m` is never
-/// `i32::MIN` (the loader accepts 0 or `[2^30, 2^31 − 1]`), so `srdhm` never
-/// saturates and `|x·m| < 2^62` cannot overflow the 64 bits.
-type Fused = [u32; 5];
-
-/// [`Fused`] for `bias`, `m` and `shift`, if the shift is a right shift.
-#[inline(always)]
-fn fused(bias: i32, m: i32, shift: i32) -> Option<Fused> {
-    if !(-31..=-1).contains(&shift) {
-        return None;
-    }
-    let r = (-shift) as u32;
-    let k = (1u64 << 30) + (1u64 << (30 + r));
-    Some([bias as u32, m as u32, r - 1, k as u32, (k >> 32) as u32])
-}
-
-/// Whether every channel of `out` has a right shift, which [`Fused`] needs.
+/// Whether every channel of `out` has a right shift, which [`FusedChannel`] needs.
 fn fusable(out: &Int8Out<'_>) -> bool {
     out.shift.iter().all(|&s| (-31..=-1).contains(&s))
 }
 
-/// `out[i]` = channel `i`'s int8 output of `sums[i]` (see [`Fused`]).
+/// `out[i]` = channel `i`'s int8 output of `sums[i]` (see [`FusedChannel`]).
 #[inline(always)]
-fn requant(sums: &[i32], channels: &[Fused], node: &[i32; 3], out: &mut [i8]) {
+fn requant(sums: &[i32], channels: &[FusedChannel], node: &[i32; 3], out: &mut [i8]) {
     let n = out.len();
     assert!(sums.len() >= n && channels.len() >= n);
     // SAFETY: reads `n` elements of `sums` and of `channels`, writes `n` of `out`.
@@ -593,11 +568,11 @@ fn requant(sums: &[i32], channels: &[Fused], node: &[i32; 3], out: &mut [i8]) {
 const BLOCK: usize = 64;
 
 /// Prepares channels `c0..c0 + n` of `out` into `prm`.
-fn prepare(out: &Int8Out<'_>, c0: usize, prm: &mut [Fused]) {
+fn prepare(out: &Int8Out<'_>, c0: usize, prm: &mut [FusedChannel]) {
     for (i, p) in prm.iter_mut().enumerate() {
         let (bias, m, shift) = out.channel(c0 + i);
-        // `fusable` checked every shift.
-        *p = fused(bias, m, shift).unwrap_or_default();
+        // `fusable` checked every shift; a channel it did not would give 0s.
+        *p = FusedChannel::new(bias, m, shift).unwrap_or_default();
     }
 }
 
@@ -610,7 +585,7 @@ fn conv_fused(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], out: Int8Out<'_>) {
     let node = [out.q.zp_out, out.q.act_min, out.q.act_max];
     let mut buf = Patches([0; PATCH]);
     let part = &mut buf.0[..4 * groups];
-    let mut prm = [Fused::default(); BLOCK];
+    let mut prm = [FusedChannel::default(); BLOCK];
     let mut sums = [[0i32; BLOCK]; 2];
     let positions = g.oh * g.ow;
     let mut c0 = 0;
@@ -683,7 +658,7 @@ fn depthwise_fused(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], out: Int8Out<'
     let node = [out.q.zp_out, out.q.act_min, out.q.act_max];
     let mut taps = [Tap::default(); CHUNK];
     let mut offsets = [[0u32; 2]; CHUNK];
-    let mut prm = [Fused::default(); BLOCK];
+    let mut prm = [FusedChannel::default(); BLOCK];
     let mut sums = [0i32; BLOCK];
     let mut c0 = 0;
     while c0 < g.c {
