@@ -168,50 +168,101 @@ fn slot(k: usize, p: usize) -> usize {
 /// Expands the patch of output position `(oy, ox)` into position `p` of `buf`
 /// (which holds `4 · ⌈kh·kw·c / 4⌉` words).
 fn fill(buf: &mut [u32], g: &Geometry, x: &[i8], x_off: i32, oy: usize, ox: usize, p: usize) {
-    let off = lanes(x_off);
     let c = g.c;
     let groups = (g.kh * g.kw * c).div_ceil(4);
     assert!(p < 2 && buf.len() >= 4 * groups);
-    let words = buf.as_mut_ptr();
-    let halves = words.cast::<i16>();
-    let mut k = 0;
+    let mut at = Slots {
+        words: buf.as_mut_ptr(),
+        p,
+        off: lanes(x_off),
+        x_off,
+    };
+    let row = g.kw * c;
     for ky in 0..g.kh {
-        let iy = in_pos(oy, ky, g.sh, g.dh, g.pt, g.h);
+        let k = ky * row;
+        let Some(iy) = in_pos(oy, ky, g.sh, g.dh, g.pt, g.h) else {
+            // SAFETY (of every `Slots` call below): elements `k..k + row` lie in
+            // groups below `groups`, inside `buf` (checked above).
+            unsafe { at.zeros(k, row) };
+            continue;
+        };
+        if g.dw == 1 {
+            // The row's taps whose column `ox·sw + kx − pl` lies in `0..w` are one
+            // run of the input row: one pass over it, zeros around it (with `c =
+            // 1`, as in a first layer, a tap at a time cost several times more).
+            let start = ox * g.sw;
+            let lo = g.pl.saturating_sub(start).min(g.kw);
+            let hi = g.kw.min((g.w + g.pl).saturating_sub(start)).max(lo);
+            // SAFETY: as above.
+            unsafe {
+                at.zeros(k, lo * c);
+                if hi > lo {
+                    let run = &x[(iy * g.w + start + lo - g.pl) * c..][..(hi - lo) * c];
+                    at.run(k + lo * c, run);
+                }
+                at.zeros(k + hi * c, (g.kw - hi) * c);
+            }
+            continue;
+        }
         for kx in 0..g.kw {
-            let pixel = iy
-                .zip(in_pos(ox, kx, g.sw, g.dw, g.pl, g.w))
-                .map(|(iy, ix)| &x[(iy * g.w + ix) * c..][..c]);
-            // Elements `k..k + c` lie in groups below `groups`: every store below
-            // is inside `buf` (checked above), at a slot of position `p`.
-            match pixel {
-                // Whole groups: one load, two `SXTAB16`, the words as they are.
-                Some(px) if c.is_multiple_of(4) => {
-                    let src = px.as_ptr();
-                    for j in 0..c / 4 {
-                        // SAFETY: `4j + 4 <= c` bytes of `px`; word `4(k/4 + j) + 2p
-                        // + 1 < 4 · groups`.
-                        unsafe {
-                            let v = word(src.add(4 * j));
-                            let at = words.add(4 * (k / 4 + j) + 2 * p);
-                            at.write(sxtab16(off, v));
-                            at.add(1).write(sxtab16_ror8(off, v));
-                        }
-                    }
-                }
-                Some(px) => {
-                    for (j, &v) in px.iter().enumerate() {
-                        // SAFETY: `slot(k + j, p) < 8 · groups` halves.
-                        unsafe { halves.add(slot(k + j, p)).write((v as i32 + x_off) as i16) };
-                    }
-                }
-                None => {
-                    for j in 0..c {
-                        // SAFETY: as above.
-                        unsafe { halves.add(slot(k + j, p)).write(0) };
-                    }
+            let k = k + kx * c;
+            // SAFETY: as above.
+            unsafe {
+                match in_pos(ox, kx, g.sw, g.dw, g.pl, g.w) {
+                    Some(ix) => at.run(k, &x[(iy * g.w + ix) * c..][..c]),
+                    None => at.zeros(k, c),
                 }
             }
-            k += c;
+        }
+    }
+}
+
+/// Where [`fill`] writes position `p`'s elements (see [`Patches`]).
+struct Slots {
+    words: *mut u32,
+    p: usize,
+    off: u32,
+    x_off: i32,
+}
+
+impl Slots {
+    /// Elements `k..k + src.len()`: `src` plus the offset.
+    ///
+    /// # Safety
+    /// Their groups must lie inside the buffer `words` points into.
+    #[inline(always)]
+    unsafe fn run(&mut self, k: usize, src: &[i8]) {
+        if k.is_multiple_of(4) && src.len().is_multiple_of(4) {
+            // Whole groups: one load, two `SXTAB16`, the words as they are.
+            for (j, four) in src.chunks_exact(4).enumerate() {
+                // SAFETY: four bytes of `src`; word `4(k/4 + j) + 2p + 1` is in the
+                // group of element `k + 4j`, inside by the caller's promise.
+                unsafe {
+                    let v = word(four.as_ptr());
+                    let at = self.words.add(4 * (k / 4 + j) + 2 * self.p);
+                    at.write(sxtab16(self.off, v));
+                    at.add(1).write(sxtab16_ror8(self.off, v));
+                }
+            }
+            return;
+        }
+        let halves = self.words.cast::<i16>();
+        for (j, &v) in src.iter().enumerate() {
+            // SAFETY: `slot(k + j, p)` is in the group of element `k + j`.
+            unsafe { halves.add(slot(k + j, self.p)).write((v as i32 + self.x_off) as i16) };
+        }
+    }
+
+    /// Elements `k..k + len`: zero (padding).
+    ///
+    /// # Safety
+    /// As [`Slots::run`].
+    #[inline(always)]
+    unsafe fn zeros(&mut self, k: usize, len: usize) {
+        let halves = self.words.cast::<i16>();
+        for j in k..k + len {
+            // SAFETY: as in `run`.
+            unsafe { halves.add(slot(j, self.p)).write(0) };
         }
     }
 }
