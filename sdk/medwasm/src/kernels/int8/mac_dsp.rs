@@ -249,7 +249,11 @@ impl Slots {
         let halves = self.words.cast::<i16>();
         for (j, &v) in src.iter().enumerate() {
             // SAFETY: `slot(k + j, p)` is in the group of element `k + j`.
-            unsafe { halves.add(slot(k + j, self.p)).write((v as i32 + self.x_off) as i16) };
+            unsafe {
+                halves
+                    .add(slot(k + j, self.p))
+                    .write((v as i32 + self.x_off) as i16)
+            };
         }
     }
 
@@ -271,6 +275,10 @@ impl Slots {
 // groups, out)`: `x` the patches of two positions, `w` weight row 0 (row 1 at
 // `w + stride`, any alignment), `groups` groups of four elements (may be 0);
 // writes `out[0..4]` = position 0 × rows 0, 1, position 1 × rows 0, 1.
+// `medwasm_dsp_mac_2xn(x, w, k, groups, pairs, out0, out1)`: `medwasm_dsp_mac_2x2`
+// for `pairs` pairs of weight rows `k` bytes apart (rows `2i`, `2i + 1` at `w +
+// 2i·k`), position 0's sums to `out0[2i..2i + 2]` and position 1's to `out1[2i..
+// 2i + 2]`: one call per position pair instead of one per channel pair.
 // `medwasm_dsp_mac_1x4(x, w, stride, groups, out)`: one row of patch (words `2g`,
 // `2g + 1`), four weight rows at `stride` from each other; `out[0..4]`.
 // `medwasm_dsp_dw4(x, taps, n, w, off, out)`: depthwise, four channels: for each
@@ -427,6 +435,97 @@ global_asm!(
     "stm r0, {{r5-r8}}",
     "pop {{r4-r11, pc}}",
     ".size medwasm_dsp_dw4, . - medwasm_dsp_dw4",
+    ".section .text.medwasm_dsp_mac_2xn,\"ax\",%progbits",
+    ".global medwasm_dsp_mac_2xn",
+    ".type medwasm_dsp_mac_2xn, %function",
+    ".thumb_func",
+    ".p2align 2",
+    "medwasm_dsp_mac_2xn:",
+    "push {{r4-r11, lr}}",
+    "sub sp, #24",
+    "ldr r4, [sp, #60]",
+    "cmp r4, #0",
+    "beq 9f",
+    "ldrd r5, r6, [sp, #64]",
+    "str r0, [sp]",
+    "str r1, [sp, #4]",
+    "str r3, [sp, #8]",
+    "str r4, [sp, #12]",
+    "strd r5, r6, [sp, #16]",
+    "0:",
+    "ldm sp, {{r0, r1, r3}}",
+    "add r12, r1, r2, lsl #1",
+    "str r12, [sp, #4]",
+    "movs r4, #0",
+    "movs r5, #0",
+    "movs r6, #0",
+    "movs r7, #0",
+    "tst r3, #1",
+    "beq 3f",
+    "ldm r0!, {{r8-r11}}",
+    "ldr r12, [r1, r2]",
+    "sxtb16 lr, r12, ror #8",
+    "sxtb16 r12, r12",
+    "smlad r5, r12, r8, r5",
+    "smlad r5, lr, r9, r5",
+    "smlad r7, r12, r10, r7",
+    "smlad r7, lr, r11, r7",
+    "ldr r12, [r1], #4",
+    "sxtb16 lr, r12, ror #8",
+    "sxtb16 r12, r12",
+    "smlad r4, r12, r8, r4",
+    "smlad r4, lr, r9, r4",
+    "smlad r6, r12, r10, r6",
+    "smlad r6, lr, r11, r6",
+    "3:",
+    "lsrs r3, r3, #1",
+    "beq 2f",
+    "1:",
+    "ldm r0!, {{r8-r11}}",
+    "ldr r12, [r1, r2]",
+    "sxtb16 lr, r12, ror #8",
+    "sxtb16 r12, r12",
+    "smlad r5, r12, r8, r5",
+    "smlad r5, lr, r9, r5",
+    "smlad r7, r12, r10, r7",
+    "smlad r7, lr, r11, r7",
+    "ldr r12, [r1], #4",
+    "sxtb16 lr, r12, ror #8",
+    "sxtb16 r12, r12",
+    "smlad r4, r12, r8, r4",
+    "smlad r4, lr, r9, r4",
+    "smlad r6, r12, r10, r6",
+    "smlad r6, lr, r11, r6",
+    "ldm r0!, {{r8-r11}}",
+    "ldr r12, [r1, r2]",
+    "sxtb16 lr, r12, ror #8",
+    "sxtb16 r12, r12",
+    "smlad r5, r12, r8, r5",
+    "smlad r5, lr, r9, r5",
+    "smlad r7, r12, r10, r7",
+    "smlad r7, lr, r11, r7",
+    "ldr r12, [r1], #4",
+    "sxtb16 lr, r12, ror #8",
+    "sxtb16 r12, r12",
+    "smlad r4, r12, r8, r4",
+    "smlad r4, lr, r9, r4",
+    "smlad r6, r12, r10, r6",
+    "smlad r6, lr, r11, r6",
+    "subs r3, r3, #1",
+    "bne 1b",
+    "2:",
+    "ldrd r0, r1, [sp, #16]",
+    "strd r4, r5, [r0], #8",
+    "strd r6, r7, [r1], #8",
+    "strd r0, r1, [sp, #16]",
+    "ldr r0, [sp, #12]",
+    "subs r0, r0, #1",
+    "str r0, [sp, #12]",
+    "bne 0b",
+    "9:",
+    "add sp, #24",
+    "pop {{r4-r11, pc}}",
+    ".size medwasm_dsp_mac_2xn, . - medwasm_dsp_mac_2xn",
     ".section .text.medwasm_dsp_requant,\"ax\",%progbits",
     ".global medwasm_dsp_requant",
     ".type medwasm_dsp_requant, %function",
@@ -478,6 +577,16 @@ unsafe extern "C" {
         w: *const i8,
         off: u32,
         out: *mut i32,
+    );
+    /// See the `global_asm!` above.
+    fn medwasm_dsp_mac_2xn(
+        x: *const u32,
+        w: *const i8,
+        k: usize,
+        groups: usize,
+        pairs: usize,
+        out0: *mut i32,
+        out1: *mut i32,
     );
     /// See the `global_asm!` above.
     fn medwasm_dsp_requant(
@@ -657,42 +766,58 @@ fn conv_fused(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], out: Int8Out<'_>) {
                     part[4 * grp + 3] = 0;
                 }
             }
-            let mut i = 0;
-            while i < n {
-                // Two channels at a time; a last odd one is paired with itself.
-                let j = if i + 1 < n { i + 1 } else { i };
-                let w0 = &wt[(c0 + i) * k..][..k];
-                let w1 = &wt[(c0 + j) * k..][..k];
+            let pairs = n / 2;
+            let [s0, s1] = &mut sums;
+            let w = &wt[c0 * k..][..n * k];
+            // SAFETY: the kernel reads `whole / 4` groups of four words of `part`
+            // (`4 · groups` words) and `whole` bytes of each of the `2 · pairs <= n`
+            // rows of `w` (`k` bytes each), and writes `2 · pairs` sums to each row of
+            // `sums` (`BLOCK >= n` each).
+            unsafe {
+                medwasm_dsp_mac_2xn(
+                    part.as_ptr(),
+                    w.as_ptr(),
+                    k,
+                    whole / 4,
+                    pairs,
+                    s0.as_mut_ptr(),
+                    s1.as_mut_ptr(),
+                );
+            }
+            if n % 2 == 1 {
+                // A last odd channel, paired with itself.
+                let i = n - 1;
                 let mut o = [0i32; 4];
-                // SAFETY: the kernel reads `whole / 4` groups of four words of `part`
-                // (`4 · groups` words), `whole` bytes of `w0` and of `w1` (`w0 + (j −
-                // i)·k`), and writes `o`.
+                // SAFETY: as `medwasm_dsp_mac_2xn`, for row `i` twice.
                 unsafe {
                     medwasm_dsp_mac_2x2(
                         part.as_ptr(),
-                        w0.as_ptr(),
-                        (j - i) * k,
+                        w[i * k..].as_ptr(),
+                        0,
                         whole / 4,
                         o.as_mut_ptr(),
                     );
                 }
-                for t in whole..k {
-                    let (x0, x1) = (half(part, slot(t, 0)), half(part, slot(t, 1)));
-                    let (a, b) = (w0[t] as i32, w1[t] as i32);
-                    o[0] = o[0].wrapping_add(a * x0);
-                    o[1] = o[1].wrapping_add(b * x0);
-                    o[2] = o[2].wrapping_add(a * x1);
-                    o[3] = o[3].wrapping_add(b * x1);
+                s0[i] = o[0];
+                s1[i] = o[2];
+            }
+            // Elements past the last whole group, if any.
+            for t in whole..k {
+                let (x0, x1) = (half(part, slot(t, 0)), half(part, slot(t, 1)));
+                for i in 0..n {
+                    let a = w[i * k + t] as i32;
+                    s0[i] = s0[i].wrapping_add(a * x0);
+                    s1[i] = s1[i].wrapping_add(a * x1);
                 }
-                sums[0][i] = o[0];
-                sums[1][i] = o[2];
-                sums[0][j] = o[1];
-                sums[1][j] = o[3];
-                i = j + 1;
             }
             for (p, row) in sums.iter().enumerate().take(count) {
                 let at = first + p;
-                requant(&row[..n], &prm[..n], &node, &mut out.ys[at * g.m + c0..][..n]);
+                requant(
+                    &row[..n],
+                    &prm[..n],
+                    &node,
+                    &mut out.ys[at * g.m + c0..][..n],
+                );
             }
             first += count;
         }
@@ -751,7 +876,12 @@ fn depthwise_fused(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], out: Int8Out<'
                 for (b, s) in sums.iter_mut().enumerate().take(n).skip(four) {
                     *s = super::acc::tap_sum(x, x_off, wt, &taps[..count], c0 + b);
                 }
-                requant(&sums[..n], &prm[..n], &node, &mut out.ys[at * g.m + c0..][..n]);
+                requant(
+                    &sums[..n],
+                    &prm[..n],
+                    &node,
+                    &mut out.ys[at * g.m + c0..][..n],
+                );
             }
         }
         c0 += n;
