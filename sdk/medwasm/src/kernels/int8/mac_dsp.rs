@@ -285,6 +285,9 @@ impl Slots {
 // of `n` taps (byte offsets `[x, w]`), the channels at `x + tap.x` with `off`
 // added to both 16-bit lanes, times those at `w + tap.w`, lane by lane (`SMLABB`,
 // `SMLATT`); `out[0..4]` in channel order.
+// `medwasm_dsp_dwn(x, taps, n, w, off, out, blocks)`: `medwasm_dsp_dw4` for
+// `blocks` blocks of four channels (block `b` at `x + 4b`, `w + 4b`), `out[4b..4b
+// + 4]`: one call per position instead of one per block.
 // `medwasm_dsp_requant(sums, n, channels, out, node)`: `out[i]` = the int8 output of
 // `sums[i]` with `channels[i]` (`FusedChannel`, five words `[bias, m, r − 1, lo,
 // hi]`) and `node` = `[zp_out, act_min, act_max]`, for `i < n`: each step of
@@ -526,6 +529,55 @@ global_asm!(
     "add sp, #24",
     "pop {{r4-r11, pc}}",
     ".size medwasm_dsp_mac_2xn, . - medwasm_dsp_mac_2xn",
+    ".section .text.medwasm_dsp_dwn,\"ax\",%progbits",
+    ".global medwasm_dsp_dwn",
+    ".type medwasm_dsp_dwn, %function",
+    ".thumb_func",
+    ".p2align 2",
+    "medwasm_dsp_dwn:",
+    "push {{r4-r11, lr}}",
+    "sub sp, #16",
+    "ldr r4, [sp, #60]",
+    "cmp r4, #0",
+    "beq 9f",
+    "str r1, [sp]",
+    "str r2, [sp, #4]",
+    "str r4, [sp, #8]",
+    "ldr r4, [sp, #52]",
+    "ldr lr, [sp, #56]",
+    "0:",
+    "ldm sp, {{r1, r2}}",
+    "movs r5, #0",
+    "movs r6, #0",
+    "movs r7, #0",
+    "mov r8, #0",
+    "cbz r2, 2f",
+    "1:",
+    "ldrd r9, r10, [r1], #8",
+    "ldr r9, [r0, r9]",
+    "ldr r10, [r3, r10]",
+    "sxtab16 r11, r4, r9",
+    "sxtab16 r9, r4, r9, ror #8",
+    "sxtb16 r12, r10, ror #8",
+    "sxtb16 r10, r10",
+    "smlabb r5, r11, r10, r5",
+    "smlatt r7, r11, r10, r7",
+    "smlabb r6, r9, r12, r6",
+    "smlatt r8, r9, r12, r8",
+    "subs r2, r2, #1",
+    "bne 1b",
+    "2:",
+    "stm lr!, {{r5-r8}}",
+    "adds r0, r0, #4",
+    "adds r3, r3, #4",
+    "ldr r2, [sp, #8]",
+    "subs r2, r2, #1",
+    "str r2, [sp, #8]",
+    "bne 0b",
+    "9:",
+    "add sp, #16",
+    "pop {{r4-r11, pc}}",
+    ".size medwasm_dsp_dwn, . - medwasm_dsp_dwn",
     ".section .text.medwasm_dsp_requant,\"ax\",%progbits",
     ".global medwasm_dsp_requant",
     ".type medwasm_dsp_requant, %function",
@@ -587,6 +639,16 @@ unsafe extern "C" {
         pairs: usize,
         out0: *mut i32,
         out1: *mut i32,
+    );
+    /// See the `global_asm!` above.
+    fn medwasm_dsp_dwn(
+        x: *const i8,
+        taps: *const [u32; 2],
+        n: usize,
+        w: *const i8,
+        off: u32,
+        out: *mut i32,
+        blocks: usize,
     );
     /// See the `global_asm!` above.
     fn medwasm_dsp_requant(
@@ -856,22 +918,18 @@ fn depthwise_fused(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], out: Int8Out<'
                     assert!(t.x + g.c <= x.len() && t.w + g.c <= wt.len());
                     *o = [t.x as u32, t.w as u32];
                 }
-                let mut b = 0;
-                while b < four {
-                    // SAFETY: see above: channels `c0 + b .. c0 + b + 4 <= c` of every
-                    // tap; writes `sums[b..b + 4]`, inside as `b + 4 <= four <= n <=
-                    // BLOCK`.
-                    unsafe {
-                        medwasm_dsp_dw4(
-                            x.as_ptr().add(c0 + b),
-                            offsets.as_ptr(),
-                            count,
-                            wt.as_ptr().add(c0 + b),
-                            off,
-                            sums.as_mut_ptr().add(b),
-                        );
-                    }
-                    b += 4;
+                // SAFETY: see above: channels `c0 .. c0 + four <= c` of every tap;
+                // writes `sums[..four]`, inside as `four <= n <= BLOCK`.
+                unsafe {
+                    medwasm_dsp_dwn(
+                        x.as_ptr().add(c0),
+                        offsets.as_ptr(),
+                        count,
+                        wt.as_ptr().add(c0),
+                        off,
+                        sums.as_mut_ptr(),
+                        four / 4,
+                    );
                 }
                 for (b, s) in sums.iter_mut().enumerate().take(n).skip(four) {
                     *s = super::acc::tap_sum(x, x_off, wt, &taps[..count], c0 + b);
