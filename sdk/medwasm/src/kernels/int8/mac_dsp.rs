@@ -910,14 +910,21 @@ fn depthwise_fused(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], out: Int8Out<'
         for oy in 0..g.oh {
             for ox in 0..g.ow {
                 let at = oy * g.ow + ox;
-                let count = Taps::new(g, oy, ox).fill(&mut taps);
                 // The kernel reads four channels at `c0 + b + tap.x` of `x` and `c0 +
                 // b + tap.w` of `wt`: both inside, as `tap.x + c <= x.len()` and
-                // `tap.w + c <= wt.len()` for every tap (checked here).
-                for (o, t) in offsets.iter_mut().zip(&taps[..count]) {
-                    assert!(t.x + g.c <= x.len() && t.w + g.c <= wt.len());
-                    *o = [t.x as u32, t.w as u32];
-                }
+                // `tap.w + c <= wt.len()` for every tap (checked in both branches).
+                let count = if g.dw == 1 && four == n {
+                    row_offsets(g, oy, ox, x.len(), wt.len(), &mut offsets)
+                } else {
+                    // Dilated columns, or channels past the last four the tail below
+                    // takes from `taps`.
+                    let count = Taps::new(g, oy, ox).fill(&mut taps);
+                    for (o, t) in offsets.iter_mut().zip(&taps[..count]) {
+                        assert!(t.x + g.c <= x.len() && t.w + g.c <= wt.len());
+                        *o = [t.x as u32, t.w as u32];
+                    }
+                    count
+                };
                 // SAFETY: see above: channels `c0 .. c0 + four <= c` of every tap;
                 // writes `sums[..four]`, inside as `four <= n <= BLOCK`.
                 unsafe {
@@ -944,6 +951,41 @@ fn depthwise_fused(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], out: Int8Out<'
         }
         c0 += n;
     }
+}
+
+/// Depthwise position `(oy, ox)`'s in-bounds taps as byte offsets `[x, w]` (those
+/// of [`Tap`]), with dilation 1 along the width: each kernel row's taps are one
+/// run, its offsets `c` apart (the general [`Taps`] costs several times more per
+/// tap, which 64 channels no longer hide). Checks that each tap's `c` channels
+/// lie inside `x_len` and `w_len` bytes. `kh · kw <= CHUNK`.
+fn row_offsets(
+    g: &Geometry,
+    oy: usize,
+    ox: usize,
+    x_len: usize,
+    w_len: usize,
+    out: &mut [[u32; 2]; CHUNK],
+) -> usize {
+    let c = g.c;
+    let start = ox * g.sw;
+    let lo = g.pl.saturating_sub(start).min(g.kw);
+    let hi = g.kw.min((g.w + g.pl).saturating_sub(start)).max(lo);
+    let mut n = 0;
+    for ky in 0..g.kh {
+        let Some(iy) = in_pos(oy, ky, g.sh, g.dh, g.pt, g.h) else {
+            continue;
+        };
+        let x0 = (iy * g.w + start + lo).saturating_sub(g.pl) * c;
+        let w0 = (ky * g.kw + lo) * c;
+        let len = (hi - lo) * c;
+        // Offsets grow along the run: its last tap inside means all are.
+        assert!(x0 + len <= x_len && w0 + len <= w_len);
+        for j in 0..hi - lo {
+            out[n] = [(x0 + j * c) as u32, (w0 + j * c) as u32];
+            n += 1;
+        }
+    }
+    n
 }
 
 /// The whole loops the DSP primitives want blocked their own way: patches of
