@@ -234,15 +234,16 @@ impl Slots {
     unsafe fn run(&mut self, k: usize, src: &[i8]) {
         if k.is_multiple_of(4) && src.len().is_multiple_of(4) {
             // Whole groups: one load, two `SXTAB16`, the words as they are.
-            for (j, four) in src.chunks_exact(4).enumerate() {
-                // SAFETY: four bytes of `src`; word `4(k/4 + j) + 2p + 1` is in the
-                // group of element `k + 4j`, inside by the caller's promise.
-                unsafe {
-                    let v = word(four.as_ptr());
-                    let at = self.words.add(4 * (k / 4 + j) + 2 * self.p);
-                    at.write(sxtab16(self.off, v));
-                    at.add(1).write(sxtab16_ror8(self.off, v));
-                }
+            // SAFETY: reads the `src.len()` bytes of `src`; writes words `4(k/4 + j)
+            // + 2p` and `+ 1` for `j < src.len() / 4`, in the group of element `k +
+            // 4j`, inside by the caller's promise.
+            unsafe {
+                medwasm_dsp_expand(
+                    src.as_ptr(),
+                    src.len() / 4,
+                    self.words.add(k + 2 * self.p),
+                    self.off,
+                );
             }
             return;
         }
@@ -288,6 +289,9 @@ impl Slots {
 // `medwasm_dsp_dwn(x, taps, n, w, off, out, blocks)`: `medwasm_dsp_dw4` for
 // `blocks` blocks of four channels (block `b` at `x + 4b`, `w + 4b`), `out[4b..4b
 // + 4]`: one call per position instead of one per block.
+// `medwasm_dsp_expand(src, n, dst, off)`: [`fill`]'s whole groups: for each of
+// `n` words of `src` (any alignment), `SXTAB16` of `off` and its bytes 0, 2 and
+// 1, 3 into the first two words of each group of four words at `dst`.
 // `medwasm_dsp_requant(sums, n, channels, out, node)`: `out[i]` = the int8 output of
 // `sums[i]` with `channels[i]` (`FusedChannel`, five words `[bias, m, r − 1, lo,
 // hi]`) and `node` = `[zp_out, act_min, act_max]`, for `i < n`: each step of
@@ -481,9 +485,72 @@ global_asm!(
     "smlad r6, r12, r10, r6",
     "smlad r6, lr, r11, r6",
     "3:",
-    "lsrs r3, r3, #1",
+    "tst r3, #2",
+    "beq 4f",
+    "ldm r0!, {{r8-r11}}",
+    "ldr r12, [r1, r2]",
+    "sxtb16 lr, r12, ror #8",
+    "sxtb16 r12, r12",
+    "smlad r5, r12, r8, r5",
+    "smlad r5, lr, r9, r5",
+    "smlad r7, r12, r10, r7",
+    "smlad r7, lr, r11, r7",
+    "ldr r12, [r1], #4",
+    "sxtb16 lr, r12, ror #8",
+    "sxtb16 r12, r12",
+    "smlad r4, r12, r8, r4",
+    "smlad r4, lr, r9, r4",
+    "smlad r6, r12, r10, r6",
+    "smlad r6, lr, r11, r6",
+    "ldm r0!, {{r8-r11}}",
+    "ldr r12, [r1, r2]",
+    "sxtb16 lr, r12, ror #8",
+    "sxtb16 r12, r12",
+    "smlad r5, r12, r8, r5",
+    "smlad r5, lr, r9, r5",
+    "smlad r7, r12, r10, r7",
+    "smlad r7, lr, r11, r7",
+    "ldr r12, [r1], #4",
+    "sxtb16 lr, r12, ror #8",
+    "sxtb16 r12, r12",
+    "smlad r4, r12, r8, r4",
+    "smlad r4, lr, r9, r4",
+    "smlad r6, r12, r10, r6",
+    "smlad r6, lr, r11, r6",
+    "4:",
+    "lsrs r3, r3, #2",
     "beq 2f",
     "1:",
+    "ldm r0!, {{r8-r11}}",
+    "ldr r12, [r1, r2]",
+    "sxtb16 lr, r12, ror #8",
+    "sxtb16 r12, r12",
+    "smlad r5, r12, r8, r5",
+    "smlad r5, lr, r9, r5",
+    "smlad r7, r12, r10, r7",
+    "smlad r7, lr, r11, r7",
+    "ldr r12, [r1], #4",
+    "sxtb16 lr, r12, ror #8",
+    "sxtb16 r12, r12",
+    "smlad r4, r12, r8, r4",
+    "smlad r4, lr, r9, r4",
+    "smlad r6, r12, r10, r6",
+    "smlad r6, lr, r11, r6",
+    "ldm r0!, {{r8-r11}}",
+    "ldr r12, [r1, r2]",
+    "sxtb16 lr, r12, ror #8",
+    "sxtb16 r12, r12",
+    "smlad r5, r12, r8, r5",
+    "smlad r5, lr, r9, r5",
+    "smlad r7, r12, r10, r7",
+    "smlad r7, lr, r11, r7",
+    "ldr r12, [r1], #4",
+    "sxtb16 lr, r12, ror #8",
+    "sxtb16 r12, r12",
+    "smlad r4, r12, r8, r4",
+    "smlad r4, lr, r9, r4",
+    "smlad r6, r12, r10, r6",
+    "smlad r6, lr, r11, r6",
     "ldm r0!, {{r8-r11}}",
     "ldr r12, [r1, r2]",
     "sxtb16 lr, r12, ror #8",
@@ -578,6 +645,24 @@ global_asm!(
     "add sp, #16",
     "pop {{r4-r11, pc}}",
     ".size medwasm_dsp_dwn, . - medwasm_dsp_dwn",
+    ".section .text.medwasm_dsp_expand,\"ax\",%progbits",
+    ".global medwasm_dsp_expand",
+    ".type medwasm_dsp_expand, %function",
+    ".thumb_func",
+    ".p2align 2",
+    "medwasm_dsp_expand:",
+    "push {{r4, lr}}",
+    "cbz r1, 2f",
+    "1:",
+    "ldr r4, [r0], #4",
+    "sxtab16 r12, r3, r4",
+    "sxtab16 r4, r3, r4, ror #8",
+    "strd r12, r4, [r2], #16",
+    "subs r1, r1, #1",
+    "bne 1b",
+    "2:",
+    "pop {{r4, pc}}",
+    ".size medwasm_dsp_expand, . - medwasm_dsp_expand",
     ".section .text.medwasm_dsp_requant,\"ax\",%progbits",
     ".global medwasm_dsp_requant",
     ".type medwasm_dsp_requant, %function",
@@ -650,6 +735,8 @@ unsafe extern "C" {
         out: *mut i32,
         blocks: usize,
     );
+    /// See the `global_asm!` above.
+    fn medwasm_dsp_expand(src: *const i8, n: usize, dst: *mut u32, off: u32);
     /// See the `global_asm!` above.
     fn medwasm_dsp_requant(
         sums: *const i32,
