@@ -41,6 +41,14 @@ export interface Manifest {
   readonly ops: readonly (readonly [string, number])[];
   /** How int8 fully connected layers requantize (`litert-ref` or `tflm`), when there are any. */
   readonly fc_requant?: string;
+  /** What the import checked the converted model against. */
+  readonly reference?: {
+    readonly kind: "tract" | "onnxruntime" | "litert" | "expected";
+    /** As the import named it, with its version. */
+    readonly name: string;
+    /** Steps an int8 output may be off from the stored expected outputs by default. */
+    readonly int8_tolerance_steps: number;
+  };
   readonly notes: readonly string[];
   readonly converter: string;
 }

@@ -60,7 +60,7 @@ impl ImportArgs {
             expected: self.expected,
             fc_requant: self.fc_requant,
             io: self.io,
-            int8_tolerance_steps: project.metadata.int8_tolerance_steps.unwrap_or(0),
+            int8_tolerance_steps: project.metadata.int8_tolerance_steps,
         };
         let manifest = import_model(&project.root, &self.model, &opts, ui)?;
         print_summary(&manifest);

@@ -198,6 +198,29 @@ fn edge_problem(g: &Graph, t: usize, kind: &str) -> Problem {
     }
 }
 
+/// Per graph output, the quantization of the int8 tensor the `Dequantize` that
+/// writes it reads: a graph output that is the real value of an int8 one (the
+/// Dequantize [`quantize_edges`] adds, or a QDQ model's final DequantizeLinear),
+/// also behind Transposes and Copies (the layout passes move a Dequantize ahead of
+/// them), which move values without changing them.
+pub fn dequantized_outputs(g: &Graph) -> Vec<EdgeQuant> {
+    g.outputs
+        .iter()
+        .map(|&out| {
+            let mut t = out;
+            loop {
+                let node = &g.nodes[g.producer(t)?];
+                let input = (*node.inputs.first()?)?;
+                match node.op {
+                    Op::Dequantize => return int8_per_tensor(&g.tensors[input]),
+                    Op::Transpose { .. } | Op::Copy => t = input,
+                    _ => return None,
+                }
+            }
+        })
+        .collect()
+}
+
 /// `(scale, zero_point)` of an int8 tensor with valid per-tensor quantization.
 pub(crate) fn int8_per_tensor(t: &Tensor) -> Option<(f32, i32)> {
     match &t.quant {
@@ -222,7 +245,7 @@ pub(crate) fn int8_per_tensor(t: &Tensor) -> Option<(f32, i32)> {
 mod tests {
     use medwasm::kernels::act::Act;
 
-    use super::{int8_edges, quantize_edges};
+    use super::{dequantized_outputs, int8_edges, quantize_edges};
     use crate::convert::ProblemKind;
     use crate::convert::ir::{DType, Graph, Node, Op, Quant, Tensor};
     use crate::convert::testing::{assert_close, run_graph};
@@ -257,6 +280,8 @@ mod tests {
         assert_eq!(outs, [Some((0.25, -128))]);
         let labels: Vec<String> = g.nodes.iter().map(|n| n.op.label()).collect();
         assert_eq!(labels, ["Quantize", "Relu", "Dequantize"]);
+        // The Dequantize added at the edge is found again after it.
+        assert_eq!(dequantized_outputs(&g), [Some((0.25, -128))]);
         // The ABI names are the model's; the int8 tensors are renamed.
         assert_eq!(g.tensors[g.inputs[0]].name, "x");
         assert_eq!(g.tensors[g.inputs[0]].dtype, DType::F32);
@@ -375,5 +400,54 @@ mod tests {
             shown[1].starts_with("output `y`: is f32 in the model"),
             "{shown:?}"
         );
+    }
+
+    #[test]
+    fn a_final_dequantize_records_its_int8_input() {
+        // A QDQ model's graph: f32 x → relu → y (f32) and q (int8) → Dequantize → z (f32).
+        let mut g = Graph::default();
+        let x = crate::convert::testing::input(&mut g, "x", &[1, 4]);
+        let y = g.add_tensor(Tensor::activation("y", vec![1, 4], DType::F32));
+        g.nodes.push(crate::convert::ir::Node {
+            name: "relu".into(),
+            op: Op::Act(Act::Relu),
+            inputs: vec![Some(x)],
+            output: y,
+        });
+        let q = g.add_tensor(int8("q", &[1, 4], 0.125, 5));
+        let z = g.add_tensor(Tensor::activation("z", vec![1, 4], DType::F32));
+        g.nodes.push(crate::convert::ir::Node {
+            name: "dq".into(),
+            op: Op::Dequantize,
+            inputs: vec![Some(q)],
+            output: z,
+        });
+        // The layout passes leave a Transpose (and a Copy) after a final Dequantize.
+        let zt = g.add_tensor(Tensor::activation("zt", vec![4, 1], DType::F32));
+        g.nodes.push(crate::convert::ir::Node {
+            name: "transpose".into(),
+            op: Op::Transpose { perm: vec![1, 0] },
+            inputs: vec![Some(z)],
+            output: zt,
+        });
+        let zc = g.add_tensor(Tensor::activation("zc", vec![4], DType::F32));
+        g.nodes.push(crate::convert::ir::Node {
+            name: "copy".into(),
+            op: Op::Copy,
+            inputs: vec![Some(zt)],
+            output: zc,
+        });
+        g.outputs.extend([y, z, x, zc]);
+        assert_eq!(
+            dequantized_outputs(&g),
+            [None, Some((0.125, 5)), None, Some((0.125, 5))]
+        );
+        // Per-channel quantization is not an output's single step.
+        g.tensors[q].quant = Some(Quant {
+            scale: vec![0.125, 0.25],
+            zero_point: vec![0, 0],
+            axis: Some(1),
+        });
+        assert_eq!(dequantized_outputs(&g), [None, None, None, None]);
     }
 }
