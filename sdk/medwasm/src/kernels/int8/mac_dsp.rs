@@ -16,14 +16,21 @@
 //! first expanded into 16-bit lanes with the offset added and padding as 0
 //! ([`Patches`]), laid out as `SXTB16` splits four weights — `(x0, x2), (x1,
 //! x3)` — so that the inner loop loads input pairs ready to use. That loop is a
-//! hand-written leaf function (`medwasm_dsp_mac_2x2`: two positions × two output
-//! channels, 16 instructions per 16 MACs unrolled by two; `medwasm_dsp_mac_1x4`
-//! for FC rows; `medwasm_dsp_dw4` for four depthwise channels over a tap list): as
-//! a whole function it may use all fourteen general registers, where an `asm!`
-//! block gets twelve and the compiler spilled the sums of a four-channel dot
-//! product to the stack. Each output channel's requantization is prepared once per
-//! chunk of positions ([`super::acc::Sink`]). Stack: 2.5 KiB of patches for a
-//! convolution, up to 3 KiB of prepared channels for a depthwise one.
+//! hand-written leaf function (`medwasm_dsp_mac_2xn`: two positions × every pair
+//! of output channels of a block, 16 instructions per 16 MACs unrolled by four;
+//! `medwasm_dsp_mac_1x4` for FC rows; `medwasm_dsp_dwn` for every four depthwise
+//! channels of a position over its tap list): as a whole function it may use all
+//! fourteen general registers, where an `asm!` block gets twelve and the compiler
+//! spilled the sums of a four-channel dot product to the stack.
+//!
+//! An int8 convolution or depthwise layer whose every channel has a right shift
+//! (an effective scale below ½, the usual case) also requantizes in
+//! assembly (`medwasm_dsp_requant`, [`FusedChannel`]: one `LDM` of a channel's
+//! prepared parameters, two `SMLAL`s, 15 instructions per output where the Rust
+//! [`super::acc::Sink`] took about 30); any other sink (hybrid layers, a left
+//! shift) gets the sums through the [`super::acc::Sink`] as before. Stack: 2.5 KiB
+//! of patches and 1.8 KiB of prepared channels and sums for a convolution, 1.8 KiB
+//! for a depthwise one (3 KiB on the unfused path).
 //!
 //! Stable Rust has no DSP intrinsics (`core::arch::arm`'s are unstable): the
 //! kernels are `global_asm!`, the rest uses one-line `asm!` wrappers the compiler
