@@ -578,7 +578,7 @@ fn random_layer_blobs_give_the_reference_outputs() {
 
 #[test]
 fn a_prepared_channel_requantizes_as_requant_output() {
-    use medwasm::kernels::int8::conv::PreparedChannel;
+    use medwasm::kernels::int8::conv::{FusedChannel, PreparedChannel};
     let mut rng = Rng(74);
     let edges = [
         i32::MIN,
@@ -620,11 +620,21 @@ fn a_prepared_channel_requantizes_as_requant_output() {
             act_min: a.min(b),
             act_max: a.max(b),
         };
+        let want = q.output(acc.wrapping_add(bias), m, shift);
         assert_eq!(
             PreparedChannel::new(bias, m, shift).output(&q, acc),
-            q.output(acc.wrapping_add(bias), m, shift),
+            want,
             "acc {acc} bias {bias} m {m} shift {shift} {q:?}"
         );
+        // The Cortex-M assembly's form, for the right shifts it takes.
+        match FusedChannel::new(bias, m, shift) {
+            Some(f) => assert_eq!(
+                f.output(&q, acc),
+                want,
+                "fused: acc {acc} bias {bias} m {m} shift {shift} {q:?}"
+            ),
+            None => assert!(shift >= 0, "shift {shift} has no fused form"),
+        }
     }
 }
 

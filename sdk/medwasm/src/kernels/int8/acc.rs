@@ -13,6 +13,7 @@
 //! the same sums bit for bit (see [`super::mac`]); the SDK's battery checks it on
 //! every target.
 
+use super::conv::Int8Out;
 use super::mac::{LANES, Mac, ROWS, Scalar, Seg, Tap};
 use crate::kernels::conv::Geometry;
 
@@ -59,6 +60,13 @@ pub trait Sink {
 
     /// The sum of position `at`, output channel `oc` (prepared as `channel`).
     fn put(&mut self, channel: &Self::Channel, at: usize, oc: usize, acc: i32);
+
+    /// The int8 requantization this sink applies and the output it writes, for a
+    /// loop that requantizes in its own code (the Cortex-M DSP loops do, in
+    /// assembly); `None`, the default, for every other sink.
+    fn int8(&mut self) -> Option<Int8Out<'_>> {
+        None
+    }
 }
 
 /// Any `FnMut(position, channel, sum)` is a sink that prepares nothing.

@@ -178,6 +178,17 @@ impl Sink for RequantSink<'_> {
     type Channel = PreparedChannel;
 
     #[inline(always)]
+    fn int8(&mut self) -> Option<Int8Out<'_>> {
+        Some(Int8Out {
+            q: self.q,
+            bias: self.bias,
+            mult: self.mult,
+            shift: self.shift,
+            ys: self.ys,
+        })
+    }
+
+    #[inline(always)]
     fn channel(&mut self, oc: usize) -> PreparedChannel {
         let (m, s) = channel(self.mult, self.shift, oc);
         PreparedChannel::new(self.bias.map_or(0, |b| b[oc]), m, s)
@@ -186,6 +197,92 @@ impl Sink for RequantSink<'_> {
     #[inline(always)]
     fn put(&mut self, channel: &PreparedChannel, at: usize, oc: usize, acc: i32) {
         self.ys[at * self.m + oc] = channel.output(self.q, acc);
+    }
+}
+
+/// One output channel's requantization in the form the Cortex-M DSP loops compute
+/// in assembly (`medwasm_dsp_requant` in `mac_dsp.rs` reads these five words and
+/// does each step of [`FusedChannel::output`]), for right shifts `r = −shift` in
+/// `1..=31` only: `[bias, m, r − 1, lo, hi]`, `lo`/`hi` the 64-bit `2^30 +
+/// 2^(30+r)`.
+///
+/// TFLite's `rdbpot(srdhm(x, m), r)` (`x = acc + bias`, wrapping as the Rust
+/// does) is `⌊(s + 2^(r−1) − [s < 0]) / 2^r⌋` of `s = ⌊(x·m + 2^30) / 2^31⌋`
+/// (ties away from zero), and nested floors of divisions by integers merge: the
+/// output is `⌊(x·m + 2^30 + 2^(30+r) − [s < 0]·2^31) / 2^(31+r)⌋`, two
+/// multiply-accumulates onto that 64-bit constant and one shift of its high word by
+/// `r − 1`. `[s < 0]` is taken as `[x < 0]`: they differ only when `s = 0` (`x =
+/// −1` with `m = 2^30`, or `m = 0`), where both give 0. `m` is never `i32::MIN`
+/// (the loader accepts 0 or `[2^30, 2^31 − 1]`), so `srdhm` never saturates and
+/// `|x·m| < 2^62` stays inside the 64 bits. Tested against [`Requant::output`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct FusedChannel {
+    bias: i32,
+    m: i32,
+    r1: u32,
+    lo: u32,
+    hi: u32,
+}
+
+impl FusedChannel {
+    /// Prepares `bias`, multiplier `m` and `shift`; `None` unless `shift` is in
+    /// `-31..=-1`.
+    #[inline(always)]
+    pub fn new(bias: i32, m: i32, shift: i32) -> Option<FusedChannel> {
+        if !(-31..=-1).contains(&shift) {
+            return None;
+        }
+        let r = (-shift) as u32;
+        let k = (1u64 << 30) + (1u64 << (30 + r));
+        Some(FusedChannel {
+            bias,
+            m,
+            r1: r - 1,
+            lo: k as u32,
+            hi: (k >> 32) as u32,
+        })
+    }
+
+    /// `q.output(acc + bias, m, shift)`, step by step as the assembly does it.
+    pub fn output(&self, q: &Requant, acc: i32) -> i8 {
+        // `ADD`.
+        let x = acc.wrapping_add(self.bias);
+        let k = ((self.hi as u64) << 32 | self.lo as u64) as i64;
+        // `SMLAL` of `x · m`, then of `[x < 0] · i32::MIN` (modulo 2^64, as `SMLAL`).
+        let p = k.wrapping_add(x as i64 * self.m as i64);
+        let p = p.wrapping_add((x as u32 >> 31) as i64 * i32::MIN as i64);
+        // `ASR` of the high word.
+        let y = ((p >> 32) as i32) >> self.r1;
+        // `QADD`, then the clamp.
+        y.saturating_add(q.zp_out).max(q.act_min).min(q.act_max) as i8
+    }
+}
+
+/// What a [`RequantSink`] computes, for a loop that requantizes its sums in its
+/// own code: output channel `oc` of position `at` is `q.output(acc + bias[oc],
+/// mult[oc], shift[oc])` at `ys[at · m + oc]` (`m` output channels; one multiplier
+/// and shift may serve every channel, see [`Int8Out::channel`]).
+#[derive(Debug)]
+pub struct Int8Out<'a> {
+    /// Zero points and activation range.
+    pub q: &'a Requant,
+    /// Per-channel bias, if any.
+    pub bias: Option<&'a [i32]>,
+    /// Multipliers, `[m]` or `[1]`.
+    pub mult: &'a [i32],
+    /// Shifts, `[m]` or `[1]`.
+    pub shift: &'a [i32],
+    /// The batch's output, `[oh, ow, m]`.
+    pub ys: &'a mut [i8],
+}
+
+impl Int8Out<'_> {
+    /// Output channel `oc`'s bias, multiplier and shift.
+    #[inline(always)]
+    pub fn channel(&self, oc: usize) -> (i32, i32, i32) {
+        let (m, s) = channel(self.mult, self.shift, oc);
+        (self.bias.map_or(0, |b| b[oc]), m, s)
     }
 }
 
