@@ -80,6 +80,7 @@ impl std::error::Error for ConformanceFailed {}
 pub fn bench(project: &Project, options: &BenchOptions, ui: &Ui) -> Result<BenchReport> {
     let manifest = project.manifest()?;
     let runs = project.runs(options.runs)?;
+    let limits = project.limits()?;
     let tolerance = Tolerance {
         abs: project.abs_tolerance(),
         rel: project.rel_tolerance(),
@@ -187,6 +188,7 @@ pub fn bench(project: &Project, options: &BenchOptions, ui: &Ui) -> Result<Bench
             manifest: &manifest,
             cases: &cases,
             runs,
+            limits,
         };
         let mut bar: Option<Step> = None;
         let executions = target
@@ -278,6 +280,7 @@ fn bench_devices(
         manifest,
         cases,
         runs,
+        limits: project.limits()?,
     };
     let mut rows = Vec::with_capacity(devices.len());
     for batch in devices.chunks(DEVICES_IN_FLIGHT) {

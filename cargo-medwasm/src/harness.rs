@@ -18,6 +18,7 @@ use crate::manifest::Manifest;
 use crate::project::Project;
 use crate::protocol::{DetectorError, Execution, Inference, Outcome};
 use crate::report::{Finding, Latency};
+use crate::sandbox::Imports;
 use crate::toolchain;
 use crate::ui::Ui;
 
@@ -99,6 +100,16 @@ pub fn build(
     })?;
     let bytes = std::fs::read(&module)
         .with_context(|| format!("cannot read cargo's output `{}`", module.display()))?;
+    // The harness prints its result and nothing else leaves it: no file, socket or
+    // process is within its reach (`sandbox::WASI_HARNESS`, `docs/security.md`).
+    let refused = Imports::WasiHarness.refused_names(&crate::wasm::imports(&bytes)?);
+    if !refused.is_empty() {
+        bail!(
+            "the bench harness of `{}` imports {}, which could reach beyond its standard streams; the harness may import only WASI arguments, environment, clocks, randomness, standard streams and `proc_exit`: a dependency of the detector pulls the others in, so remove it or keep it out of the `wasm32` build",
+            project.name,
+            refused.join(", ")
+        );
+    }
     write_if_changed(out, &bytes)?;
     Ok(out.to_path_buf())
 }

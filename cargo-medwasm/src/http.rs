@@ -4,7 +4,7 @@
 //! `Connection: close`; it only ever serves one developer's browser.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -15,9 +15,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 
 /// Largest request body accepted (bench results of big models are a few MiB).
-const MAX_BODY: usize = 256 * 1024 * 1024;
+pub const MAX_BODY: usize = 256 * 1024 * 1024;
 /// Largest request head accepted.
-const MAX_HEAD: usize = 64 * 1024;
+pub const MAX_HEAD: usize = 64 * 1024;
 
 /// One request.
 #[derive(Debug, Clone)]
@@ -153,20 +153,47 @@ fn handle(stream: TcpStream, handler: &Handler) -> Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let port = stream.local_addr()?.port();
     let mut reader = BufReader::new(stream.try_clone()?);
+    match read_request(&mut reader, port)? {
+        Incoming::Request(request) => respond(stream, &handler(&request)),
+        Incoming::Refused(response) => respond(stream, &response),
+        Incoming::Closed => Ok(()),
+    }
+}
+
+/// What [`read_request`] made of a connection's bytes.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A complete request for the handler.
+    Request(Request),
+    /// A request refused before the handler sees it (a head too large, a foreign
+    /// `Host`, a body too large …), with the response that says why.
+    Refused(Response),
+    /// The client hung up before sending a whole request.
+    Closed,
+}
+
+/// Reads one request (head, then body) from a connection to the server on `port`.
+/// Whatever the client sends, it reads at most [`MAX_HEAD`] bytes of head and
+/// [`MAX_BODY`] of body, and memory grows with what arrives, not with what the
+/// client announced; `Err` only for an I/O error.
+pub fn read_request(reader: &mut impl BufRead, port: u16) -> std::io::Result<Incoming> {
     let mut head = Vec::new();
     {
         // At most MAX_HEAD bytes of head, however the client sends them: a line
         // without an end cannot grow past the limit.
-        let mut limited = (&mut reader).take(MAX_HEAD as u64);
+        let mut limited = (&mut *reader).take(MAX_HEAD as u64);
         loop {
             let mut line = String::new();
             limited.read_line(&mut line)?;
             // No line end: the limit was reached, or the client hung up.
             if !line.ends_with('\n') {
                 if limited.limit() == 0 {
-                    return respond(stream, &Response::error(431, "request head too large"));
+                    return Ok(Incoming::Refused(Response::error(
+                        431,
+                        "request head too large",
+                    )));
                 }
-                return Ok(());
+                return Ok(Incoming::Closed);
             }
             if line == "\r\n" || line == "\n" {
                 break;
@@ -175,7 +202,7 @@ fn handle(stream: TcpStream, handler: &Handler) -> Result<()> {
         }
     }
     let Some(first) = head.first() else {
-        return Ok(());
+        return Ok(Incoming::Closed);
     };
     let mut words = first.split_whitespace();
     let method = words.next().unwrap_or("").to_string();
@@ -193,33 +220,40 @@ fn handle(stream: TcpStream, handler: &Handler) -> Result<()> {
         host == &format!("127.0.0.1:{port}") || host == &format!("localhost:{port}")
     });
     if !host_ok {
-        return respond(
-            stream,
-            &Response::error(
-                403,
-                format!("open http://127.0.0.1:{port}/ or http://localhost:{port}/"),
-            ),
-        );
+        return Ok(Incoming::Refused(Response::error(
+            403,
+            format!("open http://127.0.0.1:{port}/ or http://localhost:{port}/"),
+        )));
     }
     if headers.contains_key("transfer-encoding") {
-        return respond(stream, &Response::error(411, "send a Content-Length"));
+        return Ok(Incoming::Refused(Response::error(
+            411,
+            "send a Content-Length",
+        )));
     }
     let length: usize = match headers.get("content-length").map(|v| v.parse()) {
         None => 0,
         Some(Ok(length)) => length,
-        Some(Err(_)) => return respond(stream, &Response::error(400, "bad Content-Length")),
+        Some(Err(_)) => {
+            return Ok(Incoming::Refused(Response::error(
+                400,
+                "bad Content-Length",
+            )));
+        }
     };
     if length > MAX_BODY {
-        return respond(stream, &Response::error(413, "request body too large"));
+        return Ok(Incoming::Refused(Response::error(
+            413,
+            "request body too large",
+        )));
     }
     // Grows with what arrives, not with what the client announced.
     let mut body = Vec::new();
-    (&mut reader).take(length as u64).read_to_end(&mut body)?;
+    reader.take(length as u64).read_to_end(&mut body)?;
     if body.len() != length {
-        return Ok(()); // the client hung up before its body was complete
+        return Ok(Incoming::Closed); // the client hung up before its body was complete
     }
-    let response = handler(&Request { method, path, body });
-    respond(stream, &response)
+    Ok(Incoming::Request(Request { method, path, body }))
 }
 
 fn respond(mut stream: TcpStream, response: &Response) -> Result<()> {

@@ -25,6 +25,7 @@ pub mod protocol;
 pub mod pyref;
 pub mod reference;
 pub mod report;
+pub mod sandbox;
 pub mod scaffold;
 pub mod targets;
 pub mod templates;

@@ -4,11 +4,13 @@
 //! [`Project`] before any work starts; unknown metadata keys are warned about.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use serde::Deserialize;
 
 use crate::manifest::{BLOB_FILE, MANIFEST_FILE, Manifest};
+use crate::sandbox::{Limits, Source, parse_size};
 
 /// Default absolute tolerance for conformance checks.
 pub const DEFAULT_ABS_TOL: f32 = 1e-4;
@@ -33,6 +35,23 @@ pub struct Metadata {
     pub board: Option<String>,
     /// Quantization steps an int8 output element may be off (default 0).
     pub int8_tolerance_steps: Option<u32>,
+    /// Wall-clock milliseconds one call into the detector may take under the
+    /// embedded Wasmtime (`bench --target wasmtime`).
+    pub deadline_ms: Option<u64>,
+    /// The detector's linear memory cap there: bytes, or a string such as `"256MiB"`.
+    pub max_memory: Option<SizeValue>,
+    /// The cap on its table's elements there.
+    pub max_table_elements: Option<u64>,
+}
+
+/// A byte size as written in TOML: a number of bytes or a string with a unit.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum SizeValue {
+    /// `max-memory = 268435456`.
+    Bytes(u64),
+    /// `max-memory = "256MiB"`.
+    Text(String),
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -42,6 +61,9 @@ const KNOWN_KEYS: &[&str] = &[
     "runs",
     "board",
     "int8-tolerance-steps",
+    "deadline-ms",
+    "max-memory",
+    "max-table-elements",
 ];
 
 /// A detector project, located with cargo_metadata.
@@ -201,6 +223,45 @@ impl Project {
         self.metadata.rel_tolerance.unwrap_or(DEFAULT_REL_TOL)
     }
 
+    /// The sandbox limits of the embedded Wasmtime: [`Limits::DETECTOR`] with what
+    /// `deadline-ms`, `max-memory` and `max-table-elements` in the metadata change.
+    pub fn limits(&self) -> Result<Limits> {
+        let m = &self.metadata;
+        let mut limits = Limits {
+            source: Source::Metadata,
+            ..Limits::DETECTOR
+        };
+        if let Some(ms) = m.deadline_ms {
+            if ms == 0 {
+                bail!(
+                    "`deadline-ms = 0` in `[package.metadata.medwasm]` of {} lets no call run: give milliseconds, such as `deadline-ms = 10000`",
+                    self.manifest_path.display()
+                );
+            }
+            limits.deadline = Duration::from_millis(ms);
+        }
+        match &m.max_memory {
+            None => {}
+            Some(SizeValue::Bytes(0)) => bail!(
+                "`max-memory = 0` in `[package.metadata.medwasm]` of {} leaves no memory: give a size such as `max-memory = \"256MiB\"`",
+                self.manifest_path.display()
+            ),
+            Some(SizeValue::Bytes(n)) => limits.max_memory = *n,
+            Some(SizeValue::Text(text)) => {
+                limits.max_memory = parse_size(text).map_err(|e| {
+                    anyhow!(
+                        "`max-memory` in `[package.metadata.medwasm]` of {}: {e}",
+                        self.manifest_path.display()
+                    )
+                })?;
+            }
+        }
+        if let Some(n) = m.max_table_elements {
+            limits.max_table_elements = n;
+        }
+        Ok(limits)
+    }
+
     /// Stored input vectors for input `i`: `vectors/inputs.npy`, `vectors/inputs.<i>.npy`.
     pub fn inputs_file(&self, i: usize) -> PathBuf {
         self.vectors_dir().join(indexed("inputs", i))
@@ -218,5 +279,64 @@ pub fn indexed(stem: &str, i: usize) -> String {
         format!("{stem}.npy")
     } else {
         format!("{stem}.{i}.npy")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A project whose `[package.metadata.medwasm]` is `metadata` (as JSON, the way
+    /// `cargo metadata` hands it over).
+    fn project(metadata: serde_json::Value) -> Project {
+        Project {
+            name: "d".into(),
+            root: PathBuf::from("/p"),
+            manifest_path: PathBuf::from("/p/Cargo.toml"),
+            target_dir: PathBuf::from("/p/target"),
+            metadata: serde_json::from_value(metadata).expect("metadata of the right types"),
+            warnings: vec![],
+            sdk_version: None,
+            sdk_path: None,
+            is_cdylib: true,
+        }
+    }
+
+    #[test]
+    fn sandbox_limits_come_from_the_metadata() {
+        let defaults = project(serde_json::json!({})).limits().unwrap();
+        assert_eq!(
+            defaults,
+            Limits {
+                source: Source::Metadata,
+                ..Limits::DETECTOR
+            }
+        );
+        let set = project(serde_json::json!({
+            "deadline-ms": 2500, "max-memory": "64MiB", "max-table-elements": 500
+        }))
+        .limits()
+        .unwrap();
+        assert_eq!(set.deadline, Duration::from_millis(2500));
+        assert_eq!(set.max_memory, 64 << 20);
+        assert_eq!(set.max_table_elements, 500);
+        let bytes = project(serde_json::json!({ "max-memory": 1_048_576 }))
+            .limits()
+            .unwrap();
+        assert_eq!(bytes.max_memory, 1 << 20);
+
+        let err = |m| format!("{:#}", project(m).limits().unwrap_err());
+        let e = err(serde_json::json!({ "max-memory": "64MB" }));
+        assert!(
+            e.contains("`max-memory` in `[package.metadata.medwasm]` of /p/Cargo.toml")
+                && e.contains("`MB` is not a unit")
+                && e.contains("`256MiB`"),
+            "{e}"
+        );
+        let e = err(serde_json::json!({ "deadline-ms": 0 }));
+        assert!(e.contains("`deadline-ms = 10000`"), "{e}");
+        let e = err(serde_json::json!({ "max-memory": 0 }));
+        assert!(e.contains("leaves no memory"), "{e}");
+        assert!(KNOWN_KEYS.contains(&"deadline-ms") && KNOWN_KEYS.contains(&"max-memory"));
     }
 }

@@ -11,6 +11,7 @@ use crate::manifest::{Manifest, Quant};
 use crate::report::{
     Deviation, Finding, Latency, Memory, Size, TargetReport, Tolerance, VectorResult,
 };
+use crate::sandbox::Limits;
 
 /// One test vector: the detector's inputs and what its outputs are compared against.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +44,9 @@ pub struct Job<'a> {
     pub cases: &'a [Case],
     /// Timed warm runs.
     pub runs: usize,
+    /// The sandbox limits of a runner that embeds the engine (the `wasmtime` target);
+    /// runners that hand the module to another runtime cannot apply them.
+    pub limits: Limits,
 }
 
 /// What a runner reports while it works; the CLI turns it into progress bars.

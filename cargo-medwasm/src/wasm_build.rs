@@ -13,6 +13,7 @@ use crate::files::write_atomically;
 use crate::manifest::CUSTOM_SECTION;
 use crate::project::Project;
 use crate::report::{Size, bytes};
+use crate::sandbox::Imports;
 use crate::toolchain::{Rustc, TargetSpec};
 use crate::ui::Ui;
 use crate::{cargo, wasm};
@@ -40,6 +41,17 @@ pub fn build_wasm(
     let compiled = cargo::build_lib(project, spec, release, ui)?;
     let wasm = std::fs::read(&compiled)
         .with_context(|| format!("cannot read cargo's output `{}`", compiled.display()))?;
+    // A detector reaches nothing outside its own memory: no WASI, no JS glue. An
+    // import would be a way out (and the embedded runner refuses it anyway).
+    let refused = Imports::Nothing.refused_names(&wasm::imports(&wasm)?);
+    if !refused.is_empty() {
+        bail!(
+            "the `{}` build of `{}` imports {}, but a detector imports nothing (`docs/detector-abi.md`, `docs/security.md`): a dependency uses the standard library's I/O, clocks or randomness, or JS bindings; remove it, or keep it out of the `wasm32` build",
+            spec.triple,
+            project.name,
+            refused.join(", ")
+        );
+    }
     if let Some(dir) = artifact.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create `{}`", dir.display()))?;

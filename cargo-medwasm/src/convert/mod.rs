@@ -385,8 +385,23 @@ fn lower_with(
 
     // Self-check: the runtime's own loader validates the blob; count MACs on the way.
     let aligned = medwasm::AlignedBuf::from_bytes(&blob);
-    let model = medwasm::Model::load(aligned.as_slice())
-        .map_err(|e| ConvertError::Internal(format!("the written blob does not load: {e}")))?;
+    let model = medwasm::Model::load(aligned.as_slice()).map_err(|e| match e {
+        // A real layer whose work the runtime would refuse to run on a device: a
+        // limit of the format, said with the node's name, not a converter bug.
+        medwasm::Error::Malformed { what, index } if what == medwasm::ops::TOO_MUCH_WORK => {
+            let node = graph.nodes.get(index as usize);
+            unsupported(vec![Problem {
+                node: node.map(|n| n.name.clone()).unwrap_or_default(),
+                op: node.map(|n| n.op.label()).unwrap_or_default(),
+                kind: ProblemKind::Limit,
+                message: format!(
+                    "it would do more than {} multiply-accumulates or window taps per element of its tensors, which the runtime refuses so that no model can stall a device; make the window or the padding smaller (docs/security.md)",
+                    medwasm::format::MAX_WORK_PER_ELEMENT
+                ),
+            }])
+        }
+        e => ConvertError::Internal(format!("the written blob does not load: {e}")),
+    })?;
     let mut macs = 0u64;
     for i in 0..model.node_count() {
         let node = model

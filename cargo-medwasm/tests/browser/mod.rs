@@ -406,6 +406,15 @@ fn demo_page_runs_in_chromium_when_clicked() {
     std::fs::write(&artifact, &png).unwrap();
     eprintln!("screenshot saved as {}", artifact.display());
     let logs = wd.call("POST", "se/log", json!({ "type": "browser" }));
+    // Privacy: the page and the package it loads fetched their own files and
+    // nothing else. The control request afterwards shows the check would see one.
+    let requests = network_requests(&wd);
+    assert_only_own_requests(&requests, &url, "the demo page");
+    let control = send_control_requests(&wd);
+    assert!(
+        control.iter().any(|u| u.starts_with(CONTROL_ORIGIN)),
+        "the network log missed the control requests: {control:?}"
+    );
     drop(wd);
     drop(serve);
 
@@ -599,7 +608,9 @@ impl WebDriver {
             "capabilities": { "alwaysMatch": {
                 "browserName": "chrome",
                 "goog:chromeOptions": { "binary": chromium, "args": args },
-                "goog:loggingPrefs": { "browser": "ALL" },
+                // `performance` carries the DevTools network events the privacy
+                // checks read (`network_requests`).
+                "goog:loggingPrefs": { "browser": "ALL", "performance": "ALL" },
             }}
         });
         let (_, body) = http(&addr, "POST", "/session", Some(&capabilities));
@@ -721,8 +732,85 @@ fn run_bundler(node: &Path, cli: &Path, args: &[&str], app: &Path) {
     );
 }
 
+/// Where the control requests go: TEST-NET-1 (RFC 5737), which routes nowhere.
+const CONTROL_ORIGIN: &str = "http://192.0.2.1:9/";
+
+/// Every URL the page asked for since the last call, from Chromium's DevTools
+/// network events in chromedriver's performance log: requests (`fetch`, XHR,
+/// scripts, images, beacons …), WebSockets and WebTransport sessions.
+fn network_requests(wd: &WebDriver) -> Vec<String> {
+    let log = wd.call("POST", "se/log", json!({ "type": "performance" }));
+    let mut urls = Vec::new();
+    for entry in log.as_array().expect("the performance log is a list") {
+        let message: Value =
+            serde_json::from_str(entry["message"].as_str().unwrap_or("{}")).unwrap_or_default();
+        let event = &message["message"];
+        let url = match event["method"].as_str().unwrap_or("") {
+            "Network.requestWillBeSent" => &event["params"]["request"]["url"],
+            "Network.webSocketCreated" | "Network.webTransportCreated" => &event["params"]["url"],
+            _ => continue,
+        };
+        if let Some(url) = url.as_str() {
+            urls.push(url.to_string());
+        }
+    }
+    urls
+}
+
+/// Fails unless every request went to `origin` (or is `data:` / `blob:` content the
+/// page made itself), and at least one fetched a `.wasm`: a log that saw nothing
+/// proves nothing.
+fn assert_only_own_requests(requests: &[String], origin: &str, what: &str) {
+    assert!(
+        requests.iter().any(|u| u.starts_with(origin)
+            && u.split(['?', '#']).next().unwrap_or("").ends_with(".wasm")),
+        "{what}: the network log shows no fetch of the detector's `.wasm`: {requests:#?}"
+    );
+    let foreign: Vec<&String> = requests
+        .iter()
+        .filter(|u| !(u.starts_with(origin) || u.starts_with("data:") || u.starts_with("blob:")))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "{what} made requests other than for its own files at {origin}: {foreign:#?}"
+    );
+}
+
+/// Has the page send what a leaking page would (a `fetch`, a beacon, an image) to
+/// [`CONTROL_ORIGIN`], and returns the URLs the log then shows.
+fn send_control_requests(wd: &WebDriver) -> Vec<String> {
+    wd.call(
+        "POST",
+        "execute/sync",
+        json!({
+            "script": format!(
+                "fetch('{CONTROL_ORIGIN}fetch', {{ mode: 'no-cors' }}).catch(() => {{}}); \
+                 navigator.sendBeacon('{CONTROL_ORIGIN}beacon', 'x'); \
+                 new Image().src = '{CONTROL_ORIGIN}pixel.png'; return 1;"
+            ),
+            "args": [],
+        }),
+    );
+    let mut seen = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        seen.extend(network_requests(wd));
+        if seen
+            .iter()
+            .filter(|u| u.starts_with(CONTROL_ORIGIN))
+            .count()
+            >= 3
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    seen
+}
+
 /// Serves `dist` on loopback, opens it in Chromium and returns what `#result` showed
-/// and the console's errors.
+/// and the console's errors; it also checks the page requested nothing but its own
+/// files (the package's privacy check in a real app).
 fn open_in_chromium(
     dist: &Path,
     chromium: &Path,
@@ -762,6 +850,12 @@ fn open_in_chromium(
         .unwrap_or_default()
         .to_string();
     let logs = wd.call("POST", "se/log", json!({ "type": "browser" }));
+    let requests = network_requests(&wd);
+    assert_only_own_requests(
+        &requests,
+        &server.url(),
+        &format!("the app in `{}`", dist.display()),
+    );
     drop(wd);
     drop(server);
     let errors = logs
@@ -802,6 +896,10 @@ fn browser_package_works_in_vite_and_webpack_production_builds() {
     let wasm = project.join(built.split_whitespace().next().unwrap());
     let pkg = wasm.parent().unwrap().to_path_buf();
     let wasm_bytes = std::fs::read(&wasm).unwrap();
+    // Privacy: the browser detector imports nothing, so it cannot reach the page or
+    // the network except through what the loader hands it (nothing).
+    let imports = cargo_medwasm::wasm::imports(&wasm_bytes).unwrap();
+    assert!(imports.is_empty(), "{}: {imports:?}", wasm.display());
 
     // The app installs the package as a user would (a copy, as from a registry) and
     // has no bundler configuration of its own.

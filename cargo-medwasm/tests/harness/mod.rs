@@ -26,7 +26,34 @@ fn build_harness(project: &Path) -> PathBuf {
         project.join(path)
     };
     assert!(path.is_file(), "{}", path.display());
+    check_imports(&path);
     path
+}
+
+/// Privacy: the harness imports only the WASI functions of `WASI_HARNESS` (its
+/// arguments, clocks and standard streams: nothing that reaches a file, a socket or
+/// another process), and the detector beside it imports nothing at all.
+fn check_imports(harness: &Path) {
+    use cargo_medwasm::sandbox::{Imports, WASI_MODULE};
+    let imports = cargo_medwasm::wasm::imports(&std::fs::read(harness).unwrap()).unwrap();
+    let names: Vec<&str> = imports.iter().map(|(_, name)| name.as_str()).collect();
+    eprintln!("the harness imports {names:?}");
+    assert!(
+        Imports::WasiHarness.refused_names(&imports).is_empty(),
+        "{}: {imports:?}",
+        harness.display()
+    );
+    // The listing is real: the harness does print and time.
+    for needed in ["fd_write", "clock_time_get"] {
+        assert!(
+            imports.contains(&(WASI_MODULE.to_string(), needed.to_string())),
+            "{needed}: {imports:?}"
+        );
+    }
+    let name = harness.file_name().unwrap().to_string_lossy();
+    let detector = harness.with_file_name(name.replace(".harness.wasm", ".wasm"));
+    let imports = cargo_medwasm::wasm::imports(&std::fs::read(&detector).unwrap()).unwrap();
+    assert!(imports.is_empty(), "{}: {imports:?}", detector.display());
 }
 
 /// Runs `cmd` and returns the one JSON result the harness printed.

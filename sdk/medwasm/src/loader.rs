@@ -8,7 +8,7 @@
 //! of bounds whatever the blob says.
 
 use crate::error::{Error, malformed};
-use crate::format::MAX_GRAPH_IO;
+use crate::format::{MAX_GRAPH_IO, MAX_WORK_PER_ELEMENT};
 use crate::model::{Model, TensorRecord};
 use crate::ops::{self, AllOps, OpSet, Prepared};
 
@@ -60,6 +60,12 @@ pub(crate) fn prepare_nodes<S: OpSet>(
         // (Outputs and scratch are arena tensors, as graph inputs are.)
         if hits(&p.output) || p.scratch.as_ref().is_some_and(hits) {
             return Err(malformed("node writes over a graph input", i));
+        }
+        // No blob may stall a device: a node's work is bounded by the memory its
+        // tensors occupy (the shape checks alone let a pooling window of 2^30
+        // padding taps through on a one-element input).
+        if ops::work(&p) > ops::tensor_elements(&p).saturating_mul(MAX_WORK_PER_ELEMENT) {
+            return Err(malformed(ops::TOO_MUCH_WORK, i));
         }
         each(i, &p)?;
     }

@@ -14,8 +14,9 @@
 //! loader's refusals and the hostile-blob loop on v2 blobs), `litert` (LiteRT's
 //! own outputs, from the TFLite fixtures in `conformance/tflite/`), `stacks`
 //! (layer stacks shaped like the MLPerf Tiny int8 models, for the benchmarks),
-//! `mcu` (native only: those cases on Cortex-M firmware in QEMU) and `link`
-//! (native only: which kernels a Cortex-M detector links, per operator set).
+//! `mcu` (native only: those cases on Cortex-M firmware in QEMU), `link`
+//! (native only: which kernels a Cortex-M detector links, per operator set) and
+//! `work` (the loader's bound on each node's work, one blob per refusal).
 
 #[path = "all/dsp.rs"]
 mod dsp;
@@ -39,6 +40,8 @@ mod mcu;
 mod refs;
 #[path = "all/stacks.rs"]
 mod stacks;
+#[path = "all/work.rs"]
+mod work;
 
 use medwasm::format::{BlobWriter, DType, NO_TENSOR, NodeSpec, OpCode, TensorSpec};
 use medwasm::kernels::act::Act;

@@ -1,6 +1,9 @@
 //! Convolution, and the window geometry (kernel, strides, dilations, pads,
 //! `auto_pad`) it shares with pooling and the quantized operators.
 
+// Window parameters (kernel, strides, dilations, pads) stay below the runtime
+// loader's limit, so the model's own names are in the refusal.
+use medwasm::format::MAX_WINDOW_PARAM;
 use medwasm::kernels::act::Act;
 
 use super::attrs::Attrs;
@@ -108,11 +111,6 @@ pub(super) fn geometry(
     dims.extend(out_sp);
     Ok((win, group, dims))
 }
-
-/// Window parameters (kernel, strides, dilations, pads) must stay below this: the
-/// runtime's loader refuses larger ones to keep its index arithmetic far from
-/// overflow on 32-bit targets, and so every product below fits in a u64.
-pub(super) const MAX_WINDOW_PARAM: usize = 1 << 24;
 
 /// Window geometry from Conv/pool attributes; returns the output spatial dims.
 /// `kernel` must be positive (callers check where it comes from).

@@ -458,6 +458,42 @@ fn pool_windows_entirely_in_padding_are_refused() {
 }
 
 #[test]
+fn a_pool_past_the_runtime_work_bound_is_a_limit_with_the_node_name() {
+    // A 100 × 100 window around one element (pads 99, stride 100): 10 000 taps for
+    // two elements, past the runtime's 4096 per element. ONNX allows it (each pad is
+    // smaller than the kernel), the runtime would refuse the blob: the import says
+    // so with the node's name instead of writing it.
+    let pool = |k: i64| {
+        Model::new(13)
+            .input("x", &[1, 1, 1, 1])
+            .node(
+                "AveragePool",
+                &["x"],
+                "y",
+                vec![
+                    attr_ints("kernel_shape", &[k, k]),
+                    attr_ints("strides", &[k, k]),
+                    attr_ints("pads", &[k - 1, k - 1, k - 1, k - 1]),
+                ],
+            )
+            .output("y")
+    };
+    let p = only_problem(pool(100));
+    assert_eq!(p.kind, ProblemKind::Limit);
+    assert_eq!(p.node, "averagepool_0");
+    assert!(
+        p.message
+            .contains("more than 4096 multiply-accumulates or window taps per element")
+            && p.message.contains("make the window or the padding smaller"),
+        "{p}"
+    );
+    // 60 × 60 = 3600 taps for two elements is inside the bound and converts.
+    pool(60)
+        .convert()
+        .expect("a 60 × 60 window on one element converts");
+}
+
+#[test]
 fn constant_integer_overflow_is_an_import_error() {
     let p = only_problem(
         Model::new(13)

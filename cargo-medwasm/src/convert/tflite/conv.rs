@@ -2,6 +2,9 @@
 //! window geometry they share. Everything stays NHWC with TFLite's filter layouts
 //! (OHWI, depthwise 1HWO); the lowering re-lays f32 nodes for the NCHW kernels.
 
+// Window parameters (kernel, strides, dilations, pads) stay below the runtime
+// loader's limit, so the model's own names are in the refusal.
+use medwasm::format::MAX_WINDOW_PARAM;
 use medwasm::kernels::act::Act;
 
 use super::schema_generated::tflite as fb;
@@ -30,9 +33,6 @@ pub(super) const OPS: &[OpDef] = &[
         translate: pool_2d,
     },
 ];
-
-/// Window parameters must stay below this (the runtime's loader limit, as for ONNX).
-const MAX_WINDOW_PARAM: usize = 1 << 24;
 
 /// Output size and padding along one axis (spec: TFLite `ComputePaddingHeightWidth`).
 /// SAME: `out = ceil(in / stride)`; VALID: `out = (in - eff) / stride + 1`. The

@@ -12,6 +12,8 @@ pub mod memory;
 mod plugin;
 mod qemu;
 
+pub use qemu::parse_report;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};

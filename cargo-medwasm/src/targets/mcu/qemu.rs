@@ -331,6 +331,12 @@ struct Run {
     timed_runs: Option<usize>,
 }
 
+/// Parses a firmware report as `bench --target mcu` reads it, returning how many
+/// vectors it reports: the entry point of the `mcu_report` fuzz target (`fuzz/`).
+pub fn parse_report(stdout: &str, manifest: &Manifest) -> Result<usize> {
+    parse(stdout, manifest).map(|run| run.outcomes.len())
+}
+
 /// Parses the firmware's report (the protocol is described in
 /// `targets/mcu/firmware/main.rs`).
 fn parse(stdout: &str, manifest: &Manifest) -> Result<Run> {

@@ -18,6 +18,7 @@ use crate::process::Supervised;
 use crate::project::Project;
 use crate::protocol::{Execution, Job, Progress};
 use crate::report::bytes;
+use crate::sandbox::Imports;
 use crate::targets::target::Target;
 use crate::toolchain::TargetSpec;
 use crate::ui::Ui;
@@ -42,57 +43,6 @@ pub const INSTALL_WASMEDGE: &str = "install WasmEdge 0.14 or newer: `curl -sSf h
 /// Longest a harness run may take.
 const TIMEOUT: Duration = Duration::from_secs(900);
 
-/// The functions of WASI preview 1 (`wasi_snapshot_preview1`), every one of which
-/// WasmEdge implements: a module importing anything else would fail to instantiate.
-const WASI_PREVIEW1: &[&str] = &[
-    "args_get",
-    "args_sizes_get",
-    "environ_get",
-    "environ_sizes_get",
-    "clock_res_get",
-    "clock_time_get",
-    "fd_advise",
-    "fd_allocate",
-    "fd_close",
-    "fd_datasync",
-    "fd_fdstat_get",
-    "fd_fdstat_set_flags",
-    "fd_fdstat_set_rights",
-    "fd_filestat_get",
-    "fd_filestat_set_size",
-    "fd_filestat_set_times",
-    "fd_pread",
-    "fd_prestat_get",
-    "fd_prestat_dir_name",
-    "fd_pwrite",
-    "fd_read",
-    "fd_readdir",
-    "fd_renumber",
-    "fd_seek",
-    "fd_sync",
-    "fd_tell",
-    "fd_write",
-    "path_create_directory",
-    "path_filestat_get",
-    "path_filestat_set_times",
-    "path_link",
-    "path_open",
-    "path_readlink",
-    "path_remove_directory",
-    "path_rename",
-    "path_symlink",
-    "path_unlink_file",
-    "poll_oneoff",
-    "proc_exit",
-    "proc_raise",
-    "sched_yield",
-    "random_get",
-    "sock_accept",
-    "sock_recv",
-    "sock_send",
-    "sock_shutdown",
-];
-
 /// WASI preview 1 module for WasmEdge.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WasmEdge;
@@ -103,9 +53,8 @@ pub fn check_imports(module: &Path) -> Result<()> {
         std::fs::read(module).with_context(|| format!("cannot read `{}`", module.display()))?;
     let refused: Vec<String> = wasm::imports(&bytes)?
         .into_iter()
-        .filter(|(m, name)| {
-            m != "wasi_snapshot_preview1" || !WASI_PREVIEW1.contains(&name.as_str())
-        })
+        // The list WasmEdge implements is the one `wasi-run` links: all of preview 1.
+        .filter(|(m, name)| !Imports::WasiPreview1.allows(m, name))
         .map(|(m, name)| format!("`{m}::{name}`"))
         .collect();
     if !refused.is_empty() {

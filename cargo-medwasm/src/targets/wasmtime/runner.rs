@@ -1,15 +1,18 @@
 //! The embedded Wasmtime runner: loads a detector artifact, drives it through the
 //! detector ABI exactly as `docs/detector-abi.md` describes, and times cold starts
-//! (with and without a compilation cache) and warm inferences.
+//! (with and without a compilation cache) and warm inferences. Every engine it makes
+//! is a [`Sandbox`] with the job's [`crate::sandbox::Limits`]: the artifact must
+//! import nothing, each call has a deadline, and its memory and table are capped.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use wasmtime::{Config, Engine, Instance, Memory, Module, Store, Trap, TypedFunc};
+use wasmtime::{Config, Instance, Memory, Module, Store, Trap, TypedFunc};
 
 use crate::manifest::{Manifest, TensorSpec};
 use crate::protocol::{ABI_VERSION, DetectorError, Execution, Inference, Job, Outcome, Progress};
 use crate::report::{Finding, Latency, percentiles};
+use crate::sandbox::{Guest, Imports, Limits, Sandbox};
 use crate::toolchain::EMBEDDED_WASMTIME;
 
 /// Cold starts measured per variant; the median is reported.
@@ -31,8 +34,8 @@ pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Exec
             job.artifact.display()
         )
     })?;
-    let engine = engine()?;
-    let module = Module::new(&engine, &wasm)
+    let sandbox = sandbox(job.limits, false)?;
+    let module = Module::new(sandbox.engine(), &wasm)
         .map_err(wasm_error)
         .with_context(|| format!("wasmtime cannot compile `{}`", job.artifact.display()))?;
 
@@ -40,14 +43,14 @@ pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Exec
         verb: "Checking",
         len: job.cases.len() as u64,
     });
-    let mut detector = Detector::instantiate(&engine, &module, job.manifest)?;
+    let mut detector = Detector::instantiate(&sandbox, &module, job.manifest)?;
     let mut outcomes = Vec::with_capacity(job.cases.len());
     for case in job.cases {
         let outcome = detector.infer(&case.inputs)?;
         if matches!(outcome, Err(DetectorError::Trap(_))) {
             // After a trap the instance holds whatever the detector had half
             // written; the next vector gets a fresh one so one trap fails one row.
-            detector = Detector::instantiate(&engine, &module, job.manifest)?;
+            detector = Detector::instantiate(&sandbox, &module, job.manifest)?;
         }
         outcomes.push(outcome);
         progress(Progress::Step);
@@ -71,7 +74,7 @@ pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Exec
         len: 2 * COLD_STARTS as u64,
     });
     let cold = median_of(COLD_STARTS, progress, || {
-        cold_start(ModuleSource::Wasm(&wasm), job.manifest, inputs)
+        cold_start(ModuleSource::Wasm(&wasm), job, inputs)
     })?;
     // A compilation cache stores what `Module::serialize` returns and hands it to
     // `Module::deserialize` on the next start; that is exactly what is timed here,
@@ -81,7 +84,7 @@ pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Exec
         .map_err(wasm_error)
         .context("wasmtime cannot serialize the compiled detector")?;
     let cold_cached = median_of(COLD_STARTS, progress, || {
-        cold_start(ModuleSource::Serialized(&serialized), job.manifest, inputs)
+        cold_start(ModuleSource::Serialized(&serialized), job, inputs)
     })?;
 
     progress(Progress::Phase {
@@ -89,7 +92,7 @@ pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Exec
         len: job.runs as u64,
     });
     let mut samples = detector.time_runs(inputs, job.runs, progress)?;
-    let ops = wasm_ops(&wasm, job.manifest, inputs)?;
+    let ops = wasm_ops(&wasm, job, inputs)?;
     Ok(Execution {
         runtime: runtime(),
         outcomes,
@@ -109,14 +112,14 @@ fn runtime() -> String {
     format!("wasmtime {EMBEDDED_WASMTIME} (embedded)")
 }
 
-/// The engine configuration every measurement uses. Caching is off explicitly: a
-/// cold start must compile, and the cached variant is measured separately.
-fn engine() -> Result<Engine> {
+/// The engine every measurement uses, sandboxed with `limits` for a module that
+/// imports nothing. Caching is off explicitly: a cold start must compile, and the
+/// cached variant is measured separately. `fuel` counts operators ([`wasm_ops`]).
+fn sandbox(limits: Limits, fuel: bool) -> Result<Sandbox> {
     let mut config = Config::new();
     config.cache(None);
-    Engine::new(&config)
-        .map_err(wasm_error)
-        .context("cannot create a wasmtime engine")
+    config.consume_fuel(fuel);
+    Sandbox::new(config, limits, Imports::Nothing)
 }
 
 /// Where a cold start gets its module from.
@@ -129,19 +132,20 @@ enum ModuleSource<'a> {
 }
 
 /// Times a fresh engine, module, instance, `medwasm_init` and first inference.
-fn cold_start(source: ModuleSource<'_>, manifest: &Manifest, inputs: &[Vec<f32>]) -> Result<f64> {
+fn cold_start(source: ModuleSource<'_>, job: &Job<'_>, inputs: &[Vec<f32>]) -> Result<f64> {
     let start = Instant::now();
-    let engine = engine()?;
+    let sandbox = sandbox(job.limits, false)?;
+    let engine = sandbox.engine();
     let module = match source {
-        ModuleSource::Wasm(wasm) => Module::new(&engine, wasm),
+        ModuleSource::Wasm(wasm) => Module::new(engine, wasm),
         // SAFETY: the bytes are the unmodified output of `Module::serialize`, made in
         // this process by the same Wasmtime with the same `Config`, which is what
         // `Module::deserialize` requires.
-        ModuleSource::Serialized(bytes) => unsafe { Module::deserialize(&engine, bytes) },
+        ModuleSource::Serialized(bytes) => unsafe { Module::deserialize(engine, bytes) },
     }
     .map_err(wasm_error)
     .context("wasmtime cannot load the detector for a cold start")?;
-    let mut detector = Detector::instantiate(&engine, &module, manifest)?;
+    let mut detector = Detector::instantiate(&sandbox, &module, job.manifest)?;
     let outcome = detector.infer(inputs)?;
     let elapsed = start.elapsed();
     outcome.map_err(|err| anyhow!("the detector failed during a cold start: {err}"))?;
@@ -150,18 +154,14 @@ fn cold_start(source: ModuleSource<'_>, manifest: &Manifest, inputs: &[Vec<f32>]
 
 /// WebAssembly operators one inference of `inputs` executes (the second one, after an
 /// untimed first), counted with Wasmtime's fuel, which charges one unit per operator:
-/// a figure that does not move with the machine's load the way timings do.
-fn wasm_ops(wasm: &[u8], manifest: &Manifest, inputs: &[Vec<f32>]) -> Result<u64> {
-    let mut config = Config::new();
-    config.cache(None);
-    config.consume_fuel(true);
-    let engine = Engine::new(&config)
-        .map_err(wasm_error)
-        .context("cannot create a fuel-counting wasmtime engine")?;
-    let module = Module::new(&engine, wasm)
+/// a figure that does not move with the machine's load the way timings do. The
+/// deadline still holds: fuel counts here, it does not limit.
+fn wasm_ops(wasm: &[u8], job: &Job<'_>, inputs: &[Vec<f32>]) -> Result<u64> {
+    let sandbox = sandbox(job.limits, true)?;
+    let module = Module::new(sandbox.engine(), wasm)
         .map_err(wasm_error)
         .context("wasmtime cannot compile the detector to count its operators")?;
-    let mut detector = Detector::instantiate(&engine, &module, manifest)?;
+    let mut detector = Detector::instantiate(&sandbox, &module, job.manifest)?;
     detector
         .infer(inputs)?
         .map_err(|err| anyhow!("the detector failed while its operators were counted: {err}"))?;
@@ -222,7 +222,10 @@ const DTYPE_I8: i32 = 2;
 
 /// One initialized detector instance with its ABI exports resolved.
 struct Detector {
-    store: Store<()>,
+    store: Store<Guest<()>>,
+    /// The sandbox's limits: each call is armed with the deadline, and a call a
+    /// limit stopped is reported with it.
+    limits: Limits,
     memory: Memory,
     run: TypedFunc<(), i32>,
     error_ptr: TypedFunc<(), i32>,
@@ -235,30 +238,32 @@ struct Detector {
 }
 
 impl Detector {
-    /// Instantiates `module`, checks its ABI version, runs `medwasm_init` and checks the
-    /// tensors it reports against the manifest.
-    fn instantiate(engine: &Engine, module: &Module, manifest: &Manifest) -> Result<Detector> {
-        if let Some(import) = module.imports().next() {
-            bail!(
-                "the artifact imports `{}::{}`, but a detector imports nothing (see `docs/detector-abi.md`); build it with `cargo medwasm build --target wasmtime`",
-                import.module(),
-                import.name()
-            );
-        }
-        let mut store = Store::new(engine, ());
+    /// Checks `module`'s imports, instantiates it, checks its ABI version, runs
+    /// `medwasm_init` and checks the tensors it reports against the manifest.
+    fn instantiate(sandbox: &Sandbox, module: &Module, manifest: &Manifest) -> Result<Detector> {
+        sandbox
+            .check_imports(module, "the artifact")
+            .context("build the detector with `cargo medwasm build --target wasmtime`")?;
+        let limits = sandbox.limits();
+        let mut store = sandbox.store(());
         // On the fuel-counting engine (`wasm_ops`): all the fuel there is, so the
         // count is what was used, never a limit. Other engines have no fuel to set,
         // which is the one error this can give.
         let _ = store.set_fuel(u64::MAX);
         let instance = Instance::new(&mut store, module, &[])
-            .map_err(wasm_error)
+            .map_err(
+                |err| match limits.explain(&err, "the detector's start function") {
+                    Some(message) => anyhow!(message),
+                    None => wasm_error(err),
+                },
+            )
             .context("cannot instantiate the detector")?;
         let memory = instance.get_memory(&mut store, "memory").context(
             "the artifact exports no `memory`; it is not a medwasm detector: build it with `cargo medwasm build --target wasmtime`",
         )?;
 
         let abi: TypedFunc<(), i32> = export(&instance, &mut store, "medwasm_abi_version")?;
-        let version = call(&abi, &mut store, "medwasm_abi_version")?;
+        let version = call(&abi, &mut store, limits, "medwasm_abi_version", ())?;
         if version != ABI_VERSION {
             bail!(
                 "the detector speaks ABI version {version} but this cargo-medwasm speaks version {ABI_VERSION}: build the detector with the `medwasm` SDK that matches cargo-medwasm {}",
@@ -274,12 +279,13 @@ impl Detector {
             label: export(&instance, &mut store, "medwasm_finding_label")?,
             alert: export(&instance, &mut store, "medwasm_finding_alert")?,
             store,
+            limits,
             memory,
             inputs: Vec::new(),
             outputs: Vec::new(),
         };
         let init: TypedFunc<(), i32> = export(&instance, &mut detector.store, "medwasm_init")?;
-        let code = call(&init, &mut detector.store, "medwasm_init")?;
+        let code = call(&init, &mut detector.store, limits, "medwasm_init", ())?;
         if code != 0 {
             let message = detector.error_message()?;
             bail!(
@@ -300,7 +306,7 @@ impl Detector {
         kind: &str,
         specs: &[TensorSpec],
     ) -> Result<Vec<Region>> {
-        let store = &mut self.store;
+        let (store, limits) = (&mut self.store, self.limits);
         let count_fn = format!("medwasm_{kind}_count");
         let count: TypedFunc<(), i32> = export(instance, &mut *store, &count_fn)?;
         let len_fn = format!("medwasm_{kind}_len");
@@ -311,7 +317,7 @@ impl Detector {
         let dtype: TypedFunc<i32, i32> = export(instance, &mut *store, &dtype_fn)?;
         let stale = "the artifact and `model/manifest.json` disagree: run `cargo medwasm build` again after `cargo medwasm import`";
 
-        let got = call(&count, &mut *store, &count_fn)?;
+        let got = call(&count, &mut *store, limits, &count_fn, ())?;
         if usize::try_from(got).ok() != Some(specs.len()) {
             bail!(
                 "the detector has {got} {kind}s but the manifest lists {}; {stale}",
@@ -322,10 +328,7 @@ impl Detector {
         let mut regions = Vec::with_capacity(specs.len());
         for (i, spec) in specs.iter().enumerate() {
             let index = i as i32;
-            let got_len = len
-                .call(&mut *store, index)
-                .map_err(wasm_error)
-                .with_context(|| format!("`{len_fn}({i})` trapped"))?;
+            let got_len = call(&len, &mut *store, limits, &format!("{len_fn}({i})"), index)?;
             if usize::try_from(got_len).ok() != Some(spec.len()) {
                 bail!(
                     "the detector's {kind} {i} (`{}`) has {got_len} elements but the manifest says {:?} ({} elements); {stale}",
@@ -334,10 +337,13 @@ impl Detector {
                     spec.len()
                 );
             }
-            let got_dtype = dtype
-                .call(&mut *store, index)
-                .map_err(wasm_error)
-                .with_context(|| format!("`{dtype_fn}({i})` trapped"))?;
+            let got_dtype = call(
+                &dtype,
+                &mut *store,
+                limits,
+                &format!("{dtype_fn}({i})"),
+                index,
+            )?;
             let want_dtype = if spec.abi_int8().is_some() {
                 DTYPE_I8
             } else {
@@ -356,10 +362,7 @@ impl Detector {
                     name(want_dtype)
                 );
             }
-            let got_ptr = ptr
-                .call(&mut *store, index)
-                .map_err(wasm_error)
-                .with_context(|| format!("`{ptr_fn}({i})` trapped"))?;
+            let got_ptr = call(&ptr, &mut *store, limits, &format!("{ptr_fn}({i})"), index)?;
             let region = Region {
                 ptr: got_ptr as u32 as usize,
                 len: spec.len(),
@@ -416,9 +419,16 @@ impl Detector {
 
     /// Calls `medwasm_run`; `Err` only when the host cannot call it at all.
     fn run_once(&mut self) -> Result<std::result::Result<(), DetectorError>> {
+        self.limits.arm(&mut self.store);
         let code = match self.run.call(&mut self.store, ()) {
             Ok(code) => code,
-            Err(err) => return Ok(Err(DetectorError::Trap(trap_message(&err)))),
+            Err(err) => {
+                let message = self
+                    .limits
+                    .explain(&err, "`medwasm_run`")
+                    .unwrap_or_else(|| trap_message(&err));
+                return Ok(Err(DetectorError::Trap(message)));
+            }
         };
         if code == 0 {
             Ok(Ok(()))
@@ -451,10 +461,11 @@ impl Detector {
             };
             outputs.push(region.spec.from_abi(abi));
         }
+        let (store, limits) = (&mut self.store, self.limits);
         let finding = Finding {
-            score: call(&self.score, &mut self.store, "medwasm_finding_score")?,
-            label: call(&self.label, &mut self.store, "medwasm_finding_label")?,
-            alert: call(&self.alert, &mut self.store, "medwasm_finding_alert")? != 0,
+            score: call(&self.score, store, limits, "medwasm_finding_score", ())?,
+            label: call(&self.label, store, limits, "medwasm_finding_label", ())?,
+            alert: call(&self.alert, store, limits, "medwasm_finding_alert", ())? != 0,
         };
         Ok(Ok(Inference { outputs, finding }))
     }
@@ -470,6 +481,7 @@ impl Detector {
         self.write_inputs(inputs)?;
         let mut samples = Vec::with_capacity(runs);
         for i in 0..WARMUP_RUNS + runs {
+            self.limits.arm(&mut self.store);
             let start = Instant::now();
             let result = self.run.call(&mut self.store, ());
             let elapsed = start.elapsed();
@@ -484,7 +496,9 @@ impl Detector {
                 ),
                 Err(err) => bail!(
                     "the detector trapped on run {i} of the same input it accepted before: {}",
-                    trap_message(&err)
+                    self.limits
+                        .explain(&err, "`medwasm_run`")
+                        .unwrap_or_else(|| trap_message(&err))
                 ),
             }
             if i >= WARMUP_RUNS {
@@ -497,8 +511,9 @@ impl Detector {
 
     /// The message at `medwasm_error_ptr`, or a note when it cannot be read.
     fn error_message(&mut self) -> Result<String> {
-        let ptr = call(&self.error_ptr, &mut self.store, "medwasm_error_ptr")?;
-        let len = call(&self.error_len, &mut self.store, "medwasm_error_len")?;
+        let (store, limits) = (&mut self.store, self.limits);
+        let ptr = call(&self.error_ptr, store, limits, "medwasm_error_ptr", ())?;
+        let len = call(&self.error_len, store, limits, "medwasm_error_len", ())?;
         let Ok(len) = usize::try_from(len) else {
             return Ok(format!("(`medwasm_error_len` returned {len})"));
         };
@@ -527,7 +542,11 @@ impl Detector {
 }
 
 /// Looks up a typed ABI export, saying which one is missing or mistyped.
-fn export<P, R>(instance: &Instance, store: &mut Store<()>, name: &str) -> Result<TypedFunc<P, R>>
+fn export<P, R>(
+    instance: &Instance,
+    store: &mut Store<Guest<()>>,
+    name: &str,
+) -> Result<TypedFunc<P, R>>
 where
     P: wasmtime::WasmParams,
     R: wasmtime::WasmResults,
@@ -542,14 +561,21 @@ where
         })
 }
 
-/// Calls a no-argument ABI export, naming it when it traps.
-fn call<R: wasmtime::WasmResults>(
-    func: &TypedFunc<(), R>,
-    store: &mut Store<()>,
+/// Calls an ABI export with the deadline armed, naming it when it traps and the
+/// limit when one stopped it.
+fn call<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
+    func: &TypedFunc<P, R>,
+    store: &mut Store<Guest<()>>,
+    limits: Limits,
     name: &str,
+    args: P,
 ) -> Result<R> {
-    func.call(&mut *store, ())
-        .map_err(|err| anyhow!("`{name}` trapped: {}", trap_message(&err)))
+    limits.arm(store);
+    func.call(&mut *store, args)
+        .map_err(|err| match limits.explain(&err, &format!("`{name}`")) {
+            Some(message) => anyhow!(message),
+            None => anyhow!("`{name}` trapped: {}", trap_message(&err)),
+        })
 }
 
 /// The trap's own one-line description, without Wasmtime's backtrace.
@@ -772,6 +798,15 @@ mod tests {
     }
 
     fn execute(wasm: &[u8], cases: &[Case], runs: usize) -> (Result<Execution>, Vec<Progress>) {
+        execute_limited(wasm, cases, runs, Limits::DETECTOR)
+    }
+
+    fn execute_limited(
+        wasm: &[u8],
+        cases: &[Case],
+        runs: usize,
+        limits: Limits,
+    ) -> (Result<Execution>, Vec<Progress>) {
         let dir = tempfile::tempdir().expect("temp dir");
         let artifact = dir.path().join("detector.wasm");
         std::fs::write(&artifact, wasm).expect("write fixture");
@@ -781,6 +816,7 @@ mod tests {
             manifest: &manifest,
             cases,
             runs,
+            limits,
         };
         let mut events = Vec::new();
         let result = super::execute(&job, &mut |p| events.push(p));
@@ -863,6 +899,7 @@ mod tests {
             manifest: &job_manifest,
             cases: &cases,
             runs: 25,
+            limits: Limits::DETECTOR,
         };
         let report = conformance("wasmtime", &job, execution.clone(), Size::default(), tol);
         assert!(!report.passed, "error rows fail the target");
@@ -883,6 +920,7 @@ mod tests {
             manifest: &job_manifest,
             cases: &cases,
             runs: 25,
+            limits: Limits::DETECTOR,
         };
         let report = conformance("wasmtime", &job, execution, Size::default(), tol);
         let row = &report.vectors[0];
@@ -904,6 +942,7 @@ mod tests {
             manifest: &manifest,
             cases: &cases,
             runs: 5,
+            limits: Limits::DETECTOR,
         };
         let report = conformance(
             "wasmtime",
@@ -957,5 +996,164 @@ mod tests {
         let (result, _) = execute(&m.emit_wasm(), &[case([0.0; 4])], 1);
         let err = format!("{:#}", result.expect_err("a bare module must be refused"));
         assert!(err.contains("`medwasm_abi_version`"), "{err}");
+    }
+
+    /// A detector in WAT that follows the ABI of [`fixture`]'s layout, with `extra`
+    /// module fields and `run` as the body of `medwasm_run` (which returns an i32).
+    fn hostile(extra: &str, run: &str) -> Vec<u8> {
+        wat::parse_str(format!(
+            r#"(module
+                {extra}
+                (memory (export "memory") 1)
+                (func (export "medwasm_abi_version") (result i32) i32.const {ABI_VERSION})
+                (func (export "medwasm_init") (result i32) i32.const 0)
+                (func (export "medwasm_input_count") (result i32) i32.const 1)
+                (func (export "medwasm_output_count") (result i32) i32.const 1)
+                (func (export "medwasm_input_len") (param i32) (result i32) i32.const 4)
+                (func (export "medwasm_output_len") (param i32) (result i32) i32.const 4)
+                (func (export "medwasm_input_ptr") (param i32) (result i32) i32.const 1024)
+                (func (export "medwasm_output_ptr") (param i32) (result i32) i32.const 2048)
+                (func (export "medwasm_input_dtype") (param i32) (result i32) i32.const {DTYPE_F32})
+                (func (export "medwasm_output_dtype") (param i32) (result i32) i32.const {DTYPE_F32})
+                (func (export "medwasm_error_ptr") (result i32) i32.const 4096)
+                (func (export "medwasm_error_len") (result i32) i32.const 0)
+                (func (export "medwasm_finding_score") (result f32) f32.const 0)
+                (func (export "medwasm_finding_label") (result i32) i32.const 0)
+                (func (export "medwasm_finding_alert") (result i32) i32.const 0)
+                (func (export "medwasm_run") (result i32) {run}))"#
+        ))
+        .expect("the hostile module is valid WAT")
+    }
+
+    /// What `[package.metadata.medwasm]` with `deadline-ms = 300`, `max-memory =
+    /// "4MiB"` and `max-table-elements = 64` gives.
+    const TIGHT: Limits = Limits {
+        deadline: Duration::from_millis(300),
+        max_memory: 4 << 20,
+        max_table_elements: 64,
+        source: crate::sandbox::Source::Metadata,
+    };
+
+    fn trap_of(outcome: &crate::protocol::Outcome) -> &str {
+        match outcome {
+            Err(DetectorError::Trap(message)) => message,
+            other => panic!("expected a trap, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_detector_that_loops_forever_is_stopped_at_its_deadline() {
+        let looping = hostile("", "(loop $l (br $l)) i32.const 0");
+        let started = Instant::now();
+        let (result, _) = execute_limited(&looping, &[case([1.0; 4])], 5, TIGHT);
+        let took = started.elapsed();
+        let execution = result.expect("a stopped run is a failed row, not a failed bench");
+        let message = trap_of(&execution.outcomes[0]);
+        assert_eq!(
+            message,
+            "`medwasm_run` did not finish within its 300 ms deadline (`deadline-ms`) and was stopped: it loops forever or is far slower than expected; raise it with `deadline-ms = 1200` in `[package.metadata.medwasm]`"
+        );
+        // Stopped once, never early, and late by at most two 10 ms ticks (plus
+        // compiling twice on a busy machine).
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        assert!(took < Duration::from_millis(2500), "{took:?}");
+        // The row reads the same in the report.
+        let row = DetectorError::Trap(message.to_string()).to_string();
+        assert!(
+            row.starts_with("trapped: `medwasm_run` did not finish"),
+            "{row}"
+        );
+    }
+
+    #[test]
+    fn a_detector_whose_init_loops_is_refused_naming_the_deadline() {
+        let looping_init = wat::parse_str(format!(
+            r#"(module (memory (export "memory") 1)
+                (func (export "medwasm_abi_version") (result i32) i32.const {ABI_VERSION})
+                (func (export "medwasm_run") (result i32) i32.const 0)
+                (func (export "medwasm_error_ptr") (result i32) i32.const 0)
+                (func (export "medwasm_error_len") (result i32) i32.const 0)
+                (func (export "medwasm_finding_score") (result f32) f32.const 0)
+                (func (export "medwasm_finding_label") (result i32) i32.const 0)
+                (func (export "medwasm_finding_alert") (result i32) i32.const 0)
+                (func (export "medwasm_init") (result i32) (loop $l (br $l)) i32.const 0))"#
+        ))
+        .unwrap();
+        let (result, _) = execute_limited(&looping_init, &[case([1.0; 4])], 1, TIGHT);
+        let err = format!("{:#}", result.expect_err("init never returns"));
+        assert!(
+            err.contains("`medwasm_init` did not finish within its 300 ms deadline"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn growing_memory_past_the_cap_is_refused() {
+        // 1 page + 100 = 6464 KiB against a 4 MiB cap.
+        let greedy = hostile("", "(drop (memory.grow (i32.const 100))) i32.const 0");
+        let (result, _) = execute_limited(&greedy, &[case([1.0; 4])], 1, TIGHT);
+        let execution = result.expect("a refused growth fails the row");
+        assert_eq!(
+            trap_of(&execution.outcomes[0]),
+            "`medwasm_run` was stopped: the module asked for 6464KiB of linear memory, past the 4MiB cap (`max-memory`); raise it with `max-memory = \"7MiB\"` in `[package.metadata.medwasm]`"
+        );
+        // Growth inside the cap is allowed (the detector returns what `memory.grow`
+        // gave: the old size in pages, 1, as an error code to read it back).
+        let modest = hostile("", "(memory.grow (i32.const 10))");
+        let (result, _) = execute_limited(&modest, &[case([1.0; 4])], 1, TIGHT);
+        assert!(
+            matches!(
+                &result.unwrap().outcomes[0],
+                Err(DetectorError::Code { code: 1, .. })
+            ),
+            "growing to 704 KiB under a 4 MiB cap"
+        );
+    }
+
+    #[test]
+    fn a_detector_past_the_caps_at_instantiation_is_refused() {
+        let huge_memory = wat::parse_str(r#"(module (memory (export "memory") 65))"#).unwrap();
+        let (result, _) = execute_limited(&huge_memory, &[case([1.0; 4])], 1, TIGHT);
+        let err = format!("{:#}", result.expect_err("65 pages over a 4 MiB cap"));
+        assert!(
+            err.contains("the module asked for 4160KiB of linear memory, past the 4MiB cap"),
+            "{err}"
+        );
+        let big_table = hostile("(table 100 funcref)", "i32.const 0");
+        let (result, _) = execute_limited(&big_table, &[case([1.0; 4])], 1, TIGHT);
+        let err = format!("{:#}", result.expect_err("a table of 100 over a cap of 64"));
+        assert!(
+            err.contains("a table of 100 elements, past the cap of 64 (`max-table-elements`); raise it with `max-table-elements = 100`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_import_is_refused_before_instantiation_naming_it() {
+        // Its start function would trap: the refusal must come before it runs.
+        let phoning = hostile(
+            r#"(import "env" "send" (func $send (param i32 i32) (result i32)))
+               (func $boom unreachable)
+               (start $boom)"#,
+            "i32.const 0",
+        );
+        let (result, _) = execute(&phoning, &[case([1.0; 4])], 1);
+        let err = format!("{:#}", result.expect_err("a detector imports nothing"));
+        assert!(
+            err.contains("the artifact imports `env::send`, which the sandbox does not allow: a detector imports nothing (see `docs/detector-abi.md`); it was refused before instantiation"),
+            "{err}"
+        );
+        assert!(!err.contains("unreachable"), "{err}");
+    }
+
+    #[test]
+    fn the_operator_count_is_the_same_under_the_sandbox_limits() {
+        // Fuel counts, epochs stop: both on one engine must not change the figure.
+        let cases = [case([1.0, 2.0, 3.0, 4.0])];
+        let (loose, _) = execute(&fixture(ABI_VERSION, N), &cases, 2);
+        let (tight, _) = execute_limited(&fixture(ABI_VERSION, N), &cases, 2, TIGHT);
+        let ops = loose.unwrap().latency.wasm_ops;
+        assert!(ops.is_some_and(|n| n > 4));
+        assert_eq!(tight.unwrap().latency.wasm_ops, ops);
     }
 }

@@ -29,6 +29,25 @@ pub const MAX_GRAPH_IO: usize = 16;
 /// Marks "no tensor" in an optional operand slot (a Conv without bias …).
 pub const NO_TENSOR: u32 = u32::MAX;
 
+/// Every window parameter (kernel extent, stride, dilation, pad) is below this.
+/// The loader refuses larger ones so that window index arithmetic stays far from
+/// overflow on 32-bit targets and every product of two of them fits in a `u64`;
+/// the converters refuse them with the model's own names first.
+pub const MAX_WINDOW_PARAM: usize = 1 << 24;
+
+/// The most work one node may do per element of its tensors: the loader refuses a
+/// node whose kernel would run more inner-loop iterations ([`crate::ops::work`]:
+/// multiply-accumulates, pooling taps, elements moved) than this many times the
+/// elements of its inputs, output and scratch together ([`crate::ops::tensor_elements`]).
+///
+/// Without it, a blob of a few hundred bytes can stall a device: an average pool
+/// whose window (and padding) is far larger than its one-element input and output
+/// passes every shape check and then sums 2^30 padding taps. With it, a node's work
+/// is bounded by memory the blob or the host really provides. Real layers sit far
+/// below: the reference models need at most a few hundred (`docs/security.md`
+/// lists the figures); a Gemm reaches 4096 only with every dimension near 12 000.
+pub const MAX_WORK_PER_ELEMENT: u64 = 1 << 12;
+
 /// Byte offsets of the header fields.
 pub mod header {
     /// `MAGIC`.

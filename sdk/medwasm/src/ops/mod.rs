@@ -801,3 +801,49 @@ pub fn macs(p: &Prepared) -> u64 {
         _ => 0,
     }
 }
+
+/// What [`Model::load`](crate::Model::load) says of a node past the work bound
+/// ([`crate::format::MAX_WORK_PER_ELEMENT`]), in an [`Error::Malformed`].
+pub const TOO_MUCH_WORK: &str =
+    "node does more work than its tensors' sizes allow (a window far larger than its input?)";
+
+/// Elements of a prepared node's tensors: its inputs (constants included), its
+/// output and its scratch. The memory that bounds its work
+/// ([`crate::format::MAX_WORK_PER_ELEMENT`]).
+pub fn tensor_elements(p: &Prepared) -> u64 {
+    p.inputs
+        .iter()
+        .flatten()
+        .chain(Some(&p.output))
+        .chain(p.scratch.as_ref())
+        .map(|t| t.dims.elements() as u64)
+        .sum()
+}
+
+/// Inner-loop iterations of a prepared node's kernel, for the loader's work bound:
+/// the multiply-accumulates of the GEMM, convolution and fully connected families
+/// ([`macs`]), the window taps of pooling (padding taps included: the kernels visit
+/// them), and for every other operator, which reads and writes each element a fixed
+/// number of times, the elements of its largest tensor.
+///
+/// Only the first two can exceed their tensors' elements by more than a constant,
+/// and they are where a hostile blob's parameters could ask for unbounded work: a
+/// convolution's taps are paid for by weights in the blob, a pool's are not.
+pub fn work(p: &Prepared) -> u64 {
+    let product = |v: &[usize]| v.iter().map(|&v| v as u64).product::<u64>();
+    let taps = match p.kind {
+        Kind::Pool { g, .. } | Kind::QPool { g, .. } => {
+            product(&[g.n, g.c, g.oh, g.ow, g.kh, g.kw])
+        }
+        _ => 0,
+    };
+    let largest = p
+        .inputs
+        .iter()
+        .flatten()
+        .chain(Some(&p.output))
+        .map(|t| t.dims.elements() as u64)
+        .max()
+        .unwrap_or(0);
+    macs(p).max(taps).max(largest)
+}

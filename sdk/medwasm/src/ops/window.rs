@@ -4,6 +4,7 @@
 
 use super::check::{Cx, need};
 use crate::error::Error;
+use crate::format::MAX_WINDOW_PARAM;
 use crate::kernels::conv::Geometry;
 use crate::shape::Dims;
 
@@ -42,11 +43,10 @@ fn window(cx: &Cx<'_, '_>) -> Result<Window, Error> {
         "window parameters must be positive",
     )?;
     // Keep every index computation far from overflow.
-    let big = 1 << 24;
     cx.need(
         [w.kh, w.kw, w.sh, w.sw, w.dh, w.dw, w.pt, w.pl, w.pb, w.pr]
             .iter()
-            .all(|&v| v < big),
+            .all(|&v| v < MAX_WINDOW_PARAM),
         "window parameters too large",
     )?;
     Ok(w)
@@ -128,7 +128,8 @@ pub(super) fn nhwc(cx: &Cx<'_, '_>, xd: &Dims, od: &Dims) -> Result<Geometry, Er
     Ok(g)
 }
 
-/// Checks the output size against the floor (and, for pooling, ceil) formula.
+/// Checks that the window fits in the padded input, then the output size against
+/// the floor (and, for pooling, ceil) formula.
 ///
 /// In `u64`: the parameters are below 2^24 but their products are not, and on a
 /// 32-bit target a wrapped product could pass the check with the wrong geometry.
@@ -139,13 +140,20 @@ pub(super) fn check_window(
     allow_ceil: bool,
     i: usize,
 ) -> Result<(), Error> {
+    // The dilated window's extent and the padded input's, along one axis.
+    let extents = |n: usize, k: usize, d: usize, p0: usize, p1: usize| {
+        let [n, k, d, p0, p1] = [n, k, d, p0, p1].map(|v| v as u64);
+        ((k - 1) * d + 1, n + p0 + p1)
+    };
+    let inside = |(span, padded): (u64, u64)| span <= padded;
+    need(
+        inside(extents(g.h, g.kh, g.dh, g.pt, pb)) && inside(extents(g.w, g.kw, g.dw, g.pl, pr)),
+        "window larger than the padded input",
+        i,
+    )?;
     let fits = |n: usize, k: usize, s: usize, d: usize, p0: usize, p1: usize, out: usize| {
-        let [n, k, s, d, p0, p1, out] = [n, k, s, d, p0, p1, out].map(|v| v as u64);
-        let span = (k - 1) * d + 1;
-        let padded = n + p0 + p1;
-        if padded < span {
-            return false;
-        }
+        let (span, padded) = extents(n, k, d, p0, p1);
+        let [n, s, p0, out] = [n, s, p0, out].map(|v| v as u64);
         let floor = (padded - span) / s + 1;
         let mut ceil = (padded - span).div_ceil(s) + 1;
         // The last window must start inside the input or the leading pad.
