@@ -100,10 +100,12 @@ def run(cmd: list, cwd: Path | None = None, check: bool = True) -> subprocess.Co
 def first_error_line(text: str) -> str:
     """The line of a tool's output that says what went wrong, for a table cell."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
-        if line.lower().startswith("error"):
-            return line
-    return lines[-1] if lines else "(no output)"
+    error = next((line for line in lines if line.lower().startswith("error")), None)
+    if error is None:
+        return lines[-1] if lines else "(no output)"
+    # anyhow's chain: the innermost cause says what the tool could not do.
+    causes = [line for line in lines if line.startswith("caused by:")]
+    return f"{error} ({causes[-1]})" if causes else error
 
 
 def cargo_build(args: list[str]) -> dict[str, Path]:
@@ -263,14 +265,26 @@ def litert_bench(model: Path, x: np.ndarray, want: np.ndarray | None, runs: int,
 
 def ort_web_bench(model: Path, x: np.ndarray, want: np.ndarray | None, runs: int, work: Path) -> dict:
     """onnxruntime-web in Node on the same model and vector (`ort_web_bench.mjs`)."""
-    tag = f"{model.parent.parent.name}-{model.stem}"
+    tag = f"{model.parent.name}-{model.stem}"
     data = work / f"{tag}.input.bin"
     x.tofile(data)
     floor = work / f"{tag}.floor.onnx"
     floor.write_bytes(identity_onnx(x))
     shape = ",".join(str(d) for d in x.shape)
-    proc = run(["node", BENCH / "ort_web_bench.mjs", model, data, str(x.dtype), shape, str(runs), floor], cwd=BENCH)
+    script = [BENCH / "ort_web_bench.mjs", model, data, str(x.dtype), shape]
+    # Warm figures from TurboFan code: V8 starts a wasm module in its baseline compiler
+    # (Liftoff) and tiers hot functions up in the background, which ten warm-up runs of
+    # a 14 MB module on a busy machine do not reach (resnet8 measured 3.7x slower so).
+    # `--no-liftoff` compiles everything with TurboFan up front: the steady state a
+    # long-running page reaches, and what Wasmtime's Cranelift gives the detector.
+    proc = run(["node", "--no-liftoff", *script, str(runs), floor], cwd=BENCH)
     result = json.loads(proc.stdout)
+    # Start-up as a page gets it: Node's default tiering (Liftoff first), timed in a
+    # process of its own.
+    start = json.loads(run(["node", *script, "1", floor], cwd=BENCH).stdout)
+    result["cold_start_us"] = start["cold_start_us"]
+    result["first_session_us"] = start["first_session_us"]
+    result["runtime"] = result["runtime"].replace("1 thread)", "1 thread; warm: TurboFan, `node --no-liftoff`)")
     out = np.asarray(result.pop("output"))
     result["floor_median_us"] = result.pop("js_floor_median_us")
     result["max_abs_vs_stored"] = max_abs(out, want)
@@ -547,9 +561,19 @@ def markdown(results: list[dict], facts: dict, commands: list[str], skipped: lis
             w(f"| `{r['name']}` ÷ `{FLOAT_OF[r['name']]}` | " + " | ".join(
                 ratio(r["runtimes"].get(c), f["runtimes"].get(c) if f else None) for c in cols) + " |")
         w()
+    goals = goal_rows(results, by_name, skipped)
+    if goals:
+        w("The issues' latency goals (issue 7: int8 models; issue 8: float models and the template), "
+          "from the medians above:")
+        w()
+        w("| goal | model | measured | |")
+        w("|---|---|---:|---|")
+        for goal, model, value, met in goals:
+            w(f"| {goal} | `{model}` | {value:.2f}× | {'met' if met else '**not met**'} |")
+        w()
     w("Start-up: load (compile), prepare and run once; median of 3. medwasm: Wasmtime without and with its "
-      "compilation cache; onnxruntime-web: a new session once the wasm runtime is loaded, and the first "
-      "session of the process (compiling its wasm) in parentheses:")
+      "compilation cache; onnxruntime-web (Node's default tiering, Liftoff first): a new session once the "
+      "wasm runtime is loaded, and the first session of the process (compiling its wasm) in parentheses:")
     w()
     w("| model | " + " | ".join(TITLE[c] for c in cols) + " |")
     w("|---|" + "---:|" * len(cols))
@@ -602,7 +626,8 @@ def markdown(results: list[dict], facts: dict, commands: list[str], skipped: lis
     if ort_web:
         w(f"onnxruntime-web ran `{os.path.relpath(ort_web['wasm_file'], REPO)}` ({ort_web['wasm_bytes']} B, "
           f"sha256 {ort_web['wasm_sha256'][:16]}…) with `ort.env.wasm.numThreads = {ort_web['env']['numThreads']}`, "
-          f"`simd = {str(ort_web['env']['simd']).lower()}`, `proxy = false`.")
+          f"`simd = {str(ort_web['env']['simd']).lower()}`, `proxy = false`; warm figures from TurboFan code "
+          "(`node --no-liftoff`), start-up with Node's default tiering.")
         w()
     w("Commands run:")
     w()
@@ -610,6 +635,39 @@ def markdown(results: list[dict], facts: dict, commands: list[str], skipped: lis
     lines.extend(commands)
     w("```")
     return "\n".join(lines) + "\n"
+
+
+def goal_rows(results: list[dict], by_name: dict, skipped: list[str]) -> list[tuple[str, str, float, bool]]:
+    """(goal, model, ratio, met) for the issues' latency goals the run has figures for."""
+    rows = []
+
+    def med(r: dict, c: str) -> float | None:
+        t = r["runtimes"].get(c)
+        return t["median_us"] if t and "median_us" in t else None
+
+    for r in results:
+        _, m = medwasm_of(r)
+        if m is None:
+            continue
+        name, mw = r["name"], m["median_us"]
+        if name in FLOAT_OF:
+            if (p := med(r, "ort-web")) is not None:
+                rows.append(("int8 under Wasmtime faster than onnxruntime-web", name, mw / p, mw < p))
+            for peer in ("litert", "litert-ref"):
+                if (p := med(r, peer)) is not None:
+                    rows.append((f"int8 within 2× of {PEER_TITLE[peer]}", name, mw / p, mw <= 2 * p))
+            f = by_name.get(FLOAT_OF[name])
+            if f is not None:
+                _, fm = medwasm_of(f)
+                if fm is not None:
+                    rows.append((f"int8 faster than `{FLOAT_OF[name]}` under Wasmtime", name,
+                                 mw / fm["median_us"], mw < fm["median_us"]))
+        else:
+            if (p := med(r, "ort-web")) is not None:
+                rows.append(("≤ 0.5× onnxruntime-web", name, mw / p, mw <= 0.5 * p))
+            if name == "ad01_fp32" and (p := med(r, "ort")) is not None:
+                rows.append(("≤ 1.5× onnxruntime native", name, mw / p, mw <= 1.5 * p))
+    return rows
 
 
 def case_files(models: Path, name: str) -> dict:
@@ -662,13 +720,14 @@ def main() -> int:
     facts = machine()
     facts["versions"] = versions
     facts["load_before"] = load()
-    commands = []
-    commands.append("cargo build --release -p cargo-medwasm")
-    cli = cargo_build(["-p", "cargo-medwasm"])["cargo-medwasm"]
-    native = None
+    # One build for both binaries: cargo unifies dependency features over what one
+    # invocation builds, so building them apart would compile Wasmtime and tract twice.
+    build = ["-p", "cargo-medwasm", "--bin", "cargo-medwasm"]
     if "tract" not in skip:
-        commands.append("cargo build --release -p medwasm-conformance --bin native_bench")
-        native = cargo_build(["-p", "medwasm-conformance", "--bin", "native_bench"])["native_bench"]
+        build += ["-p", "medwasm-conformance", "--bin", "native_bench"]
+    commands = [" ".join(["cargo", "build", "--release", *build])]
+    exes = cargo_build(build)
+    cli, native = exes["cargo-medwasm"], exes.get("native_bench")
 
     work = Path(tempfile.mkdtemp(prefix="medwasm-compare-"))
     results = []
