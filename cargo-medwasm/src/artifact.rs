@@ -165,6 +165,7 @@ mod tests {
                 macs: 9,
                 ops: vec![("Gemm".into(), 1)],
                 fc_requant: None,
+                reference: None,
                 notes: vec![],
                 converter: "cargo-medwasm 0.1.0".into(),
             },

@@ -1,15 +1,16 @@
 //! A bench session: for each selected target, build the detector (or take a given
 //! artifact), run the stored test vectors through it, compare its outputs with tract
-//! running the original model (ONNX; tract cannot run TFLite, whose stored expected
-//! outputs come from LiteRT at import) and with the stored expected outputs, and
-//! measure latency, size and memory; one [`BenchReport`] for every target.
+//! running the original model (a float ONNX model the import checked against tract;
+//! tract cannot run TFLite or stand for quantized ONNX, whose stored expected
+//! outputs come from LiteRT or onnxruntime at import) and with the stored expected
+//! outputs, and measure latency, size and memory; one [`BenchReport`] for every target.
 
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 
 use crate::artifact::BuildOutput;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ReferenceKind};
 use crate::project::Project;
 use crate::protocol::{self, Case, Job, Progress};
 use crate::reference::TractReference;
@@ -82,7 +83,14 @@ pub fn bench(project: &Project, options: &BenchOptions, ui: &Ui) -> Result<Bench
     let tolerance = Tolerance {
         abs: project.abs_tolerance(),
         rel: project.rel_tolerance(),
-        steps: project.metadata.int8_tolerance_steps.unwrap_or(0),
+        // The project's steps, else those the import recorded for the stored
+        // expected outputs (1 when they are onnxruntime's, 0 otherwise).
+        steps: project.metadata.int8_tolerance_steps.unwrap_or(
+            manifest
+                .reference
+                .as_ref()
+                .map_or(0, |r| r.int8_tolerance_steps),
+        ),
     };
 
     // Vectors are checked before anything is built: a malformed file is the cheapest
@@ -127,15 +135,33 @@ pub fn bench(project: &Project, options: &BenchOptions, ui: &Ui) -> Result<Bench
         // half-to-even rounding: a reference for something else than the integer
         // kernels the detector runs. The reference kernels' own outputs, stored at
         // import, are the reference here.
-        ui.note(
-            "the model's outputs are quantized: they are compared in quantization steps with the stored expected outputs (the reference kernels' outputs), not with tract",
-        );
+        ui.note(format!(
+            "the model's outputs are quantized: they are compared in quantization steps with the stored expected outputs{}, not with tract",
+            manifest
+                .reference
+                .as_ref()
+                .map_or(String::new(), |r| format!(
+                    " (the import checked the model against {})",
+                    r.name
+                ))
+        ));
+    } else if let Some(r) = manifest
+        .reference
+        .as_ref()
+        .filter(|r| r.kind != ReferenceKind::Tract && manifest.source.format != "tflite")
+    {
+        // The import found tract unfit for this model (quantized, or not loadable):
+        // a tract column would be a failure or a bogus figure.
+        ui.note(format!(
+            "`{}` was checked against {} at import, not tract: it is compared with the stored expected outputs only",
+            manifest.source.file, r.name
+        ));
     } else {
         add_tract_outputs(project, &manifest, &mut cases, ui)?;
     }
     if !cases.iter().any(Case::has_reference) {
         bail!(
-            "nothing to compare the detector with: tract cannot run the original model and there are no expected outputs; import it again (a `.tflite` import stores LiteRT's outputs) or save them as `{}` with shape [N, {}] (float32)",
+            "nothing to compare the detector with: tract cannot run the original model and there are no expected outputs; import it again (a `.tflite` or quantized `.onnx` import stores its reference's outputs) or save them as `{}` with shape [N, {}] (float32)",
             relative(project, &project.expected_file(0)),
             manifest
                 .outputs

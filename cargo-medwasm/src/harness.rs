@@ -117,7 +117,7 @@ pub fn emit(project: &Project, dir: &Path, release: bool, ui: &Ui) -> Result<Opt
     }
     let cases = crate::vectors::load_cases(project, &manifest, &Ui::silent())?;
     let inputs: Vec<Vec<Vec<f32>>> = cases.into_iter().map(|c| c.inputs).collect();
-    let vectors = crate::vectors::encode_binary(&inputs, project.runs(None)?);
+    let vectors = crate::vectors::encode_binary(&manifest.inputs, &inputs, project.runs(None)?);
     let out = dir.join(format!("{}.harness.wasm", project.name));
     write_if_changed(&node_runner(&out), NODE_RUNNER.as_bytes())?;
     // A workspace per detector: one target folder may serve several.
@@ -308,10 +308,12 @@ pub fn execution(
                     message: v.message.clone(),
                 }));
             }
+            // An int8 output (`--io int8`) comes as its int8 values: real ones here.
             let outputs = v
                 .outputs
                 .iter()
-                .map(|hex| bits(hex))
+                .zip(&manifest.outputs)
+                .map(|(hex, spec)| bits(hex).map(|abi| spec.from_abi(abi)))
                 .collect::<Result<Vec<_>>>()?;
             let score = match bits(&v.score)?.as_slice() {
                 [score] => *score,
@@ -370,7 +372,7 @@ mod tests {
 
     #[test]
     fn reads_what_the_harness_prints() {
-        let json = r#"{"harness":1,"abi":1,"init":{"code":0,"us":12.5},"io":{"inputs":[2],"outputs":[2,1]},
+        let json = r#"{"harness":1,"abi":2,"init":{"code":0,"us":12.5},"io":{"inputs":[2],"outputs":[2,1]},
             "vectors":[{"ok":true,"score":"3f800000","label":1,"alert":true,"outputs":["40000000bf800000","7fc00000"]},
                        {"ok":false,"code":11,"message":"input 0 element 1 is NaN"}],
             "first_us":3.5,"timed_vector":0,"warmup":10,"samples_us":[2.0,3.0,1.0],"memory_pages":17}"#;
@@ -421,12 +423,12 @@ mod tests {
         assert!(err(r#"{"harness":1,"fatal":"no vectors"}"#).contains("stopped: no vectors"));
         assert!(err(r#"{"harness":1,"abi":9,"init":{"code":0,"us":1}}"#).contains("ABI 9"));
         assert!(
-            err(r#"{"harness":1,"abi":1,"init":{"code":2,"us":1,"message":"not a blob"}}"#)
+            err(r#"{"harness":1,"abi":2,"init":{"code":2,"us":1,"message":"not a blob"}}"#)
                 .contains("error 2 (`BadMagic`): not a blob")
         );
-        let other = r#"{"harness":1,"abi":1,"init":{"code":0,"us":1},"io":{"inputs":[3],"outputs":[2,1]},"vectors":[]}"#;
+        let other = r#"{"harness":1,"abi":2,"init":{"code":0,"us":1},"io":{"inputs":[3],"outputs":[2,1]},"vectors":[]}"#;
         assert!(err(other).contains("inputs [3]"), "{}", err(other));
-        let bad_hex = r#"{"harness":1,"abi":1,"init":{"code":0,"us":1},"io":{"inputs":[2],"outputs":[2,1]},
+        let bad_hex = r#"{"harness":1,"abi":2,"init":{"code":0,"us":1},"io":{"inputs":[2],"outputs":[2,1]},
             "vectors":[{"ok":true,"score":"zz","label":0,"alert":false,"outputs":[]}]}"#;
         assert!(err(bad_hex).contains("not f32 bits"));
     }

@@ -41,6 +41,10 @@ pub struct Manifest {
     /// `--fc-requant`), when the model has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fc_requant: Option<String>,
+    /// What the import checked the converted model against (absent in manifests
+    /// written before it was recorded, and before the import checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<CheckedAgainst>,
     /// What the converter changed on the way (fixed batch dims, folded BatchNorm …).
     pub notes: Vec<String>,
     /// Tool that produced the blob, e.g. `cargo-medwasm 0.1.0`.
@@ -81,6 +85,36 @@ pub struct Signature {
     pub inputs: Vec<String>,
     /// Output aliases, in the file's order.
     pub outputs: Vec<String>,
+}
+
+/// The independent reference an import checked the converted model against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckedAgainst {
+    /// Which reference.
+    pub kind: ReferenceKind,
+    /// As the import named it, with its version, e.g. `onnxruntime 1.22.0 (CPU, 1 thread)`.
+    pub name: String,
+    /// Quantization steps `bench` allows an int8 output to be off from the stored
+    /// expected outputs when the project sets no `int8-tolerance-steps`: 1 when
+    /// they are onnxruntime's (its int8 arithmetic rounds otherwise than TFLite's
+    /// kernels), 0 when they are TFLite's reference kernels' or given with `--expected`.
+    pub int8_tolerance_steps: u32,
+}
+
+/// The references an import knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReferenceKind {
+    /// tract on the ONNX original (float models); `bench` runs it again.
+    Tract,
+    /// onnxruntime through Python on the ONNX original (quantized models, or any
+    /// tract cannot load); its outputs are stored as the expected ones.
+    OnnxRuntime,
+    /// LiteRT's reference kernels through Python on the TFLite original; its
+    /// outputs are stored as the expected ones.
+    LiteRt,
+    /// Only the outputs given with `--expected` (no reference installed).
+    Expected,
 }
 
 /// Name, shape and element type of one graph input or output.
@@ -143,6 +177,31 @@ impl TensorSpec {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The quantization of a tensor the detector takes or returns as int8 (`import
+    /// --io int8`); `None` for an f32 one.
+    pub fn abi_int8(&self) -> Option<Quant> {
+        self.quant.filter(|_| self.dtype == "i8")
+    }
+
+    /// Real values as the detector's ABI holds them: an int8 tensor's int8 values
+    /// (quantized as TFLite's QUANTIZE does, exact for values on its grid), as f32;
+    /// an f32 tensor's values unchanged. Hosts keep real values everywhere else.
+    pub fn to_abi(&self, real: &[f32]) -> Vec<f32> {
+        match self.abi_int8() {
+            Some(q) => real.iter().map(|&x| q.quantize(x) as f32).collect(),
+            None => real.to_vec(),
+        }
+    }
+
+    /// The real values of what the ABI returned for this tensor (the inverse of
+    /// [`Self::to_abi`]: an int8 tensor's values dequantized).
+    pub fn from_abi(&self, abi: Vec<f32>) -> Vec<f32> {
+        match self.abi_int8() {
+            Some(q) => abi.into_iter().map(|x| q.dequantize(x)).collect(),
+            None => abi,
+        }
+    }
 }
 
 impl Manifest {
@@ -202,6 +261,7 @@ impl Manifest {
             macs: 0,
             ops: vec![],
             fc_requant: None,
+            reference: None,
             notes: vec![],
             converter: "test".into(),
         }

@@ -128,7 +128,7 @@ pub fn error_name(code: i32) -> Option<&'static str> {
 }
 
 /// The detector ABI version these runners speak.
-pub const ABI_VERSION: i32 = 1;
+pub const ABI_VERSION: i32 = 2;
 
 /// Compares each outcome with its case's references and assembles the target's report.
 ///

@@ -28,6 +28,18 @@ pub fn load_cases(project: &Project, manifest: &Manifest, ui: &Ui) -> Result<Vec
         })?;
         check_vectors(&array, project, &path, "input", i, spec)?;
         let array = to_abi(array, spec, project, &path)?;
+        // NaN and ±∞ have no int8 value: an int8 input (`--io int8`) cannot be
+        // given them, unlike an f32 one, whose detector refuses them itself.
+        if spec.abi_int8().is_some()
+            && let Some(k) = array.data.iter().position(|v| !v.is_finite())
+        {
+            bail!(
+                "`{}` holds {} at element {k}, but input {i} (`{}`) of this detector is int8 (`--io int8`), which has no such value; drop or impute that vector",
+                relative(project, &path),
+                array.data[k],
+                spec.name
+            );
+        }
         inputs.push((path, array));
     }
     let Some((first_path, first)) = inputs.first() else {
@@ -142,18 +154,25 @@ fn to_abi(array: Array, spec: &TensorSpec, project: &Project, path: &Path) -> Re
     })
 }
 
-/// The binary vectors file the MCU firmware and the WASI harness read: `MWV1`, vector count, timed runs, 0 (u32
-/// little-endian each), then every vector's inputs as f32 little-endian.
-pub fn encode_binary(cases: &[Vec<Vec<f32>>], runs: usize) -> Vec<u8> {
+/// The binary vectors file the MCU firmware and the WASI harness read: `MWV2`,
+/// vector count, timed runs, 0 (u32 little-endian each), then every vector's inputs
+/// (`cases`, real values, one list per vector) in the element type the detector's
+/// ABI takes for each (`specs`): f32 little-endian, or int8 for an input imported
+/// with `--io int8` (quantized as TFLite's QUANTIZE does, exact for vectors stored
+/// as int8).
+pub fn encode_binary(specs: &[TensorSpec], cases: &[Vec<Vec<f32>>], runs: usize) -> Vec<u8> {
     let mut out = Vec::new();
-    out.extend_from_slice(b"MWV1");
+    out.extend_from_slice(b"MWV2");
     out.extend_from_slice(&(cases.len() as u32).to_le_bytes());
     out.extend_from_slice(&(runs.min(u32::MAX as usize) as u32).to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     for case in cases {
-        for input in case {
-            for x in input {
-                out.extend_from_slice(&x.to_le_bytes());
+        for (input, spec) in case.iter().zip(specs) {
+            match spec.abi_int8() {
+                Some(_) => out.extend(spec.to_abi(input).iter().map(|&q| q as i8 as u8)),
+                None => input
+                    .iter()
+                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             }
         }
     }
@@ -186,6 +205,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::manifest::{Quant, QuantDtype};
     use crate::project::Metadata;
 
     fn project(root: &Path) -> Project {
@@ -318,11 +338,30 @@ mod tests {
 
     #[test]
     fn vectors_file_layout() {
-        let bytes = encode_binary(&[vec![vec![1.0, 2.0]], vec![vec![3.0, -0.5]]], 7);
-        assert_eq!(&bytes[..4], b"MWV1");
+        let specs = Manifest::for_tests(&[("x", &[1, 2])], &[("y", &[1])]).inputs;
+        let bytes = encode_binary(&specs, &[vec![vec![1.0, 2.0]], vec![vec![3.0, -0.5]]], 7);
+        assert_eq!(&bytes[..4], b"MWV2");
         assert_eq!(bytes[4..8], 2u32.to_le_bytes());
         assert_eq!(bytes[8..12], 7u32.to_le_bytes());
         assert_eq!(bytes.len(), 16 + 4 * 4);
         assert_eq!(bytes[28..32], (-0.5f32).to_le_bytes());
+        // An int8 input (`--io int8`) is one byte per element: the real values of
+        // the vectors quantized with its scale and zero point.
+        let mut specs = specs;
+        specs[0].dtype = "i8".into();
+        specs[0].quant = Some(Quant {
+            dtype: QuantDtype::I8,
+            scale: 0.5,
+            zero_point: -3,
+        });
+        let bytes = encode_binary(
+            &specs,
+            &[vec![vec![1.0, -64.0]], vec![vec![0.25, 100.0]]],
+            0,
+        );
+        assert_eq!(bytes.len(), 16 + 2 * 2);
+        // 1.0 / 0.5 − 3 = −1; −64 / 0.5 − 3 saturates at −128; 0.25 / 0.5 = 0.5
+        // rounds away from zero to 1, − 3 = −2; 100 / 0.5 − 3 saturates at 127.
+        assert_eq!(bytes[16..], [-1i8 as u8, -128i8 as u8, -2i8 as u8, 127]);
     }
 }

@@ -4,8 +4,12 @@
 export interface TensorSpec {
   readonly name: string;
   readonly shape: readonly number[];
-  readonly dtype: string;
-  /** How an int8 model quantizes this f32 tensor inside (`real = scale · (q − zero_point)`). */
+  /** `f32`, or `i8` for a detector imported with `--io int8`. */
+  readonly dtype: "f32" | "i8";
+  /**
+   * How the model quantizes this tensor (`real = scale · (q − zero_point)`): inside
+   * the detector for an f32 tensor of an int8 model, at the ABI for an `i8` one.
+   */
   readonly quant?: {
     readonly dtype: "i8";
     readonly scale: number;
@@ -37,6 +41,14 @@ export interface Manifest {
   readonly ops: readonly (readonly [string, number])[];
   /** How int8 fully connected layers requantize (`litert-ref` or `tflm`), when there are any. */
   readonly fc_requant?: string;
+  /** What the import checked the converted model against. */
+  readonly reference?: {
+    readonly kind: "tract" | "onnxruntime" | "litert" | "expected";
+    /** As the import named it, with its version. */
+    readonly name: string;
+    /** Steps an int8 output may be off from the stored expected outputs by default. */
+    readonly int8_tolerance_steps: number;
+  };
   readonly notes: readonly string[];
   readonly converter: string;
 }
@@ -57,7 +69,7 @@ export declare const build: BuildInfo;
 export type ErrorKind =
   | "Truncated" | "BadMagic" | "UnsupportedVersion" | "Checksum" | "Malformed"
   | "ArenaTooSmall" | "Misaligned" | "NotInitialized" | "BadIndex" | "InputLength"
-  | "NonFinite" | "UnlinkedOperator" | "PlanTooSmall" | "Unknown";
+  | "NonFinite" | "UnlinkedOperator" | "PlanTooSmall" | "WrongDtype" | "Unknown";
 
 /** An error the detector reported, with the ABI's code and message. */
 export declare class MedwasmError extends Error {
@@ -67,8 +79,12 @@ export declare class MedwasmError extends Error {
   readonly kind: ErrorKind;
 }
 
-/** One input as the detector takes it: row-major, converted to float32. */
+/** One f32 input as the detector takes it: row-major, converted to float32. */
 export type Input = Float32Array | Int8Array | ArrayLike<number>;
+/** One int8 input (`--io int8`): row-major integers from −128 to 127. */
+export type Int8Input = Int8Array | ArrayLike<number>;
+
+__IO__
 
 /** What one run found, with a copy of every output. */
 export interface Result {
@@ -78,8 +94,8 @@ export interface Result {
   label: number;
   /** Whether the detector raised an alert. */
   alert: boolean;
-  /** Every model output, in manifest order. */
-  outputs: Float32Array[];
+  /** Every model output, in manifest order (`Int8Array` for an int8 one). */
+  outputs: Outputs;
 }
 
 /** Where to load the module from: a URL, its bytes, or a compiled module. */
@@ -88,11 +104,14 @@ export type WasmSource = string | URL | BufferSource | WebAssembly.Module;
 /** Compiles the detector module (what `Detector.create` does once per page). */
 export declare function compile(source?: WasmSource): Promise<WebAssembly.Module>;
 
-/** Shape and element count of an input or output. */
+/** Shape, element count and element type of an input or output. */
 export interface TensorInfo {
   readonly name: string;
   readonly shape: readonly number[];
   readonly length: number;
+  readonly dtype: "f32" | "i8";
+  /** The scale and zero point of an `i8` tensor. */
+  readonly quant?: TensorSpec["quant"];
 }
 
 /** One detector instance: create once, run many times. Single-threaded. */
@@ -107,7 +126,12 @@ export declare class Detector {
   readonly memoryBytes: number;
   /**
    * Runs the model on one array per input. Throws `MedwasmError` with kind
-   * `InputLength`, `NonFinite` or `BadIndex` for bad input.
+   * `InputLength`, `NonFinite` or `BadIndex` for bad input, and `RangeError` for a
+   * value an int8 input cannot hold.
    */
-  run(...inputs: Input[]): Result;
+  run(...inputs: Inputs): Result;
+  /** Real values as input `i` takes them: quantized for an int8 input. */
+  quantize(i: number, values: ArrayLike<number>): Float32Array | Int8Array;
+  /** The real values of output `j`: dequantized for an int8 output. */
+  dequantize(j: number, values: ArrayLike<number>): Float32Array;
 }

@@ -12,7 +12,9 @@ export const manifest = deepFreeze(__MANIFEST__);
 export const build = deepFreeze(__BUILD__);
 
 const WASM_FILE = "__WASM_FILE__";
-const ABI_VERSION = 1;
+const ABI_VERSION = 2;
+/** `medwasm_input_dtype`/`medwasm_output_dtype` codes, by element type. */
+const DTYPES = { 1: "f32", 2: "i8" };
 /** Names of the detector ABI error codes, by code (`docs/detector-abi.md`). */
 const ERROR_NAMES = [
   "ok", "Truncated", "BadMagic", "UnsupportedVersion", "Checksum", "Malformed",
@@ -21,7 +23,8 @@ const ERROR_NAMES = [
 ];
 const EXPORTS = [
   "medwasm_abi_version", "medwasm_init", "medwasm_input_count", "medwasm_output_count",
-  "medwasm_input_len", "medwasm_output_len", "medwasm_input_ptr", "medwasm_output_ptr",
+  "medwasm_input_len", "medwasm_output_len", "medwasm_input_dtype", "medwasm_output_dtype",
+  "medwasm_input_ptr", "medwasm_output_ptr",
   "medwasm_run", "medwasm_finding_score", "medwasm_finding_label", "medwasm_finding_alert",
   "medwasm_error_ptr", "medwasm_error_len",
 ];
@@ -36,6 +39,10 @@ export class MedwasmError extends Error {
     /** The code's name: `InputLength`, `NonFinite` … */
     this.kind = ERROR_NAMES[code] ?? "Unknown";
   }
+}
+
+function describe({ name, shape, length, dtype, quant }) {
+  return quant === undefined ? { name, shape, length, dtype } : { name, shape, length, dtype, quant };
 }
 
 function deepFreeze(value) {
@@ -152,12 +159,20 @@ export class Detector {
       if (count !== specs.length) {
         throw new Error(`the detector has ${count} ${kind}s but its manifest lists ${specs.length}; rebuild the package`);
       }
-      return specs.map((spec, i) => ({
-        name: spec.name,
-        shape: spec.shape,
-        ptr: x[`medwasm_${kind}_ptr`](i) >>> 0,
-        length: x[`medwasm_${kind}_len`](i),
-      }));
+      return specs.map((spec, i) => {
+        const dtype = DTYPES[x[`medwasm_${kind}_dtype`](i)];
+        if (dtype !== spec.dtype) {
+          throw new Error(`the detector's ${kind} ${i} holds ${dtype ?? "an unknown element type"} but its manifest says ${spec.dtype}; rebuild the package`);
+        }
+        return {
+          name: spec.name,
+          shape: spec.shape,
+          dtype,
+          quant: spec.quant,
+          ptr: x[`medwasm_${kind}_ptr`](i) >>> 0,
+          length: x[`medwasm_${kind}_len`](i),
+        };
+      });
     };
     this.#inputs = regions("input", manifest.inputs);
     this.#outputs = regions("output", manifest.outputs);
@@ -168,14 +183,17 @@ export class Detector {
     return manifest;
   }
 
-  /** Name, shape and element count of each input, in order. */
+  /**
+   * Name, shape, element count and element type (`f32`, or `i8` for a detector
+   * imported with `--io int8`, with its `quant`) of each input, in order.
+   */
   get inputs() {
-    return this.#inputs.map(({ name, shape, length }) => ({ name, shape, length }));
+    return this.#inputs.map(describe);
   }
 
-  /** Name, shape and element count of each output, in order. */
+  /** Name, shape, element count, element type and `quant` of each output, in order. */
   get outputs() {
-    return this.#outputs.map(({ name, shape, length }) => ({ name, shape, length }));
+    return this.#outputs.map(describe);
   }
 
   /** Bytes of linear memory the instance holds (fixed: the detector never grows it). */
@@ -186,9 +204,12 @@ export class Detector {
   /**
    * Runs the model on one array per input (`Float32Array`, `Int8Array`, any array of
    * numbers; row-major, as long as the input's element count) and returns the
-   * finding and a copy of every output. Throws a `MedwasmError` for bad input:
-   * `InputLength` (wrong length), `NonFinite` (NaN or ±Infinity), `BadIndex`
-   * (wrong number of inputs).
+   * finding and a copy of every output: a `Float32Array`, or an `Int8Array` for an
+   * int8 output. An int8 input (`--io int8`) takes integers from −128 to 127, the
+   * model's quantized values (`quantize()` makes them from real ones). Throws a
+   * `MedwasmError` for bad input: `InputLength` (wrong length), `NonFinite` (NaN or
+   * ±Infinity), `BadIndex` (wrong number of inputs); a `RangeError` for a value an
+   * int8 input cannot hold.
    */
   run(...inputs) {
     const x = this.#exports;
@@ -204,7 +225,23 @@ export class Detector {
       if (data.length !== region.length) {
         throw new MedwasmError(10, `input ${i} needs ${region.length} elements, got ${data.length}`);
       }
-      new Float32Array(buffer, region.ptr, region.length).set(data);
+      if (region.dtype === "i8") {
+        // Int8Array.set would wrap 200 to −56 and truncate 1.5 to 1: check first.
+        if (!(data instanceof Int8Array)) {
+          for (let k = 0; k < data.length; k++) {
+            const v = data[k];
+            if (!Number.isFinite(v)) {
+              throw new MedwasmError(11, `input ${i} element ${k} is NaN or infinite`);
+            }
+            if (!Number.isInteger(v) || v < -128 || v > 127) {
+              throw new RangeError(`input ${i} element ${k} is ${v}, but input ${i} is int8: give integers from -128 to 127 (quantize real values with \`quantize(${i}, values)\`)`);
+            }
+          }
+        }
+        new Int8Array(buffer, region.ptr, region.length).set(data);
+      } else {
+        new Float32Array(buffer, region.ptr, region.length).set(data);
+      }
     });
     const code = x.medwasm_run();
     if (code !== 0) throw this.#error(code);
@@ -212,8 +249,44 @@ export class Detector {
       score: x.medwasm_finding_score(),
       label: x.medwasm_finding_label(),
       alert: x.medwasm_finding_alert() !== 0,
-      outputs: this.#outputs.map((r) => new Float32Array(buffer, r.ptr, r.length).slice()),
+      outputs: this.#outputs.map((r) =>
+        r.dtype === "i8"
+          ? new Int8Array(buffer, r.ptr, r.length).slice()
+          : new Float32Array(buffer, r.ptr, r.length).slice(),
+      ),
     };
+  }
+
+  /**
+   * Real values as int8 input `i` takes them: quantized with its scale and zero
+   * point as TFLite's QUANTIZE does (an f32 division, ties away from zero,
+   * saturated). An f32 input gets a plain `Float32Array` copy.
+   */
+  quantize(i, values) {
+    const region = this.#inputs[i];
+    if (region === undefined) throw new MedwasmError(9, `index ${i} out of range: there are ${this.#inputs.length}`);
+    if (region.dtype !== "i8") return Float32Array.from(values);
+    const { scale, zero_point: zeroPoint } = region.quant;
+    const f32Scale = Math.fround(scale);
+    return Int8Array.from(values, (v, k) => {
+      if (!Number.isFinite(v)) throw new MedwasmError(11, `input ${i} element ${k} is NaN or infinite`);
+      const q = Math.fround(Math.fround(v) / f32Scale);
+      // Ties away from zero, as TFLite rounds (Math.round rounds them up).
+      const rounded = Math.sign(q) * Math.round(Math.abs(q));
+      return Math.min(127, Math.max(-128, rounded + zeroPoint));
+    });
+  }
+
+  /**
+   * The real values of int8 output `j` (`scale · (q − zero_point)`, in f32 as
+   * TFLite's DEQUANTIZE computes them); an f32 output's values as they are.
+   */
+  dequantize(j, values) {
+    const region = this.#outputs[j];
+    if (region === undefined) throw new MedwasmError(9, `index ${j} out of range: there are ${this.#outputs.length}`);
+    if (region.dtype !== "i8") return Float32Array.from(values);
+    const { scale, zero_point: zeroPoint } = region.quant;
+    return Float32Array.from(values, (q) => Math.fround(scale) * (q - zeroPoint));
   }
 
   #error(code) {

@@ -39,10 +39,18 @@ enum medwasm_status {
 };
 
 /* The ABI version this header describes. */
-#define MEDWASM_ABI_VERSION 1
+#define MEDWASM_ABI_VERSION 2
+
+/* Element types of inputs and outputs (medwasm_input_dtype / medwasm_output_dtype):
+ * float, or int8_t for a detector imported with `cargo medwasm import --io int8`
+ * (real value = scale * (q - zero_point), with the scale and zero point below). */
+enum medwasm_dtype {
+    MEDWASM_DTYPE_F32 = 1,
+    MEDWASM_DTYPE_I8 = 2
+};
 
 @TENSORS@
-/* 1 for this header. */
+/* 2 for this header. */
 int32_t medwasm_abi_version(void);
 /* Validates the embedded model, prepares it once into the plan and sets up the
  * arena; MEDWASM_OK or an error code. Idempotent. Every call below needs a
@@ -51,14 +59,18 @@ int32_t medwasm_init(void);
 /* Number of graph inputs / outputs; -1 before init. */
 int32_t medwasm_input_count(void);
 int32_t medwasm_output_count(void);
-/* Elements (float) of input / output i; -1 when i is out of range. */
+/* Elements of input / output i; -1 when i is out of range. */
 int32_t medwasm_input_len(int32_t i);
 int32_t medwasm_output_len(int32_t i);
-/* Where input i is written / output i is read (row-major float); NULL when i is out
- * of range. Stable for the life of the program; inputs keep their values between runs. */
-float *medwasm_input_ptr(int32_t i);
-float *medwasm_output_ptr(int32_t i);
-/* Checks every input element is finite, runs the model, then the detector's
+/* Element type of input / output i (enum medwasm_dtype); -1 when i is out of range. */
+int32_t medwasm_input_dtype(int32_t i);
+int32_t medwasm_output_dtype(int32_t i);
+/* Where input i is written / output i is read (row-major; float *, or int8_t * for
+ * an int8 tensor: the _TYPE defines above); NULL when i is out of range. Stable for
+ * the life of the program; inputs keep their values between runs. */
+void *medwasm_input_ptr(int32_t i);
+void *medwasm_output_ptr(int32_t i);
+/* Checks every float input element is finite, runs the model, then the detector's
  * interpretation; MEDWASM_OK or an error code. */
 int32_t medwasm_run(void);
 /* The finding of the last successful run. */

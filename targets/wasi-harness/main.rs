@@ -9,11 +9,13 @@
 //! with the vectors.
 //!
 //! The vectors (`vectors.bin`, embedded at build) are the binary format of the MCU
-//! firmware: `MWV1`, vector count, warm runs, 0 (u32 little-endian each), then per
-//! vector every input's f32 elements in order.
+//! firmware: `MWV2`, vector count, warm runs, 0 (u32 little-endian each), then per
+//! vector every input's elements in order, in the element type the ABI takes for it
+//! (`medwasm_input_dtype`: f32 little-endian, or int8 for `--io int8`).
 //!
-//! The result (harness protocol 1), every f32 as the 8 hex digits of its IEEE bits so
-//! nothing is rounded on the way:
+//! The result (harness protocol 1), every output element as the 8 hex digits of the
+//! IEEE bits of its f32 value (an int8 element's value is exact in f32) so nothing
+//! is rounded on the way:
 //! `{"harness":1,"abi":…,"init":{"code":…,"us":…,"message":…},"io":{"inputs":[len…],
 //! "outputs":[len…]},"vectors":[{"ok":true,"score":"hex","label":…,"alert":…,
 //! "outputs":["hex…"…]} or {"ok":false,"code":…,"message":…}…],"first_us":…,
@@ -32,8 +34,10 @@ unsafe extern "C" {
     fn medwasm_output_count() -> i32;
     fn medwasm_input_len(i: i32) -> i32;
     fn medwasm_output_len(i: i32) -> i32;
-    fn medwasm_input_ptr(i: i32) -> *mut f32;
-    fn medwasm_output_ptr(i: i32) -> *mut f32;
+    fn medwasm_input_dtype(i: i32) -> i32;
+    fn medwasm_output_dtype(i: i32) -> i32;
+    fn medwasm_input_ptr(i: i32) -> *mut u8;
+    fn medwasm_output_ptr(i: i32) -> *mut u8;
     fn medwasm_run() -> i32;
     fn medwasm_finding_score() -> f32;
     fn medwasm_finding_label() -> i32;
@@ -46,6 +50,20 @@ unsafe extern "C" {
 static VECTORS: &[u8] = include_bytes!("../vectors.bin");
 /// Untimed runs before the timed ones (page faults, cold caches, tiering JITs).
 const WARMUP: u32 = 10;
+/// `medwasm_input_dtype`/`medwasm_output_dtype` of an int8 tensor (f32 is 1).
+const DTYPE_I8: i32 = 2;
+
+/// Bytes per element of input (`output` false) or output `i` at the ABI.
+fn element_bytes(output: bool, i: i32) -> usize {
+    let dtype = unsafe {
+        if output {
+            medwasm_output_dtype(i)
+        } else {
+            medwasm_input_dtype(i)
+        }
+    };
+    if dtype == DTYPE_I8 { 1 } else { 4 }
+}
 
 fn main() {
     let out = run();
@@ -68,8 +86,8 @@ fn run() -> String {
     let (Some(magic), Some(count), Some(stored_runs)) = (header(0), header(1), header(2)) else {
         return fatal("the embedded vectors are shorter than their header");
     };
-    if magic != u32::from_le_bytes(*b"MWV1") {
-        return fatal("the embedded vectors do not start with MWV1");
+    if magic != u32::from_le_bytes(*b"MWV2") {
+        return fatal("the embedded vectors do not start with MWV2");
     }
     let runs = match std::env::args().nth(1) {
         None => stored_runs,
@@ -101,21 +119,24 @@ fn run() -> String {
         list(inputs.iter()),
         list(outputs.iter())
     ));
-    let per_vector: usize = inputs.iter().sum();
+    let input_bytes: Vec<usize> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| len * element_bytes(false, i as i32))
+        .collect();
+    let per_vector: usize = input_bytes.iter().sum();
     let body = &VECTORS[16..];
-    if body.len() != per_vector * 4 * count as usize {
+    if body.len() != per_vector * count as usize {
         return fatal("the embedded vectors do not fit the detector's inputs");
     }
     let load = |v: usize| {
-        let mut at = v * per_vector * 4;
-        for (i, &len) in inputs.iter().enumerate() {
+        let mut at = v * per_vector;
+        for (i, &bytes) in input_bytes.iter().enumerate() {
             let dst = unsafe { medwasm_input_ptr(i as i32) };
-            for k in 0..len {
-                let b = &body[at..at + 4];
-                // SAFETY: the detector reported `len` elements at `dst` for input `i`.
-                unsafe { dst.add(k).write(f32::from_le_bytes([b[0], b[1], b[2], b[3]])) };
-                at += 4;
-            }
+            // SAFETY: the detector reported `bytes` bytes (its elements in its dtype)
+            // at `dst` for input `i`; the vectors are bytes in that layout.
+            unsafe { core::ptr::copy_nonoverlapping(body[at..at + bytes].as_ptr(), dst, bytes) };
+            at += bytes;
         }
     };
 
@@ -151,11 +172,18 @@ fn run() -> String {
                 json.push(',');
             }
             let src = unsafe { medwasm_output_ptr(j as i32) };
+            let int8 = element_bytes(true, j as i32) == 1;
             let mut hex = String::with_capacity(len * 8 + 2);
             hex.push('"');
             for k in 0..len {
-                // SAFETY: the detector reported `len` elements at `src` for output `j`.
-                hex.push_str(&format!("{:08x}", unsafe { src.add(k).read() }.to_bits()));
+                // SAFETY: the detector reported `len` elements of its dtype at `src`
+                // for output `j`; f32 ones are 4-byte aligned (the arena's 16).
+                let value = if int8 {
+                    f32::from(unsafe { src.cast::<i8>().add(k).read() })
+                } else {
+                    unsafe { src.cast::<f32>().add(k).read() }
+                };
+                hex.push_str(&format!("{:08x}", value.to_bits()));
             }
             hex.push('"');
             json.push_str(&hex);

@@ -11,6 +11,7 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 
 use crate::prereq::{Check, Probe, Status, probe};
+use crate::pyref::{Engine, PyReference};
 use crate::targets;
 use crate::toolchain::{self, Rustc};
 use crate::ui::Ui;
@@ -93,14 +94,14 @@ fn checklist(rustc: &Rustc) -> Vec<Check> {
             // OpenSSH prints its version on stderr.
             .map(|out| String::from_utf8_lossy(&out.stderr).trim().to_string()),
     ));
-    checks.push(check_litert(crate::litert::LiteRt::probe()));
-    checks.push(check_onnxruntime(probe(
-        "python3",
-        &[
-            "-c",
-            "import onnxruntime, numpy; print('onnxruntime', onnxruntime.__version__, 'numpy', numpy.__version__)",
-        ],
-    )));
+    checks.push(check_python_reference(
+        PyReference::probe(Engine::LiteRt),
+        Engine::LiteRt,
+    ));
+    checks.push(check_python_reference(
+        PyReference::probe(Engine::OnnxRuntime),
+        Engine::OnnxRuntime,
+    ));
     checks
 }
 
@@ -159,39 +160,28 @@ fn check_ssh(version: Option<String>) -> Check {
     }
 }
 
-/// LiteRT's reference kernels, through `python3` or `MEDWASM_PYTHON`: what a
-/// `.tflite` import is checked against.
-fn check_litert(probe: std::result::Result<crate::litert::LiteRt, String>) -> Check {
-    const NAME: &str = "python3 + ai-edge-litert";
-    match probe {
-        Ok(litert) => Check::ok(NAME, litert.describe()),
-        Err(why) => Check::missing(
-            NAME,
-            false,
-            format!("the reference `import model.tflite` checks against; {why}"),
+/// A Python reference (`python3` or `MEDWASM_PYTHON`): LiteRT's reference kernels,
+/// what a `.tflite` import is checked against, or onnxruntime, what a quantized
+/// `.onnx` import is checked against (it also makes the conformance goldens).
+fn check_python_reference(
+    probe: std::result::Result<PyReference, String>,
+    engine: Engine,
+) -> Check {
+    let (name, purpose, install) = match engine {
+        Engine::LiteRt => (
+            "python3 + ai-edge-litert",
+            "the reference `import model.tflite` checks against",
             "pip install ai-edge-litert==2.3.0 (or point MEDWASM_PYTHON at a Python that has it)",
         ),
-    }
-}
-
-fn check_onnxruntime(probe: Probe) -> Check {
-    const NAME: &str = "python3 + onnxruntime";
-    const PURPOSE: &str =
-        "generates the conformance goldens and runs the peer benchmarks (no command needs it)";
+        Engine::OnnxRuntime => (
+            "python3 + onnxruntime",
+            "the reference `import` checks quantized `.onnx` models against (and the conformance goldens)",
+            "pip install onnxruntime numpy (or point MEDWASM_PYTHON at a Python that has them)",
+        ),
+    };
     match probe {
-        Probe::Ran(versions) => Check::ok(NAME, versions),
-        Probe::NotFound => Check::missing(
-            NAME,
-            false,
-            format!("{PURPOSE}; no `python3` on PATH"),
-            "apt-get install python3 python3-pip && pip install onnxruntime numpy",
-        ),
-        Probe::Failed(why) => Check::missing(
-            NAME,
-            false,
-            format!("{PURPOSE}; {why}"),
-            "pip install onnxruntime numpy",
-        ),
+        Ok(found) => Check::ok(name, found.describe()),
+        Err(why) => Check::missing(name, false, format!("{purpose}; {why}"), install),
     }
 }
 
@@ -317,10 +307,14 @@ mod tests {
     #[test]
     fn optional_tools_never_fail_the_doctor() {
         let checks = [
-            check_onnxruntime(Probe::NotFound),
-            check_onnxruntime(Probe::Failed(
-                "ModuleNotFoundError: No module named 'onnxruntime'".into(),
-            )),
+            check_python_reference(
+                Err("`python3` cannot be started: not found".into()),
+                Engine::OnnxRuntime,
+            ),
+            check_python_reference(
+                Err("ModuleNotFoundError: No module named 'ai_edge_litert'".into()),
+                Engine::LiteRt,
+            ),
             check_node(Probe::NotFound),
             check_qemu(Probe::Failed("exit status: 1".into())),
             check_arm_gcc(Probe::NotFound),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::args::ProjectArgs;
-use crate::convert::FcRequant;
+use crate::convert::{FcRequant, Io};
 use crate::importer::{ImportOptions, import_model};
 use crate::manifest::Manifest;
 use crate::report::bytes;
@@ -33,6 +33,12 @@ pub struct ImportArgs {
     /// quantization step).
     #[arg(long, value_name = "MODE", default_value = "litert-ref", value_parser = parse_fc_requant)]
     pub fc_requant: FcRequant,
+    /// Element type of the detector's inputs and outputs: `f32` (an int8 model is
+    /// quantized and dequantized inside the detector, so every host passes real
+    /// values) or `int8` (the model's own int8 tensors, with the scale and zero
+    /// point in the manifest: `Int8Array` in JavaScript, `int8_t *` in C).
+    #[arg(long, value_name = "TYPE", default_value = "f32", value_parser = Io::from_name)]
+    pub io: Io,
     /// The detector project.
     #[command(flatten)]
     pub project: ProjectArgs,
@@ -53,7 +59,8 @@ impl ImportArgs {
             inputs: self.inputs,
             expected: self.expected,
             fc_requant: self.fc_requant,
-            int8_tolerance_steps: project.metadata.int8_tolerance_steps.unwrap_or(0),
+            io: self.io,
+            int8_tolerance_steps: project.metadata.int8_tolerance_steps,
         };
         let manifest = import_model(&project.root, &self.model, &opts, ui)?;
         print_summary(&manifest);

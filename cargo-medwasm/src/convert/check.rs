@@ -98,15 +98,18 @@ fn display_name(g: &Graph, t: TensorId) -> String {
 }
 
 /// The element-type problem of a graph input or output: the detector's ABI takes
-/// and returns f32 (int8 ones are quantized and dequantized at the graph's edge
-/// before this check).
+/// and returns f32, or int8 with per-tensor quantization (`import --io int8`; with
+/// `--io f32` int8 ones are quantized and dequantized at the graph's edge before
+/// this check).
 fn io_dtype_problem(g: &Graph, t: TensorId) -> Option<String> {
     let tensor = &g.tensors[t];
-    if tensor.dtype == DType::F32 && tensor.quant.is_none() {
+    if tensor.dtype == DType::F32 && tensor.quant.is_none()
+        || crate::convert::passes::edges::int8_per_tensor(tensor).is_some()
+    {
         return None;
     }
     Some(format!(
-        "{} has element type {}{}; graph inputs and outputs must be f32, or int8 with per-tensor quantization (which the detector takes and returns as f32)",
+        "{} has element type {}{}; graph inputs and outputs must be f32, or int8 with per-tensor quantization",
         display_name(g, t),
         tensor.dtype.name(),
         match &tensor.quant {

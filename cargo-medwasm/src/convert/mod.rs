@@ -37,6 +37,7 @@ mod tflite;
 
 pub use backend::FcRequant;
 pub use native::run_native;
+pub use passes::edges::Io;
 #[cfg(test)]
 mod testing;
 mod write;
@@ -48,6 +49,8 @@ pub struct ConvertOptions {
     pub input_shapes: HashMap<String, Vec<usize>>,
     /// How int8 fully connected layers requantize (`--fc-requant`).
     pub fc_requant: FcRequant,
+    /// The element types at the detector's ABI (`--io`).
+    pub io: Io,
 }
 
 /// A converted model.
@@ -57,6 +60,14 @@ pub struct Converted {
     pub blob: Vec<u8>,
     /// What the manifest records.
     pub manifest: Manifest,
+    /// Whether the model computes on int8 values at run time (quantized
+    /// operators, QDQ pairs, int8 graph inputs or outputs), not only on floats
+    /// with, at most, int8 constants: float references such as tract cannot
+    /// stand for it.
+    pub int8_activations: bool,
+    /// Per graph input, whether the source model takes it as int8 (else f32),
+    /// whatever the detector's ABI takes (`--io`).
+    pub int8_inputs: Vec<bool>,
 }
 
 /// What kind of problem a node has.
@@ -303,17 +314,44 @@ fn lower_with(
         )]));
     }
 
-    let (in_quant, out_quant) = passes::edges::quantize_edges(&mut graph);
+    let int8_activations = graph
+        .tensors
+        .iter()
+        .any(|t| t.dtype == ir::DType::I8 && !t.is_const());
+    let int8_inputs = graph
+        .inputs
+        .iter()
+        .map(|&t| graph.tensors[t].dtype == ir::DType::I8)
+        .collect();
+    let (in_quant, out_quant) = match opts.io {
+        Io::F32 => passes::edges::quantize_edges(&mut graph),
+        Io::Int8 => passes::edges::int8_edges(&mut graph).map_err(unsupported)?,
+    };
     let count = |q: &[Option<(f32, i32)>]| q.iter().flatten().count();
     let (ins, outs) = (count(&in_quant), count(&out_quant));
-    if ins + outs > 0 {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if opts.io == Io::Int8 {
         notes.push(format!(
-            "the model's {ins} int8 input{} and {outs} int8 output{} are f32 at the detector's ABI: quantized and dequantized inside the model as TFLite's QUANTIZE and DEQUANTIZE do",
-            if ins == 1 { "" } else { "s" },
-            if outs == 1 { "" } else { "s" }
+            "the detector takes its {ins} input{} and returns its {outs} output{} as the model's int8 tensors (`--io int8`): the host quantizes with the scale and zero point the manifest records",
+            plural(ins),
+            plural(outs)
+        ));
+    } else if ins + outs > 0 {
+        notes.push(format!(
+            "the model's {ins} int8 input{} and {outs} int8 output{} are f32 at the detector's ABI: quantized and dequantized inside the model as TFLite's QUANTIZE and DEQUANTIZE do (`--io int8` keeps them int8)",
+            plural(ins),
+            plural(outs)
         ));
     }
     notes.extend(passes::run(&mut graph));
+    // An f32 output a final Dequantize writes (a QDQ model's last DequantizeLinear)
+    // is int8 inside the model as well: recorded the same way, so that it is
+    // compared in quantization steps.
+    let out_quant: Vec<_> = out_quant
+        .into_iter()
+        .zip(passes::edges::dequantized_outputs(&graph))
+        .map(|(edge, dequantized)| edge.or(dequantized))
+        .collect();
 
     let backend_opts = backend::Options {
         fc_requant: opts.fc_requant,
@@ -416,10 +454,16 @@ fn lower_with(
         macs,
         ops,
         fc_requant: fc_requant.map(|m| m.name().to_string()),
+        reference: None,
         notes,
         converter: format!("cargo-medwasm {}", env!("CARGO_PKG_VERSION")),
     };
-    Ok(Converted { blob, manifest })
+    Ok(Converted {
+        blob,
+        manifest,
+        int8_activations,
+        int8_inputs,
+    })
 }
 
 /// Lowercase hex of bytes.

@@ -432,6 +432,16 @@ and 58 small models onnxruntime quantized (`conformance/qdq`: each pattern, QDQ
 and QOperator, per tensor and per channel) come within one step of onnxruntime,
 two for a QLinearAveragePool whose output steps are 2.9 times finer than its
 input's (the int8 average rounds on the input's steps, then a requantize).
+
+`cargo medwasm import` checks a quantized ONNX model against onnxruntime (CPU, 1
+thread, through Python; tract runs QuantizeLinear/DequantizeLinear in float and
+has none of the `com.microsoft` operators), on every test vector, in quantization
+steps of each output (an output a final DequantizeLinear writes included). It
+prints how many values are 0, 1 and more steps off and accepts 1 step by default;
+`int8-tolerance-steps` in `[package.metadata.medwasm]` overrides it. Outputs given
+with `--expected` (LiteRT's reference kernels' for a model tf2onnx made) must be
+identical (0 steps), and then decide: onnxruntime runs a QDQ Softmax as TFLite's
+optimized kernels do, 13 steps from the reference kernels on `kws_int8`.
 ";
 
 /// True if the converter knows ONNX `op`.

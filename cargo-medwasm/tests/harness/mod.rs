@@ -142,3 +142,14 @@ fn ad01_fp32_harness_conforms_under_node_wasi_and_wasmtime() {
     let expected = Array::read(&models.join("ad01_fp32/expected_onnx.npy")).unwrap();
     run_everywhere(&project, &[expected]);
 }
+
+#[test]
+fn ad01_int8_with_int8_io_harness_is_bit_exact_under_node_wasi_and_wasmtime() {
+    let models = need!(shared_models());
+    let (_tmp, project) = need!(super::import_int8_io("ad01_int8", "ad01-io8"));
+    // LiteRT's reference kernels' int8 outputs: the harness prints the detector's
+    // int8 outputs as their values, which must be these exactly.
+    let expected = Array::read(&models.join("ad01_int8/expected_tflite_ref.npy")).unwrap();
+    assert!(expected.integers);
+    run_everywhere(&project, &[expected]);
+}

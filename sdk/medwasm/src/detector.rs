@@ -3,6 +3,7 @@
 use crate::error::Error;
 use crate::plan::PlanStorage;
 use crate::runtime::Runtime;
+use crate::view::View;
 
 /// What a detector concluded from one inference.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -42,7 +43,71 @@ impl<'r, 'm, 'a> Io<'r, 'm, 'a> {
     pub fn output_view(&self, i: usize) -> Result<crate::View<'r>, Error> {
         self.rt.output_view(i)
     }
+
+    /// Output `i`'s real values, whatever its element type: an f32 output's
+    /// elements, or an int8 output's (`cargo medwasm import --io int8`)
+    /// dequantized with its scale and zero point as TFLite's DEQUANTIZE does
+    /// (`scale · (q − zero_point)` in f32). What an `interpret` that should work
+    /// for both imports reads.
+    pub fn output_values(&self, i: usize) -> Result<Values<'r>, Error> {
+        let view = self.rt.output_view(i)?;
+        let scale_zero = match view {
+            View::F32(_) => (1.0, 0.0),
+            View::I8(_) => match self.rt.model().output(i)?.quant {
+                Some(q) => (q.scale, q.zero_point as f32),
+                // The loader refuses an int8 graph output without its quantization.
+                None => {
+                    return Err(crate::error::malformed(
+                        "int8 graph output without quantization",
+                        i,
+                    ));
+                }
+            },
+            other => {
+                return Err(Error::WrongDtype {
+                    output: true,
+                    index: i as u32,
+                    dtype: other.dtype(),
+                });
+            }
+        };
+        Ok(Values {
+            view,
+            scale_zero,
+            at: 0,
+        })
+    }
 }
+
+/// The real values of an output ([`Io::output_values`]).
+#[derive(Debug, Clone)]
+pub struct Values<'r> {
+    view: View<'r>,
+    /// Scale and zero point (1 and 0 for an f32 output).
+    scale_zero: (f32, f32),
+    at: usize,
+}
+
+impl Iterator for Values<'_> {
+    type Item = f32;
+
+    fn next(&mut self) -> Option<f32> {
+        let value = match self.view {
+            View::F32(s) => *s.get(self.at)?,
+            View::I8(s) => self.scale_zero.0 * (f32::from(*s.get(self.at)?) - self.scale_zero.1),
+            _ => return None,
+        };
+        self.at += 1;
+        Some(value)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.view.len().saturating_sub(self.at);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Values<'_> {}
 
 /// A detector: a model plus the interpretation of its outputs.
 ///
@@ -77,7 +142,8 @@ impl<D: Detector> crate::ops::OpSet for Linked<D> {
     const OPS: u64 = D::OPS;
 }
 
-/// Loads `D`'s model, prepares it into `plan` and `arena`, sets the inputs, runs,
+/// Loads `D`'s model, prepares it into `plan` and `arena`, sets the inputs (real
+/// values: an int8 input's are quantized, [`Runtime::set_input_values`]), runs,
 /// and interprets: the whole detector call for hosts that link the SDK natively
 /// (tests), e.g. with `AlignedBuf::zeroed(D::ARENA_BYTES)` and
 /// `PlanBuf::new(D::NODES, D::OPERANDS)`.
@@ -96,7 +162,7 @@ pub fn run_once<D: Detector>(
         });
     }
     for (i, data) in inputs.iter().enumerate() {
-        rt.set_input(i, data)?;
+        rt.set_input_values(i, data)?;
     }
     rt.run_in::<Linked<D>>()?;
     detector.interpret(&Io::new(&rt))

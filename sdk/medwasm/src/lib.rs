@@ -11,6 +11,7 @@ compile_error!("the medwasm model format is little-endian; big-endian targets ar
 mod cast;
 mod crc32;
 pub mod detector;
+pub mod dsp;
 mod error;
 pub mod format;
 pub mod glue;
@@ -29,7 +30,7 @@ mod aligned;
 #[cfg(feature = "std")]
 pub use aligned::AlignedBuf;
 pub use crc32::crc32;
-pub use detector::{Detector, Finding, Io, run_once};
+pub use detector::{Detector, Finding, Io, Values, run_once};
 pub use error::{Error, MessageSink, NAMES as ERROR_NAMES};
 pub use format::{DType, Quant};
 pub use model::{Model, NodeRecord, TensorInfo, TensorRecord};

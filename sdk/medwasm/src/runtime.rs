@@ -175,6 +175,47 @@ impl<'m, 'a> Runtime<'m, 'a> {
         Ok(())
     }
 
+    /// Copies real values into input `i`, whatever its element type: an f32 input
+    /// as [`Self::set_input`] does, an int8 one (`cargo medwasm import --io int8`)
+    /// quantized with its scale and zero point as TFLite's QUANTIZE does. NaN and
+    /// infinities are refused for both: an int8 input has no value for them.
+    pub fn set_input_values(&mut self, i: usize, data: &[f32]) -> Result<(), Error> {
+        let io = self.io(false, i)?;
+        if io.dtype == DType::F32 {
+            return self.set_input(i, data);
+        }
+        let quant = match (io.dtype, self.model.input(i)?.quant) {
+            (DType::I8, Some(q)) => q,
+            (dtype, _) => {
+                return Err(Error::WrongDtype {
+                    output: false,
+                    index: i as u32,
+                    dtype,
+                });
+            }
+        };
+        let expected = io.bytes as usize;
+        if data.len() != expected {
+            return Err(Error::InputLength {
+                input: i as u32,
+                expected,
+                actual: data.len(),
+            });
+        }
+        check_finite(i, data)?;
+        match self.input_view_mut(i)? {
+            ViewMut::I8(x) => {
+                crate::kernels::int8::quantize::quantize(quant.scale, quant.zero_point, data, x);
+                Ok(())
+            }
+            other => Err(Error::WrongDtype {
+                output: false,
+                index: i as u32,
+                dtype: other.dtype(),
+            }),
+        }
+    }
+
     /// Runs the plan on the current inputs. Refuses NaN or infinite inputs.
     pub fn run(&mut self) -> Result<(), Error> {
         self.run_in::<AllOps>()

@@ -4,6 +4,9 @@
 //! -p medwasm --features std`. The `mcu` module runs its kernel cases on a
 //! Cortex-M4 and a Cortex-M7 in QEMU (the DSP primitives).
 //!
+//! The DSP blocks have `dsp` (against `conformance/dsp/`: bit for bit against
+//! a float32 model of their arithmetic, within stated tolerances of scipy).
+//!
 //! The int8 kernels have their own modules: `fixed` (the fixed-point helpers
 //! against their definitions), `int8` (every int8 and hybrid operator on small
 //! blobs against expectations the test computes itself, from `refs`), `fast` (the
@@ -14,6 +17,8 @@
 //! `mcu` (native only: those cases on Cortex-M firmware in QEMU) and `link`
 //! (native only: which kernels a Cortex-M detector links, per operator set).
 
+#[path = "all/dsp.rs"]
+mod dsp;
 #[path = "all/fast.rs"]
 mod fast;
 #[path = "all/fixed.rs"]
@@ -1233,7 +1238,7 @@ fn a_plan_step_stays_small() {
 }
 
 /// A detector that only runs the model: for driving the glue directly.
-struct Probe;
+pub(crate) struct Probe;
 
 impl medwasm::Detector for Probe {
     const MODEL: &'static [u8] = &[];
@@ -1301,10 +1306,11 @@ fn the_detector_glue_refuses_what_the_loader_refuses() {
                 if code == 0 {
                     accepted += 1;
                     let x = glue.ptr(false, 0);
-                    if !x.is_null() {
-                        // SAFETY: input 0's buffer in the arena, `len(false, 0)` floats.
+                    if !x.is_null() && glue.dtype(false, 0) == 1 {
+                        // SAFETY: input 0's buffer in the arena, `len(false, 0)` f32
+                        // elements (dtype 1), 16-byte aligned.
                         let n = glue.len(false, 0) as usize;
-                        unsafe { core::slice::from_raw_parts_mut(x, n) }.fill(0.5);
+                        unsafe { core::slice::from_raw_parts_mut(x.cast::<f32>(), n) }.fill(0.5);
                     }
                     let _ = glue.run(&Probe);
                 }

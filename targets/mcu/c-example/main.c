@@ -5,8 +5,9 @@
  * in QEMU. The detector API is in the header; everything else here (semihosting
  * output, the start-up code in startup.c) stands in for your own firmware.
  *
- * It fills every input with 0.5, runs the detector once, and prints the finding
- * and output 0's first element as IEEE-754 bits (no printf: no libc needed). */
+ * It fills every input with 0.5 (64 for an int8 input), runs the detector once, and
+ * prints the finding and output 0's first element: IEEE-754 bits of a float, the
+ * value of an int8 (no printf: no libc needed). */
 
 #include <stdint.h>
 #include <string.h>
@@ -96,9 +97,16 @@ int main(void) {
         return fail("medwasm_init", code);
     }
     for (int32_t i = 0; i < medwasm_input_count(); i++) {
-        float *input = medwasm_input_ptr(i);
-        for (int32_t k = 0; k < medwasm_input_len(i); k++) {
-            input[k] = 0.5f;
+        if (medwasm_input_dtype(i) == MEDWASM_DTYPE_I8) {
+            int8_t *input = medwasm_input_ptr(i);
+            for (int32_t k = 0; k < medwasm_input_len(i); k++) {
+                input[k] = 64;
+            }
+        } else {
+            float *input = medwasm_input_ptr(i);
+            for (int32_t k = 0; k < medwasm_input_len(i); k++) {
+                input[k] = 0.5f;
+            }
         }
     }
     code = medwasm_run();
@@ -112,7 +120,12 @@ int main(void) {
     print(" alert ");
     print_int(medwasm_finding_alert());
     print("\noutput0[0] ");
-    print_hex(bits(medwasm_output_ptr(0)[0]));
+    if (medwasm_output_dtype(0) == MEDWASM_DTYPE_I8) {
+        print("int8 ");
+        print_int(((const int8_t *)medwasm_output_ptr(0))[0]);
+    } else {
+        print_hex(bits(((const float *)medwasm_output_ptr(0))[0]));
+    }
     print("\n");
     exit_qemu(1);
     return 0;

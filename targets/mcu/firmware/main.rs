@@ -2,13 +2,16 @@
 //! conformance vectors and a latency loop on the board and reports over semihosting.
 //!
 //! Protocol (host side: `cargo-medwasm/src/targets/mcu/qemu.rs`). The host puts the vectors
-//! in `medwasm-vectors.bin` in QEMU's working directory: a 16-byte header (`MWV1`,
+//! in `medwasm-vectors.bin` in QEMU's working directory: a 16-byte header (`MWV2`,
 //! vector count, timed runs, reserved; little-endian u32) and then, per vector, every
-//! input's f32 elements in order. The firmware reads each vector straight into the
-//! detector's input buffers, runs it and prints one line per fact on the semihosting
-//! stdout; every f32 goes out as its 8 hex digits of IEEE bits, so nothing is rounded.
+//! input's elements in order, in the element type the detector's ABI takes for it
+//! (`medwasm_input_dtype`: f32 little-endian, or int8 for a detector imported with
+//! `--io int8`). The firmware reads each vector straight into the detector's input
+//! buffers, runs it and prints one line per fact on the semihosting stdout; every
+//! output element goes out as the 8 hex digits of the IEEE bits of its f32 value (an
+//! int8 element's value is exact in f32), so nothing is rounded.
 //!
-//! Lines: `medwasm-firmware 2` (this protocol), `calibration <loops>`, `abi <v>`,
+//! Lines: `medwasm-firmware 3` (this protocol), `calibration <loops>`, `abi <v>`,
 //! `init <code>`, `io <inputs> <len>… <outputs> <len>…`, then per vector `vector <i> ok
 //! <score bits> <label> <alert>` and one `output <j> <bits>…` per output, or `vector <i>
 //! error <code>` and `message <text>`; then `stack <peak bytes>`, `timing <vector>
@@ -46,8 +49,10 @@ unsafe extern "C" {
     fn medwasm_output_count() -> i32;
     fn medwasm_input_len(i: i32) -> i32;
     fn medwasm_output_len(i: i32) -> i32;
-    fn medwasm_input_ptr(i: i32) -> *mut f32;
-    fn medwasm_output_ptr(i: i32) -> *mut f32;
+    fn medwasm_input_dtype(i: i32) -> i32;
+    fn medwasm_output_dtype(i: i32) -> i32;
+    fn medwasm_input_ptr(i: i32) -> *mut u8;
+    fn medwasm_output_ptr(i: i32) -> *mut u8;
     fn medwasm_run() -> i32;
     fn medwasm_finding_score() -> f32;
     fn medwasm_finding_label() -> i32;
@@ -57,7 +62,19 @@ unsafe extern "C" {
 }
 
 const VECTORS_FILE: &str = "medwasm-vectors.bin\0";
-const MAGIC: u32 = u32::from_le_bytes(*b"MWV1");
+const MAGIC: u32 = u32::from_le_bytes(*b"MWV2");
+/// `medwasm_input_dtype`/`medwasm_output_dtype` of an int8 tensor (f32 is 1).
+const DTYPE_I8: i32 = 2;
+
+/// Bytes of input `i` (its elements in the ABI's element type).
+fn input_bytes(i: i32) -> usize {
+    let len = unsafe { medwasm_input_len(i) }.max(0) as usize;
+    if unsafe { medwasm_input_dtype(i) } == DTYPE_I8 {
+        len
+    } else {
+        len * 4
+    }
+}
 const PAINT: u32 = 0xCCCC_CCCC;
 /// Iterations of the two-instruction calibration loop.
 const CALIBRATION_LOOPS: u32 = 100_000;
@@ -308,7 +325,7 @@ fn stack_used(top: usize) -> usize {
 
 #[entry]
 fn main() -> ! {
-    Line::new("medwasm-firmware 2").end();
+    Line::new("medwasm-firmware 3").end();
     calibrate();
     Line::new("calibration").dec(CALIBRATION_LOOPS).end();
     let abi = unsafe { medwasm_abi_version() };
@@ -345,18 +362,15 @@ fn main() -> ! {
         fail("medwasm-vectors.bin is shorter than its header");
     };
     if magic != MAGIC {
-        fail("medwasm-vectors.bin does not start with MWV1");
+        fail("medwasm-vectors.bin does not start with MWV2");
     }
-    let vector_bytes: usize = (0..n_in)
-        .map(|i| unsafe { medwasm_input_len(i) } as usize * 4)
-        .sum();
+    let vector_bytes: usize = (0..n_in).map(input_bytes).sum();
 
     let mut timed: Option<u32> = None;
     for v in 0..count {
         for i in 0..n_in {
-            let len = unsafe { medwasm_input_len(i) } as usize;
             let ptr = unsafe { medwasm_input_ptr(i) };
-            if !file.read_exact(ptr.cast(), len * 4) {
+            if !file.read_exact(ptr.cast(), input_bytes(i)) {
                 fail("medwasm-vectors.bin ends before its last vector");
             }
         }
@@ -377,12 +391,19 @@ fn main() -> ! {
             .int(unsafe { medwasm_finding_alert() })
             .end();
         for j in 0..n_out {
-            let len = unsafe { medwasm_output_len(j) } as usize;
+            let len = unsafe { medwasm_output_len(j) }.max(0) as usize;
             let ptr = unsafe { medwasm_output_ptr(j) };
+            let int8 = unsafe { medwasm_output_dtype(j) } == DTYPE_I8;
             let mut line = Line::new("output");
             line.int(j);
             for k in 0..len {
-                line.hex(unsafe { ptr.add(k).read() }.to_bits());
+                // SAFETY: the detector reported `len` elements of its dtype at `ptr`.
+                let value = if int8 {
+                    f32::from(unsafe { ptr.cast::<i8>().add(k).read() })
+                } else {
+                    unsafe { ptr.cast::<f32>().add(k).read() }
+                };
+                line.hex(value.to_bits());
             }
             line.end();
         }
@@ -396,9 +417,8 @@ fn main() -> ! {
             fail("cannot seek in medwasm-vectors.bin");
         }
         for i in 0..n_in {
-            let len = unsafe { medwasm_input_len(i) } as usize;
             let ptr = unsafe { medwasm_input_ptr(i) };
-            if !file.read_exact(ptr.cast(), len * 4) {
+            if !file.read_exact(ptr.cast(), input_bytes(i)) {
                 fail("medwasm-vectors.bin ends before its last vector");
             }
         }

@@ -3,8 +3,8 @@
 //! BatchNormalization, fuse bias adds and activations, put each Conv and pool in
 //! its kernel's layout (f32 NCHW, int8 NHWC) and lower f32 ops the runtime has no
 //! kernel for, requantize int8 values a data mover would otherwise mix, cancel
-//! Transposes that undo each other, make sure every graph output is computed, and
-//! drop dead nodes. Each pass works on any frontend's IR.
+//! Transposes that undo each other, fold Copy chains, make sure every graph output
+//! is computed, and drop dead nodes. Each pass works on any frontend's IR.
 
 use super::ir::Graph;
 
@@ -63,6 +63,12 @@ pub fn run(g: &mut Graph) -> Vec<String> {
         ));
     } else if removed > 0 {
         notes.push(format!("{removed} Transposes cancelled or became copies"));
+    }
+    let copies = cleanup::fold_copies(g);
+    if copies > 0 {
+        notes.push(format!(
+            "{copies} Copy nodes (reshapes) folded into their neighbours"
+        ));
     }
     cleanup::materialize_outputs(g);
     cleanup::drop_dead(g);

@@ -45,7 +45,14 @@ impl HarnessJob {
                 .cases
                 .iter()
                 .map(|c| HarnessCase {
-                    inputs: c.inputs.iter().map(|i| encode_f32(i)).collect(),
+                    // As the ABI takes them: an int8 input's (`--io int8`) int8
+                    // values, which the loader writes into its Int8Array.
+                    inputs: c
+                        .inputs
+                        .iter()
+                        .zip(&job.manifest.inputs)
+                        .map(|(i, spec)| encode_f32(&spec.to_abi(i)))
+                        .collect(),
                 })
                 .collect(),
             runs: job.runs,
@@ -145,9 +152,11 @@ impl HarnessResult {
                         label,
                         alert,
                     } => Ok(Inference {
+                        // An int8 output comes as its int8 values: real ones here.
                         outputs: outputs
                             .iter()
-                            .map(|o| decode_f32(o))
+                            .zip(&job.manifest.outputs)
+                            .map(|(o, spec)| decode_f32(o).map(|abi| spec.from_abi(abi)))
                             .collect::<Result<_>>()?,
                         finding: Finding {
                             score: match decode_f32(&score)?.as_slice() {

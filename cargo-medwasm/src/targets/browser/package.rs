@@ -63,6 +63,52 @@ fn stem(wasm_file: &Path) -> Result<String> {
         })
 }
 
+/// The `Inputs` and `Outputs` tuple types of the `.d.ts`: this detector's tensors
+/// in order, each with its name, element type, shape and, for an int8 one (`--io
+/// int8`), the scale and zero point that give its real values.
+fn dts_io(manifest: &crate::manifest::Manifest) -> String {
+    let entry = |t: &crate::manifest::TensorSpec, ty: &str| {
+        let quant = match t.abi_int8() {
+            Some(q) => format!(": real = {} · (q − ({}))", q.scale, q.zero_point),
+            None => String::new(),
+        };
+        // The name is the model's: keep a `*/` in it from ending the comment.
+        let name = t.name.replace("*/", "* /");
+        format!(
+            "  /** `{name}`, {} {:?}{quant} */ {ty},\n",
+            if t.abi_int8().is_some() {
+                "int8"
+            } else {
+                "f32"
+            },
+            t.shape
+        )
+    };
+    let mut s = String::from("/** This detector's inputs, in order. */\nexport type Inputs = [\n");
+    for t in &manifest.inputs {
+        s += &entry(
+            t,
+            if t.abi_int8().is_some() {
+                "Int8Input"
+            } else {
+                "Input"
+            },
+        );
+    }
+    s += "];\n/** This detector's outputs, in order. */\nexport type Outputs = [\n";
+    for t in &manifest.outputs {
+        s += &entry(
+            t,
+            if t.abi_int8().is_some() {
+                "Int8Array"
+            } else {
+                "Float32Array"
+            },
+        );
+    }
+    s + "];"
+}
+
 /// Path of the loader beside the package's `.wasm`.
 pub fn module_file(wasm_file: &Path) -> Result<PathBuf> {
     Ok(wasm_file.with_file_name(format!("{}.js", stem(wasm_file)?)))
@@ -96,7 +142,8 @@ pub fn write_package(project: &Project, wasm_file: &Path, embedded: &Embedded) -
         .replace("__MANIFEST__", &manifest);
     let dts = LOADER_DTS
         .replace("__NAME__", &name)
-        .replace("__TOOL__", &tool);
+        .replace("__TOOL__", &tool)
+        .replace("__IO__", &dts_io(&embedded.manifest));
 
     write(&dir.join(format!("{name}.js")), js.as_bytes())?;
     write(&dir.join(format!("{name}.d.ts")), dts.as_bytes())?;
@@ -252,7 +299,7 @@ mod tests {
         ] {
             assert!(LOADER_JS.contains(placeholder), "{placeholder}");
         }
-        assert!(LOADER_DTS.contains("__NAME__"));
+        assert!(LOADER_DTS.contains("__NAME__") && LOADER_DTS.contains("__IO__"));
         assert!(gzip_len(&[0; 10_000]).unwrap() < 100);
     }
 }

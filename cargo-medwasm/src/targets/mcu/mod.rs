@@ -220,7 +220,7 @@ pub fn build(project: &Project, release: bool, ui: &Ui) -> Result<BuildOutput> {
     match stored_vectors(project, &embedded.manifest)? {
         Some(cases) => {
             let runs = project.runs(None)?;
-            let bytes = crate::vectors::encode_binary(&cases, runs);
+            let bytes = crate::vectors::encode_binary(&embedded.manifest.inputs, &cases, runs);
             write_if_changed(&dir.join(VECTORS_FILE), &bytes)?;
         }
         None => ui.note(format!(
@@ -321,8 +321,9 @@ fn header(crate_name: &str, manifest: &Manifest) -> String {
             }
         })
         .collect();
-    let mut tensors =
-        String::from("/* The model's tensors (float elements), as the manifest lists them. */\n");
+    let mut tensors = String::from(
+        "/* The model's tensors, as the manifest lists them: element count, C element type\n * and, for an int8 one, the scale and zero point of its real values. */\n",
+    );
     for (kind, list) in [("INPUT", &manifest.inputs), ("OUTPUT", &manifest.outputs)] {
         for (i, t) in list.iter().enumerate() {
             tensors.push_str(&format!(
@@ -331,6 +332,13 @@ fn header(crate_name: &str, manifest: &Manifest) -> String {
                 t.name.replace("*/", "* /"),
                 t.shape
             ));
+            match t.abi_int8() {
+                Some(q) => tensors.push_str(&format!(
+                    "#define {upper}_{kind}_{i}_TYPE int8_t\n#define {upper}_{kind}_{i}_SCALE {:?}f\n#define {upper}_{kind}_{i}_ZERO_POINT ({})\n",
+                    q.scale, q.zero_point
+                )),
+                None => tensors.push_str(&format!("#define {upper}_{kind}_{i}_TYPE float\n")),
+            }
         }
     }
     tensors.push_str(&format!(

@@ -33,7 +33,7 @@ pub const QEMU: &str = "qemu-system-arm";
 pub const COUNTING: &str = "a QEMU TCG plugin counts every executed instruction exactly: instructions, not cycles (no pipeline, wait-state or cache model)";
 
 /// The version of the firmware's report this runner reads.
-const FIRMWARE_PROTOCOL: u32 = 2;
+const FIRMWARE_PROTOCOL: u32 = 3;
 
 /// Longest a firmware run may take before it is killed as hung.
 const TIMEOUT: Duration = Duration::from_secs(900);
@@ -136,8 +136,11 @@ pub fn execute(job: &Job<'_>, progress: &mut dyn FnMut(Progress)) -> Result<Exec
     std::fs::create_dir_all(&work)
         .with_context(|| format!("cannot create `{}`", work.display()))?;
     let cases: Vec<Vec<Vec<f32>>> = job.cases.iter().map(|c| c.inputs.clone()).collect();
-    std::fs::write(work.join(VECTORS_FILE), encode_binary(&cases, job.runs))
-        .with_context(|| format!("cannot write the test vectors into `{}`", work.display()))?;
+    std::fs::write(
+        work.join(VECTORS_FILE),
+        encode_binary(&job.manifest.inputs, &cases, job.runs),
+    )
+    .with_context(|| format!("cannot write the test vectors into `{}`", work.display()))?;
     // A count file left by an earlier run must not pass for this run's.
     let counts_path = work.join(COUNTS_FILE);
     match std::fs::remove_file(&counts_path) {
@@ -416,7 +419,8 @@ fn parse(stdout: &str, manifest: &Manifest) -> Result<Run> {
                                 .with_context(|| {
                                     format!("bad f32 bits in output {j} of vector {index}")
                                 })?;
-                            outputs.push(values);
+                            // An int8 output (`--io int8`) comes as its int8 values.
+                            outputs.push(manifest.outputs[j].from_abi(values));
                         }
                         outcomes.push(Ok(Inference { outputs, finding }));
                     }
@@ -511,7 +515,7 @@ mod tests {
 
     #[test]
     fn parses_the_firmware_protocol() {
-        let out = "medwasm-firmware 2\ncalibration 100000\nabi 1\ninit 0\nio 1 2 2 2 1\n\
+        let out = "medwasm-firmware 3\ncalibration 100000\nabi 2\ninit 0\nio 1 2 2 2 1\n\
             vector 0 ok 3f800000 1 1\noutput 0 3f800000 c0000000\noutput 1 3f800000\n\
             vector 1 error 11\nmessage input 0 element 1 is NaN or infinite\n\
             stack 1234\ntiming 0 10\ndone\n";
@@ -532,10 +536,10 @@ mod tests {
     #[test]
     fn refuses_a_report_that_does_not_fit() {
         let err = |out: &str| format!("{:#}", parse(out, &manifest()).unwrap_err());
-        assert!(err("abi 1\ninit 0\nio 1 3 2 2 1\ndone\n").contains("differ from the manifest"));
-        assert!(err("abi 2\n").contains("ABI version 2"));
+        assert!(err("abi 2\ninit 0\nio 1 3 2 2 1\ndone\n").contains("differ from the manifest"));
+        assert!(err("abi 1\n").contains("ABI version 1"));
         assert!(err("init 6\nmessage arena too small\n").contains("`ArenaTooSmall`"));
-        assert!(err("abi 1\ninit 0\nstack 4\n").contains("before reporting `done`"));
+        assert!(err("abi 2\ninit 0\nstack 4\n").contains("before reporting `done`"));
         assert!(err("fatal cannot open medwasm-vectors.bin\n").contains("cannot open"));
         assert!(err("vector 0 ok 3f800000 0 0\noutput 1 00\n").contains("expected output 0"));
         // A firmware of the SysTick era, benched with `--artifact`.
@@ -544,9 +548,9 @@ mod tests {
         assert!(err("vector 0 error 11\ntiming 0 5\n").contains("timed vector 0"));
         // Complete but for the line that ties the outputs to this detector.
         let rest = "init 0\nstack 4\ncalibration 100000\ndone\n";
-        assert!(err(&format!("abi 1\n{rest}")).contains("no `io` line"));
+        assert!(err(&format!("abi 2\n{rest}")).contains("no `io` line"));
         assert!(err(&format!("io 1 2 2 2 1\n{rest}")).contains("no `abi` line"));
-        let no_init = "abi 1\nio 1 2 2 2 1\nstack 4\ncalibration 100000\ndone\n";
+        let no_init = "abi 2\nio 1 2 2 2 1\nstack 4\ncalibration 100000\ndone\n";
         assert!(err(no_init).contains("no `medwasm_init`"));
     }
 }

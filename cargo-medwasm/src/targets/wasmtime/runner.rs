@@ -199,12 +199,26 @@ fn wasm_error(err: wasmtime::Error) -> anyhow::Error {
     anyhow!("{err:#}")
 }
 
-/// Where one tensor lives in linear memory.
-#[derive(Debug, Clone, Copy)]
+/// Where one tensor lives in linear memory, and what it is.
+#[derive(Debug, Clone)]
 struct Region {
     ptr: usize,
     len: usize,
+    /// Its manifest entry: an int8 tensor (`--io int8`) is written and read as its
+    /// int8 values, one byte each, and converted from and to real values.
+    spec: TensorSpec,
 }
+
+impl Region {
+    /// Bytes per element at the ABI.
+    fn element_bytes(&self) -> usize {
+        if self.spec.abi_int8().is_some() { 1 } else { 4 }
+    }
+}
+
+/// `medwasm_<kind>_dtype` codes (the model format's `DType`).
+const DTYPE_F32: i32 = 1;
+const DTYPE_I8: i32 = 2;
 
 /// One initialized detector instance with its ABI exports resolved.
 struct Detector {
@@ -293,6 +307,8 @@ impl Detector {
         let len: TypedFunc<i32, i32> = export(instance, &mut *store, &len_fn)?;
         let ptr_fn = format!("medwasm_{kind}_ptr");
         let ptr: TypedFunc<i32, i32> = export(instance, &mut *store, &ptr_fn)?;
+        let dtype_fn = format!("medwasm_{kind}_dtype");
+        let dtype: TypedFunc<i32, i32> = export(instance, &mut *store, &dtype_fn)?;
         let stale = "the artifact and `model/manifest.json` disagree: run `cargo medwasm build` again after `cargo medwasm import`";
 
         let got = call(&count, &mut *store, &count_fn)?;
@@ -318,6 +334,28 @@ impl Detector {
                     spec.len()
                 );
             }
+            let got_dtype = dtype
+                .call(&mut *store, index)
+                .map_err(wasm_error)
+                .with_context(|| format!("`{dtype_fn}({i})` trapped"))?;
+            let want_dtype = if spec.abi_int8().is_some() {
+                DTYPE_I8
+            } else {
+                DTYPE_F32
+            };
+            if got_dtype != want_dtype {
+                let name = |code| match code {
+                    DTYPE_F32 => "f32".to_string(),
+                    DTYPE_I8 => "int8".to_string(),
+                    other => format!("element type {other}"),
+                };
+                bail!(
+                    "the detector's {kind} {i} (`{}`) holds {} but the manifest says {}; {stale}",
+                    spec.name,
+                    name(got_dtype),
+                    name(want_dtype)
+                );
+            }
             let got_ptr = ptr
                 .call(&mut *store, index)
                 .map_err(wasm_error)
@@ -325,8 +363,9 @@ impl Detector {
             let region = Region {
                 ptr: got_ptr as u32 as usize,
                 len: spec.len(),
+                spec: spec.clone(),
             };
-            let end = region.ptr.checked_add(region.len * 4);
+            let end = region.ptr.checked_add(region.len * region.element_bytes());
             if got_ptr == 0 || end.is_none_or(|end| end > memory_bytes) {
                 bail!(
                     "the detector places {kind} {i} (`{}`) at {got_ptr}, outside its {memory_bytes}-byte memory; this is a bug in the medwasm SDK, please report it at {}",
@@ -339,7 +378,8 @@ impl Detector {
         Ok(regions)
     }
 
-    /// Writes `inputs` (one slice per model input) as little-endian f32.
+    /// Writes `inputs` (one slice per model input, real values) as the ABI takes
+    /// them: little-endian f32, or an int8 input's int8 values.
     fn write_inputs(&mut self, inputs: &[Vec<f32>]) -> Result<()> {
         if inputs.len() != self.inputs.len() {
             bail!(
@@ -358,7 +398,15 @@ impl Detector {
                     env!("CARGO_PKG_REPOSITORY")
                 );
             }
-            let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let bytes: Vec<u8> = match region.spec.abi_int8() {
+                Some(_) => region
+                    .spec
+                    .to_abi(data)
+                    .iter()
+                    .map(|&q| q as i8 as u8)
+                    .collect(),
+                None => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            };
             self.memory
                 .write(&mut self.store, region.ptr, &bytes)
                 .with_context(|| format!("cannot write input {i} into the detector's memory"))?;
@@ -390,16 +438,18 @@ impl Detector {
         }
         let mut outputs = Vec::with_capacity(self.outputs.len());
         for (j, region) in self.outputs.iter().enumerate() {
-            let mut bytes = vec![0u8; region.len * 4];
+            let mut bytes = vec![0u8; region.len * region.element_bytes()];
             self.memory
                 .read(&self.store, region.ptr, &mut bytes)
                 .with_context(|| format!("cannot read output {j} from the detector's memory"))?;
-            outputs.push(
-                bytes
+            let abi: Vec<f32> = match region.spec.abi_int8() {
+                Some(_) => bytes.iter().map(|&b| f32::from(b as i8)).collect(),
+                None => bytes
                     .chunks_exact(4)
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                     .collect(),
-            );
+            };
+            outputs.push(region.spec.from_abi(abi));
         }
         let finding = Finding {
             score: call(&self.score, &mut self.store, "medwasm_finding_score")?,
@@ -597,6 +647,8 @@ mod tests {
         indexed(&mut m, "medwasm_output_len", N, -1);
         indexed(&mut m, "medwasm_input_ptr", IN, 0);
         indexed(&mut m, "medwasm_output_ptr", OUT, 0);
+        indexed(&mut m, "medwasm_input_dtype", DTYPE_F32, -1);
+        indexed(&mut m, "medwasm_output_dtype", DTYPE_F32, -1);
 
         let mut init = FunctionBuilder::new(&mut m.types, &[], &[I32]);
         init.func_body()
@@ -743,7 +795,7 @@ mod tests {
             case([-200.0, 0.0, 0.0, 0.0]),
             case([-1.0, -1.0, -1.0, -1.0]),
         ];
-        let (result, events) = execute(&fixture(1, N), &cases, 25);
+        let (result, events) = execute(&fixture(ABI_VERSION, N), &cases, 25);
         let execution = result.expect("the fixture follows the ABI");
 
         let Ok(first) = &execution.outcomes[0] else {
@@ -774,7 +826,7 @@ mod tests {
         // fixture's four multiplies per run.
         let ops = execution.latency.wasm_ops.expect("counted under Wasmtime");
         assert!(ops > 4, "{ops}");
-        let (again, _) = execute(&fixture(1, N), &cases, 3);
+        let (again, _) = execute(&fixture(ABI_VERSION, N), &cases, 3);
         assert_eq!(again.unwrap().latency.wasm_ops, Some(ops));
         // The vector after a trap runs on a fresh instance and succeeds.
         let Ok(last) = &execution.outcomes[3] else {
@@ -844,7 +896,7 @@ mod tests {
     #[test]
     fn all_passing_vectors_pass_the_target() {
         let cases = vec![case([0.5, 0.25, 0.0, -1.0]), case([3.0, 3.0, 3.0, 3.0])];
-        let (result, _) = execute(&fixture(1, N), &cases, 5);
+        let (result, _) = execute(&fixture(ABI_VERSION, N), &cases, 5);
         let execution = result.expect("the fixture follows the ABI");
         let manifest = manifest();
         let job = Job {
@@ -870,7 +922,7 @@ mod tests {
     #[test]
     fn only_error_vectors_skip_latency() {
         let cases = vec![case([f32::INFINITY, 0.0, 0.0, 0.0])];
-        let (result, _) = execute(&fixture(1, N), &cases, 5);
+        let (result, _) = execute(&fixture(ABI_VERSION, N), &cases, 5);
         let execution = result.expect("a detector error is a row, not a failure");
         assert!(execution.outcomes[0].is_err());
         assert_eq!(execution.latency.runs, 0);
@@ -879,14 +931,17 @@ mod tests {
 
     #[test]
     fn rejects_another_abi_version() {
-        let (result, _) = execute(&fixture(2, N), &[case([0.0; 4])], 1);
-        let err = format!("{:#}", result.expect_err("ABI 2 must be refused"));
-        assert!(err.contains("ABI version 2"), "{err}");
+        let (result, _) = execute(&fixture(ABI_VERSION + 1, N), &[case([0.0; 4])], 1);
+        let err = format!("{:#}", result.expect_err("another ABI must be refused"));
+        assert!(
+            err.contains(&format!("ABI version {}", ABI_VERSION + 1)),
+            "{err}"
+        );
     }
 
     #[test]
     fn rejects_a_detector_that_disagrees_with_the_manifest() {
-        let (result, _) = execute(&fixture(1, N + 1), &[case([0.0; 4])], 1);
+        let (result, _) = execute(&fixture(ABI_VERSION, N + 1), &[case([0.0; 4])], 1);
         let err = format!("{:#}", result.expect_err("input length 5 must be refused"));
         assert!(
             err.contains("input 0 (`x`) has 5 elements but the manifest says [1, 4]"),

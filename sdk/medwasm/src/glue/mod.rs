@@ -18,8 +18,9 @@ mod panic_wasm;
 #[cfg(all(not(feature = "std"), target_arch = "wasm32", target_os = "wasi"))]
 mod memcmp_wasi;
 
-/// Version of the exported ABI.
-pub const ABI_VERSION: i32 = 1;
+/// Version of the exported ABI: 2 added `medwasm_input_dtype`/`medwasm_output_dtype`
+/// and int8 graph inputs and outputs (`cargo medwasm import --io int8`).
+pub const ABI_VERSION: i32 = 2;
 
 const ERR_CAP: usize = 256;
 
@@ -145,34 +146,43 @@ impl Glue {
 
     /// Elements of input or output `i`; -1 when out of range or before init.
     pub fn len(&self, output: bool, i: i32) -> i32 {
-        let Some(rt) = &self.rt else { return -1 };
-        if i < 0 {
-            return -1;
-        }
-        // From the plan's spans, like `ptr`: no tensor record is decoded again.
-        let data = if output {
-            rt.output(i as usize)
-        } else {
-            rt.input(i as usize)
-        };
-        data.map(|d| d.len() as i32).unwrap_or(-1)
+        self.view(output, i).map(|v| v.len() as i32).unwrap_or(-1)
     }
 
-    /// Address of input or output `i`; null when out of range or before init.
-    pub fn ptr(&mut self, output: bool, i: i32) -> *mut f32 {
+    /// Element type of input or output `i` as its model-format code (1 = f32, 2 =
+    /// i8: [`crate::format::DType`]); -1 when out of range or before init.
+    pub fn dtype(&self, output: bool, i: i32) -> i32 {
+        self.view(output, i).map(|v| v.dtype() as i32).unwrap_or(-1)
+    }
+
+    /// Input or output `i`, from the plan's spans like `ptr` (no tensor record is
+    /// decoded again).
+    fn view(&self, output: bool, i: i32) -> Option<crate::View<'_>> {
+        let rt = self.rt.as_ref()?;
+        let i = usize::try_from(i).ok()?;
+        if output {
+            rt.output_view(i).ok()
+        } else {
+            rt.input_view(i).ok()
+        }
+    }
+
+    /// Address of input or output `i`, whatever its element type; null when out of
+    /// range or before init.
+    pub fn ptr(&mut self, output: bool, i: i32) -> *mut u8 {
         let Some(rt) = &mut self.rt else {
             return core::ptr::null_mut();
         };
-        if i < 0 {
+        let Ok(i) = usize::try_from(i) else {
             return core::ptr::null_mut();
-        }
+        };
         if output {
-            rt.output(i as usize)
-                .map(|s| s.as_ptr() as *mut f32)
+            rt.output_view(i)
+                .map(|v| v.bytes().as_ptr() as *mut u8)
                 .unwrap_or(core::ptr::null_mut())
         } else {
-            rt.input_mut(i as usize)
-                .map(|s| s.as_mut_ptr())
+            rt.input_view_mut(i)
+                .map(|v| v.bytes().as_mut_ptr())
                 .unwrap_or(core::ptr::null_mut())
         }
     }
@@ -267,12 +277,22 @@ macro_rules! export_detector {
             }
 
             #[unsafe(no_mangle)]
-            pub extern "C" fn medwasm_input_ptr(i: i32) -> *mut f32 {
+            pub extern "C" fn medwasm_input_dtype(i: i32) -> i32 {
+                glue().dtype(false, i)
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_output_dtype(i: i32) -> i32 {
+                glue().dtype(true, i)
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn medwasm_input_ptr(i: i32) -> *mut u8 {
                 glue().ptr(false, i)
             }
 
             #[unsafe(no_mangle)]
-            pub extern "C" fn medwasm_output_ptr(i: i32) -> *mut f32 {
+            pub extern "C" fn medwasm_output_ptr(i: i32) -> *mut u8 {
                 glue().ptr(true, i)
             }
 

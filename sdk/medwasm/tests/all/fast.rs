@@ -14,10 +14,11 @@ use super::refs::quantize_multiplier;
 use super::{Graph, Rng};
 use medwasm::format::{NO_TENSOR, OpCode};
 use medwasm::kernels::conv::Geometry;
-use medwasm::kernels::int8::acc::{Best, Blocked, Reference, Sums};
+use medwasm::kernels::int8::acc::{Blocked, Reference, Sums};
 use medwasm::kernels::int8::conv::{Requant, conv, conv_ref, depthwise, depthwise_ref};
+use medwasm::kernels::int8::fast::{Best, Fast};
 use medwasm::kernels::int8::fc::{FcScales, fully_connected, fully_connected_ref};
-use medwasm::kernels::int8::mac::{Fast, Mac, Scalar};
+use medwasm::kernels::int8::mac::{Mac, Scalar};
 
 /// A one-input, one-output blob with the output it must give, for the firmware.
 #[derive(Debug, Clone)]

@@ -5,11 +5,11 @@
 
 use super::int8::{Data, Win, hard_swish_params, lut, run, softmax_params};
 use super::refs::quantize_multiplier;
-use super::{Graph, Rng, run_by_prepare};
+use super::{Graph, Probe, Rng, run_by_prepare};
 use medwasm::format::{DType, NO_TENSOR, OpCode, TensorSpec};
 use medwasm::kernels::act::Act;
 use medwasm::ops::{OpSet, op_bit};
-use medwasm::{AlignedBuf, Error, Model, PlanBuf, Runtime};
+use medwasm::{AlignedBuf, Error, Model, PlanBuf, PlanSize, Runtime};
 
 fn words(v: &[i32]) -> Vec<u32> {
     v.iter().map(|&x| x as u32).collect()
@@ -942,6 +942,46 @@ fn int8_graph_inputs_are_read_and_written_through_typed_views() {
     rt.run().unwrap();
     // 0.1/0.2 = 0.5: 1, 2, -3, 50, then + 5.
     assert_eq!(rt.output_view(0).unwrap().i8().unwrap(), [6, 7, 2, 55]);
+}
+
+/// The exported ABI (version 2) over an int8-I/O model: the glue reports each
+/// tensor's element type (2 = i8) and its element count, and its pointers address
+/// int8 bytes a host writes and reads directly.
+#[test]
+fn the_glue_exports_int8_inputs_and_outputs_with_their_dtype() {
+    assert_eq!(medwasm::glue::ABI_VERSION, 2);
+    // The glue holds `'static` storage, as a detector's statics are.
+    let blob: &'static [u8] =
+        Box::leak(Box::new(AlignedBuf::from_bytes(&requant_blob()))).as_slice();
+    let model = Model::load(blob).unwrap();
+    let (size, arena_bytes) = (PlanSize::of(&model), model.arena_bytes());
+    let arena: &'static mut AlignedBuf = Box::leak(Box::new(AlignedBuf::zeroed(arena_bytes)));
+    let plan: &'static mut PlanBuf = Box::leak(Box::new(PlanBuf::new(size.steps, size.operands)));
+    let mut glue = medwasm::glue::Glue::new();
+    assert_eq!(glue.dtype(false, 0), -1, "before init");
+    assert_eq!(
+        glue.init(blob, || (arena.as_mut_slice(), plan.storage())),
+        0
+    );
+    assert_eq!((glue.dtype(false, 0), glue.dtype(true, 0)), (2, 2));
+    assert_eq!((glue.len(false, 0), glue.len(true, 0)), (4, 4));
+    assert_eq!((glue.dtype(false, 1), glue.dtype(true, -1)), (-1, -1));
+    assert!(glue.ptr(false, 1).is_null());
+    let x = glue.ptr(false, 0);
+    // SAFETY: input 0 is 4 int8 elements at `x`, in the glue's arena.
+    unsafe { core::slice::from_raw_parts_mut(x.cast::<i8>(), 4) }.copy_from_slice(&[2, 4, -6, 100]);
+    assert_eq!(
+        glue.run(&Probe),
+        0,
+        "{:?}",
+        core::str::from_utf8(glue.error())
+    );
+    let y = glue.ptr(true, 0);
+    // SAFETY: output 0 is 4 int8 elements at `y`.
+    assert_eq!(
+        unsafe { core::slice::from_raw_parts(y.cast::<i8>(), 4) },
+        [6, 7, 2, 55]
+    );
 }
 
 /// Hostile v2 blobs: random byte changes with the checksum recomputed, on the

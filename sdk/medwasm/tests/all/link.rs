@@ -18,8 +18,9 @@ fn in_ci() -> bool {
 
 const TARGET: &str = "thumbv7em-none-eabihf";
 
-/// A detector crate whose `OPS` is the expression `ops`.
-fn firmware_source(ops: &str) -> String {
+/// A detector crate whose `OPS` is the expression `ops` and whose `interpret`
+/// returns the expression `score` (an f32).
+fn firmware_source(ops: &str, score: &str) -> String {
     format!(
         r#"#![no_std]
 #![no_main]
@@ -37,7 +38,7 @@ impl medwasm::Detector for Probe {{
     const OPS: u64 = {ops};
 
     fn interpret(&self, _: &medwasm::Io<'_, '_, '_>) -> Result<medwasm::Finding, medwasm::Error> {{
-        Ok(medwasm::Finding::default())
+        Ok(medwasm::Finding {{ score: {score}, ..Default::default() }})
     }}
 }}
 
@@ -108,7 +109,12 @@ fn elf_symbols(elf: &[u8]) -> (Vec<String>, usize) {
 
 /// Builds the firmware for `ops` in `dir` and returns its symbols and text size.
 fn build(dir: &Path, target_dir: &Path, ops: &str) -> (Vec<String>, usize) {
-    std::fs::write(dir.join("src/main.rs"), firmware_source(ops)).unwrap();
+    build_scoring(dir, target_dir, ops, "0.0")
+}
+
+/// As `build`, with `interpret` returning `score`.
+fn build_scoring(dir: &Path, target_dir: &Path, ops: &str, score: &str) -> (Vec<String>, usize) {
+    std::fs::write(dir.join("src/main.rs"), firmware_source(ops, score)).unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args(["build", "--release", "--offline", "--target", TARGET])
@@ -201,7 +207,43 @@ opt-level = "s"
         &target_dir,
         &format!("{kws} | {f32_ops} | op_bit(OpCode::Conv)"),
     );
+    // A detector that filters with a designed Butterworth band-pass; the rate goes
+    // through `black_box` so the design is not folded away at compile time.
+    let dsp_score = "{ use medwasm::dsp::{Band, Butterworth, SosFilter}; \
+        let spec = Butterworth { band: Band::BandPass { low_hz: 5.0, high_hz: 15.0 }, order: 2, \
+        fs_hz: core::hint::black_box(360.0) }; \
+        match SosFilter::<2>::butterworth(&spec) { Ok(mut f) => f.push(core::hint::black_box(1.0)), Err(_) => -1.0 } }";
+    let (dsp_syms, dsp_text) = build_scoring(&dir, &target_dir, f32_ops, dsp_score);
+    // The same filter from coefficients designed elsewhere (on the host at build
+    // time): no f64 design, no `libm` trigonometry.
+    let sos_score = "{ let sos = core::hint::black_box([[0.0068f32, 0.0135, 0.0068, 1.0, -1.79, 0.84], \
+        [1.0, -2.0, 1.0, 1.0, -1.92, 0.93]]); \
+        match medwasm::dsp::SosFilter::<2>::new(&sos) { Ok(mut f) => f.push(core::hint::black_box(1.0)), Err(_) => -1.0 } }";
+    let (sos_syms, sos_text) = build_scoring(&dir, &target_dir, f32_ops, sos_score);
     let _ = std::fs::remove_dir_all(&dir);
+
+    // The DSP blocks are linked only by a detector that uses them.
+    let dsp = "7medwasm3dsp";
+    assert!(has(&dsp_syms, dsp), "the DSP probe links no DSP code");
+    assert!(
+        !has(&sos_syms, "6design"),
+        "a filter from given coefficients links the design"
+    );
+    assert!(
+        sos_text < dsp_text,
+        "from coefficients {sos_text}, designed {dsp_text}"
+    );
+    for (what, syms) in [
+        ("f32", &f32_syms),
+        ("int8", &kws_syms),
+        ("mixed", &mixed_syms),
+    ] {
+        assert!(!has(syms, dsp), "the {what} detector links DSP code");
+    }
+    assert!(
+        dsp_text > f32_text + 1_000,
+        "f32 {f32_text}, with a Butterworth filter {dsp_text}"
+    );
 
     // The symbols are there when the operators are (so their absence means something).
     assert!(has(&f32_syms, gemm) && has(&mixed_syms, int8_kernel) && has(&kws_f32_syms, f32_conv));
@@ -225,6 +267,7 @@ opt-level = "s"
     );
     eprintln!(
         "{TARGET} .text: f32 (Gemm, Binary) {f32_text} B, + every int8 op {mixed_text} B; \
-         kws_int8's ops {kws_text} B, + Gemm, Binary, Conv {kws_f32_text} B"
+         kws_int8's ops {kws_text} B, + Gemm, Binary, Conv {kws_f32_text} B; \
+         f32 + a designed Butterworth band-pass {dsp_text} B, + the same from coefficients {sos_text} B"
     );
 }

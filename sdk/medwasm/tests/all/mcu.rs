@@ -4,7 +4,9 @@
 //! (by the reference kernels, LiteRT, or this build's runtime for the stacks),
 //! are compiled into a small `no_std` firmware (`tests/mcu-battery`) that runs
 //! each with the kernels it builds for `thumbv7em` — the DSP ones — and reports
-//! every output that differs by a single bit. The firmware's runs are counted to
+//! every output that differs by a single bit. It also runs the DSP blocks'
+//! cases (`dsp::mcu_bundle`: every block, and Butterworth designs in software f64)
+//! and reports the CRC-32 of each output, which must be the host's. The firmware's runs are counted to
 //! the instruction by the project's QEMU plugin (`targets/mcu/qemu-plugin`), after
 //! the same calibration `bench --target mcu` checks.
 //!
@@ -101,7 +103,13 @@ fn bundle(cases: &[BlobCase]) -> Vec<u8> {
 }
 
 /// Builds the firmware for `cpu` with `cases_file` compiled in; returns the ELF.
-fn firmware(base: &Path, cpu: &str, reference: bool, cases_file: &Path) -> PathBuf {
+fn firmware(
+    base: &Path,
+    cpu: &str,
+    reference: bool,
+    cases_file: &Path,
+    dsp_file: &Path,
+) -> PathBuf {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcu-battery");
     let kind = if reference { "-reference" } else { "" };
     let target_dir = base.join(format!("mcu-battery-{cpu}{kind}"));
@@ -125,6 +133,7 @@ fn firmware(base: &Path, cpu: &str, reference: bool, cases_file: &Path) -> PathB
         .env("RUSTFLAGS", &flags)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env("MEDWASM_MCU_CASES", cases_file)
+        .env("MEDWASM_MCU_DSP", dsp_file)
         .output()
         .unwrap();
     assert!(
@@ -265,8 +274,9 @@ fn qemu(elf: &Path, machine: &str, library: &Path, dir: &Path) -> (Vec<String>, 
     (lines, counts, status.success())
 }
 
-/// Per case: whether it passed and its instructions (the run alone). `kernels`:
-/// the int8 sums the firmware must report it runs.
+/// Per case: whether it passed and its instructions (the run alone); per DSP
+/// record, its instructions. `kernels`: the int8 sums the firmware must report it
+/// runs.
 fn run_battery(
     elf: &Path,
     machine: &str,
@@ -274,7 +284,8 @@ fn run_battery(
     library: &Path,
     dir: &Path,
     cases: &[BlobCase],
-) -> Vec<(bool, Option<u64>)> {
+    dsp: &[(String, u32, usize)],
+) -> (Vec<(bool, Option<u64>)>, Vec<u64>) {
     let (lines, counts, exited_ok) = qemu(elf, machine, library, dir);
     let report = lines.join("\n");
     assert_eq!(
@@ -313,6 +324,8 @@ fn run_battery(
             if ran { counted.next() } else { None },
         ));
     }
+    // Then one section per DSP record, its markers (2) around the block's work.
+    let dsp_counts: Vec<u64> = counted.by_ref().take(dsp.len()).map(|n| n + 1).collect();
     assert_eq!(counted.next(), None, "more counted sections than runs");
     let failed: Vec<String> = lines
         .iter()
@@ -322,12 +335,26 @@ fn run_battery(
             format!("{l} ({})", cases[i].name)
         })
         .collect();
+    // The DSP blocks: the CRC-32 of each output, as this machine computed it.
+    let mut failed = failed;
+    assert_eq!(
+        dsp_counts.len(),
+        dsp.len(),
+        "a counted section per DSP record"
+    );
+    for (i, (name, crc, _)) in dsp.iter().enumerate() {
+        let want = format!("dsp {i} {crc:08x}");
+        if !lines.contains(&want) {
+            let got = lines.iter().find(|l| l.starts_with(&format!("dsp {i} ")));
+            failed.push(format!("{want} ({name}): the board says {got:?}"));
+        }
+    }
     assert!(
         failed.is_empty() && exited_ok,
         "on {machine}, cases failed:\n{}\n{report}",
         failed.join("\n")
     );
-    results
+    (results, dsp_counts)
 }
 
 #[test]
@@ -348,21 +375,69 @@ fn the_kernel_battery_is_bit_identical_on_cortex_m4_and_m7() {
     cases.extend(stacks::resnet());
     let cases_file = dir.join("cases.bin");
     std::fs::write(&cases_file, bundle(&cases)).unwrap();
+    let (dsp_records, dsp_crcs) = super::dsp::mcu_bundle();
+    let dsp_file = dir.join("dsp.bin");
+    std::fs::write(&dsp_file, dsp_records).unwrap();
     let library = plugin(&dir);
     let mut dsp = Vec::new();
+    let mut dsp_m4 = Vec::new();
     for (machine, cpu) in BOARDS {
-        let elf = firmware(&base, cpu, false, &cases_file);
-        let results = run_battery(&elf, machine, "dsp", &library, &dir, &cases);
-        eprintln!("{machine} ({cpu}): {} cases bit-identical", results.len());
+        let elf = firmware(&base, cpu, false, &cases_file, &dsp_file);
+        let (results, dsp_counts) =
+            run_battery(&elf, machine, "dsp", &library, &dir, &cases, &dsp_crcs);
+        eprintln!(
+            "{machine} ({cpu}): {} kernel cases and {} DSP block cases bit-identical",
+            results.len(),
+            dsp_crcs.len()
+        );
         if cpu == "cortex-m4" {
             dsp = results;
+            dsp_m4 = dsp_counts;
         }
     }
     let bench = std::env::var("MEDWASM_MCU_BENCH").is_ok_and(|v| v == "1");
     let reference = bench.then(|| {
-        let elf = firmware(&base, "cortex-m4", true, &cases_file);
-        run_battery(&elf, BOARDS[0].0, "reference", &library, &dir, &cases)
+        let elf = firmware(&base, "cortex-m4", true, &cases_file, &dsp_file);
+        run_battery(
+            &elf,
+            BOARDS[0].0,
+            "reference",
+            &library,
+            &dir,
+            &cases,
+            &dsp_crcs,
+        )
+        .0
     });
+    // Instructions per input sample of the DSP blocks on the M4 (docs/dsp.md).
+    eprintln!("DSP record | samples | instructions | per sample");
+    for ((name, _, samples), n) in dsp_crcs.iter().zip(&dsp_m4) {
+        if !name.starts_with("design") {
+            eprintln!(
+                "{name} | {samples} | {n} | {:.1}",
+                *n as f64 / *samples as f64
+            );
+        }
+    }
+    let designs: Vec<(&String, u64)> = dsp_crcs
+        .iter()
+        .zip(&dsp_m4)
+        .filter(|((name, _, _), _)| name.starts_with("design"))
+        .map(|((name, _, _), &n)| (name, n))
+        .collect();
+    let (least, most) = (
+        designs.iter().min_by_key(|d| d.1).unwrap(),
+        designs.iter().max_by_key(|d| d.1).unwrap(),
+    );
+    eprintln!(
+        "Butterworth designs in software f64: {} instructions ({}) to {} ({})",
+        least.1, least.0, most.1, most.0
+    );
+    for (name, n) in &designs {
+        if name.contains("BandPass { low_hz: 0.5, high_hz: 40.0 } order 2") {
+            eprintln!("{name}: {n} instructions");
+        }
+    }
     // Instructions per multiply-accumulate of the model-shaped layers on the M4.
     eprintln!("case | MACs | reference instr | reference instr/MAC | DSP instr | DSP instr/MAC");
     for (i, c) in cases.iter().enumerate() {

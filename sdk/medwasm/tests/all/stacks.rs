@@ -341,7 +341,7 @@ fn model_shaped_stack_timings_in_optimized_builds() {
     if cfg!(debug_assertions) {
         return;
     }
-    let kernels = <medwasm::kernels::int8::acc::Best as medwasm::kernels::int8::acc::Sums>::NAME;
+    let kernels = <medwasm::kernels::int8::fast::Best as medwasm::kernels::int8::acc::Sums>::NAME;
     for stack in [kws(), resnet()] {
         let c = &stack[0];
         let input: Vec<i8> = c.input.iter().map(|&b| b as i8).collect();

@@ -6,4 +6,5 @@ fn main() {
     println!("cargo::rustc-link-arg=-Tlink.x");
     println!("cargo::rerun-if-changed=link.x");
     println!("cargo::rerun-if-env-changed=MEDWASM_MCU_CASES");
+    println!("cargo::rerun-if-env-changed=MEDWASM_MCU_DSP");
 }

@@ -13,9 +13,37 @@
 //! the same sums bit for bit (see [`super::mac`]); the SDK's battery checks it on
 //! every target.
 
-use super::conv::{dot, in_pos};
-use super::mac::{LANES, Mac, ROWS, Seg, Tap};
+use super::mac::{LANES, Mac, ROWS, Scalar, Seg, Tap};
 use crate::kernels::conv::Geometry;
+
+/// `Σ w[i] · (x[i] + x_off)` over the shorter of the two slices, in i32.
+///
+/// The scalar reference of the inner loop of every int8 convolution and fully
+/// connected layer. Each product fits in 17 bits; the loader proves the sum of
+/// their magnitudes (plus the bias) fits in i32, so any summation order gives the
+/// same result and a SIMD version may use another.
+#[inline]
+pub fn dot(w: &[i8], x: &[i8], x_off: i32) -> i32 {
+    w.iter().zip(x).fold(0i32, |acc, (&w, &x)| {
+        acc.wrapping_add(w as i32 * (x as i32 + x_off))
+    })
+}
+
+/// The input row (or column) that output position `o` reads for kernel tap `k`,
+/// if it lies inside the input of length `len` (not in the padding).
+#[inline]
+pub(crate) fn in_pos(
+    o: usize,
+    k: usize,
+    stride: usize,
+    dilation: usize,
+    pad: usize,
+    len: usize,
+) -> Option<usize> {
+    (o * stride + k * dilation)
+        .checked_sub(pad)
+        .filter(|&i| i < len)
+}
 
 /// Where the convolution loops hand their sums. A sink prepares what one output
 /// channel needs once ([`Sink::channel`]: the requantization's multiplier, shifts
@@ -157,9 +185,9 @@ impl<'g> Runs<'g> {
     }
 }
 
-/// [`conv_ref`]'s sums with the primitives of `M` ([`Mac::conv`]); `sink` gets
+/// [`conv_ref`]'s sums with the primitives of `M` ([`Loops::conv`]); `sink` gets
 /// every output once, in another order.
-pub fn conv<M: Mac>(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
+pub fn conv<M: Loops>(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
     M::conv(g, x, x_off, wt, sink)
 }
 
@@ -264,8 +292,8 @@ pub fn depthwise_ref(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], mut sink: im
     }
 }
 
-/// [`depthwise_ref`]'s sums with the primitives of `M` ([`Mac::depthwise`]).
-pub fn depthwise<M: Mac>(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
+/// [`depthwise_ref`]'s sums with the primitives of `M` ([`Loops::depthwise`]).
+pub fn depthwise<M: Loops>(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
     M::depthwise(g, x, x_off, wt, sink)
 }
 
@@ -414,8 +442,8 @@ pub fn fully_connected_ref(
 }
 
 /// [`fully_connected_ref`]'s sums with the primitives of `M`
-/// ([`Mac::fully_connected`]).
-pub fn fully_connected<M: Mac>(
+/// ([`Loops::fully_connected`]).
+pub fn fully_connected<M: Loops>(
     depth: usize,
     units: usize,
     x: &[i8],
@@ -442,6 +470,37 @@ pub fn fully_connected_rows<M: Mac>(
     }];
     channels::<M>(x, x_off, wt, depth, units, &whole, sink);
 }
+
+/// The whole loops of a set of [`Mac`] primitives: by default the blocked loops
+/// of this module over them; an instruction set may replace a whole loop where it
+/// wants another blocking (the Cortex-M DSP one does, `mac_dsp.rs`).
+pub trait Loops: Mac {
+    /// Convolution sums (see [`conv_ref`]): by default [`conv_runs`].
+    fn conv(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
+        conv_runs::<Self>(g, x, x_off, wt, sink)
+    }
+
+    /// Depthwise convolution sums (see [`depthwise_ref`]): by default
+    /// [`depthwise_blocked`].
+    fn depthwise(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
+        depthwise_blocked::<Self>(g, x, x_off, wt, sink)
+    }
+
+    /// Fully connected sums of one row (see [`fully_connected_ref`]): by default
+    /// [`fully_connected_rows`].
+    fn fully_connected(
+        depth: usize,
+        units: usize,
+        x: &[i8],
+        x_off: i32,
+        wt: &[i8],
+        sink: impl FnMut(usize, i32),
+    ) {
+        fully_connected_rows::<Self>(depth, units, x, x_off, wt, sink)
+    }
+}
+
+impl Loops for Scalar {}
 
 /// A family of sum loops: what a kernel takes its integer sums from.
 pub trait Sums {
@@ -496,7 +555,7 @@ impl Sums for Reference {
 #[derive(Debug, Clone, Copy)]
 pub struct Blocked<M>(core::marker::PhantomData<M>);
 
-impl<M: Mac> Sums for Blocked<M> {
+impl<M: Loops> Sums for Blocked<M> {
     const NAME: &'static str = M::NAME;
 
     fn conv(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
@@ -518,12 +577,3 @@ impl<M: Mac> Sums for Blocked<M> {
         fully_connected::<M>(depth, units, x, x_off, wt, sink)
     }
 }
-
-/// The sums the kernels use: the blocked loops over the build's fastest primitives.
-#[cfg(not(medwasm_reference_kernels))]
-pub type Best = Blocked<super::mac::Fast>;
-
-/// The sums the kernels use: built with `--cfg medwasm_reference_kernels`, TFLite's
-/// reference loops, for measuring what the fast ones gain.
-#[cfg(medwasm_reference_kernels)]
-pub type Best = Reference;

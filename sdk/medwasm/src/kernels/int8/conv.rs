@@ -9,7 +9,8 @@
 //! [`super::acc`]'s blocked loops over the build's fastest [`super::mac::Mac`]
 //! primitives, and both requantize each sum with the same scalar [`Requant`].
 
-use super::acc::{Best, Reference, Sink, Sums};
+use super::acc::{Reference, Sink, Sums};
+use super::fast::Best;
 use super::fixed::mbqm;
 use crate::kernels::conv::Geometry;
 
@@ -38,19 +39,6 @@ impl Requant {
     }
 }
 
-/// `Σ w[i] · (x[i] + x_off)` over the shorter of the two slices, in i32.
-///
-/// The scalar reference of the inner loop of every int8 convolution and fully
-/// connected layer. Each product fits in 17 bits; the loader proves the sum of
-/// their magnitudes (plus the bias) fits in i32, so any summation order gives the
-/// same result and a SIMD version may use another.
-#[inline]
-pub fn dot(w: &[i8], x: &[i8], x_off: i32) -> i32 {
-    w.iter().zip(x).fold(0i32, |acc, (&w, &x)| {
-        acc.wrapping_add(w as i32 * (x as i32 + x_off))
-    })
-}
-
 /// The per-channel multiplier and shift of output channel `c` (one pair may serve
 /// every channel).
 #[inline(always)]
@@ -64,7 +52,7 @@ fn channel(mult: &[i32], shift: &[i32], c: usize) -> (i32, i32) {
 
 /// int8 convolution, group 1: `x` `[n, h, w, c]`, `wt` `[m, kh, kw, c]`, `bias`
 /// `[m]`, `mult`/`shift` `[m]` or `[1]`, `y` `[n, oh, ow, m]`. The sums come from
-/// the build's fastest primitives ([`super::acc::Best`]); the result is
+/// the build's fastest primitives ([`super::fast::Best`]); the result is
 /// [`conv_ref`]'s, bit for bit.
 #[allow(clippy::too_many_arguments)]
 pub fn conv(
@@ -244,20 +232,4 @@ impl PreparedChannel {
         let y = x.saturating_add(q.zp_out);
         y.max(q.act_min).min(q.act_max) as i8
     }
-}
-
-/// The input row (or column) that output position `o` reads for kernel tap `k`,
-/// if it lies inside the input of length `len` (not in the padding).
-#[inline]
-pub(crate) fn in_pos(
-    o: usize,
-    k: usize,
-    stride: usize,
-    dilation: usize,
-    pad: usize,
-    len: usize,
-) -> Option<usize> {
-    (o * stride + k * dilation)
-        .checked_sub(pad)
-        .filter(|&i| i < len)
 }

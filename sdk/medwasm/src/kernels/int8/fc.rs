@@ -12,8 +12,9 @@
 //! [`fully_connected`] several units at a time with the build's fastest
 //! [`super::mac::Mac`] primitives.
 
-use super::acc::{Best, Reference, Sums};
+use super::acc::{Reference, Sums};
 use super::conv::Requant;
+use super::fast::Best;
 use super::fixed::round_away_f64_to_i32;
 
 /// How an FC accumulator becomes an output value.

@@ -24,7 +24,8 @@
 //! with the build's fastest [`super::mac::Mac`] primitives), whose sums are the
 //! reference loops' bit for bit.
 
-use super::acc::{Best, Sums};
+use super::acc::Sums;
+use super::fast::Best;
 use super::fixed::{round_away_f32, round_away_f64_to_i32};
 use crate::kernels::act::Act;
 use crate::kernels::conv::Geometry;

@@ -2,8 +2,8 @@
 //! fully connected layer, as a trait with one implementation per instruction set:
 //! [`Scalar`] (plain Rust, every target), `Simd128` (wasm `simd128`,
 //! `mac_simd128.rs`) and `Dsp` (Cortex-M4/M7 dual 16-bit MACs, `mac_dsp.rs`). Each
-//! fast file is compiled only for its target, gated once at `mod` level; [`Fast`] is
-//! the best this build has.
+//! fast file is compiled only for its target, gated once at `mod` level;
+//! `fast::Fast` is the best this build has.
 //!
 //! Every primitive computes sums of products `w · (x + x_off)` with `w`, `x` int8
 //! and `x_off` in `−128..=128` (the negated zero point of an int8 input), so each
@@ -13,9 +13,6 @@
 //! implementation, in whatever order and grouping it adds the exact products, gives
 //! the reference's bits — whether or not a sum overflows (the loader proves none
 //! does, which is what makes them TFLite's values too).
-
-use super::acc::Sink;
-use crate::kernels::conv::Geometry;
 
 /// A contiguous run of products: input elements `x[x..x + len]` against weight
 /// elements `w[w..w + len]` of each weight row.
@@ -46,39 +43,13 @@ pub const LANES: usize = 8;
 
 /// Multiply-accumulate primitives; see the module docs for the arithmetic.
 ///
-/// The loops of [`super::acc`] call these; an implementation may also replace a
-/// whole loop ([`Mac::conv`], [`Mac::fully_connected`]) where its instruction set
-/// wants another blocking. Indices come from geometry the loader validated; an
+/// The loops of [`super::acc`] call these (an implementation may also replace a
+/// whole loop: `acc::Loops`). Indices come from geometry the loader validated; an
 /// index outside a slice is a bug and panics on a bounds check (a trap in wasm),
 /// it is never read past.
 pub trait Mac: Sized {
     /// Name for reports.
     const NAME: &'static str;
-
-    /// Convolution sums (see [`super::acc::conv_ref`]): by default the blocked
-    /// loop over [`Mac::dot4`].
-    fn conv(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
-        super::acc::conv_runs::<Self>(g, x, x_off, wt, sink)
-    }
-
-    /// Depthwise convolution sums (see [`super::acc::depthwise_ref`]): by default
-    /// the blocked loop over [`Mac::depthwise8`].
-    fn depthwise(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], sink: impl Sink) {
-        super::acc::depthwise_blocked::<Self>(g, x, x_off, wt, sink)
-    }
-
-    /// Fully connected sums of one row (see [`super::acc::fully_connected_ref`]):
-    /// by default the blocked loop over [`Mac::dot4`].
-    fn fully_connected(
-        depth: usize,
-        units: usize,
-        x: &[i8],
-        x_off: i32,
-        wt: &[i8],
-        sink: impl FnMut(usize, i32),
-    ) {
-        super::acc::fully_connected_rows::<Self>(depth, units, x, x_off, wt, sink)
-    }
 
     /// `acc[r] += Σ_seg Σ_i w[r·stride + seg.w + i] · (x[seg.x + i] + x_off)` for
     /// the [`ROWS`] weight rows `r` (output channels) at `stride` from each other.
@@ -134,16 +105,3 @@ impl Mac for Scalar {
         }
     }
 }
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub use super::mac_simd128::Simd128 as Fast;
-
-#[cfg(all(
-    medwasm_dsp,
-    not(all(target_arch = "wasm32", target_feature = "simd128"))
-))]
-pub use super::mac_dsp::Dsp as Fast;
-
-/// The fastest primitives this build has.
-#[cfg(not(any(all(target_arch = "wasm32", target_feature = "simd128"), medwasm_dsp)))]
-pub use Scalar as Fast;

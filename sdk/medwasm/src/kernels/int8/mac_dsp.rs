@@ -31,8 +31,7 @@
 
 use core::arch::{asm, global_asm};
 
-use super::acc::{CHUNK, Sink, Taps};
-use super::conv::in_pos;
+use super::acc::{CHUNK, Loops, Sink, Taps, in_pos};
 use super::mac::{LANES, Mac, ROWS, Seg, Tap};
 use crate::kernels::conv::Geometry;
 
@@ -404,6 +403,109 @@ unsafe extern "C" {
 impl Mac for Dsp {
     const NAME: &'static str = "dsp";
 
+    fn dot4(x: &[i8], x_off: i32, w: &[i8], stride: usize, segs: &[Seg], acc: &mut [i32; ROWS]) {
+        let off = lanes(x_off);
+        let [mut a0, mut a1, mut a2, mut a3] = *acc;
+        for s in segs {
+            let len = s.len;
+            // Bounds checked once per run; the loop below reads inside these.
+            let xs = &x[s.x..s.x + len];
+            let w0 = &w[s.w..s.w + len];
+            let w1 = &w[stride + s.w..stride + s.w + len];
+            let w2 = &w[2 * stride + s.w..2 * stride + s.w + len];
+            let w3 = &w[3 * stride + s.w..3 * stride + s.w + len];
+            let whole = len & !3;
+            let mut i = 0;
+            while i < whole {
+                // SAFETY: `i + 4 <= whole <= len`, the length of every slice.
+                unsafe {
+                    let v = word(xs.as_ptr().add(i));
+                    let (xl, xh) = (sxtab16(off, v), sxtab16_ror8(off, v));
+                    let v = word(w0.as_ptr().add(i));
+                    a0 = smlad(sxtb16(v), xl, a0);
+                    a0 = smlad(sxtb16_ror8(v), xh, a0);
+                    let v = word(w1.as_ptr().add(i));
+                    a1 = smlad(sxtb16(v), xl, a1);
+                    a1 = smlad(sxtb16_ror8(v), xh, a1);
+                    let v = word(w2.as_ptr().add(i));
+                    a2 = smlad(sxtb16(v), xl, a2);
+                    a2 = smlad(sxtb16_ror8(v), xh, a2);
+                    let v = word(w3.as_ptr().add(i));
+                    a3 = smlad(sxtb16(v), xl, a3);
+                    a3 = smlad(sxtb16_ror8(v), xh, a3);
+                }
+                i += 4;
+            }
+            for k in whole..len {
+                let v = xs[k] as i32 + x_off;
+                a0 = a0.wrapping_add(w0[k] as i32 * v);
+                a1 = a1.wrapping_add(w1[k] as i32 * v);
+                a2 = a2.wrapping_add(w2[k] as i32 * v);
+                a3 = a3.wrapping_add(w3[k] as i32 * v);
+            }
+        }
+        *acc = [a0, a1, a2, a3];
+    }
+
+    fn dot1(x: &[i8], x_off: i32, w: &[i8], segs: &[Seg]) -> i32 {
+        let off = lanes(x_off);
+        let mut a = 0i32;
+        for s in segs {
+            let len = s.len;
+            let xs = &x[s.x..s.x + len];
+            let ws = &w[s.w..s.w + len];
+            let whole = len & !3;
+            let mut i = 0;
+            while i < whole {
+                // SAFETY: `i + 4 <= whole <= len`, the length of both slices.
+                unsafe {
+                    let v = word(xs.as_ptr().add(i));
+                    let u = word(ws.as_ptr().add(i));
+                    a = smlad(sxtb16(u), sxtab16(off, v), a);
+                    a = smlad(sxtb16_ror8(u), sxtab16_ror8(off, v), a);
+                }
+                i += 4;
+            }
+            for k in whole..len {
+                a = a.wrapping_add(ws[k] as i32 * (xs[k] as i32 + x_off));
+            }
+        }
+        a
+    }
+
+    fn depthwise8(x: &[i8], x_off: i32, w: &[i8], taps: &[Tap], c: usize, acc: &mut [i32; LANES]) {
+        // Channels c..c+4 and c+4..c+8 in two passes of four accumulators each
+        // (eight at once would not fit the core's registers): lane-wise products,
+        // `SMLABB` for the low lane and `SMLATT` for the high one.
+        let off = lanes(x_off);
+        for half in 0..2 {
+            let c = c + 4 * half;
+            let [mut a0, mut a1, mut a2, mut a3] = [0i32; 4];
+            for t in taps {
+                let xs = &x[t.x + c..t.x + c + 4];
+                let ws = &w[t.w + c..t.w + c + 4];
+                // SAFETY: both slices hold exactly four elements.
+                let (v, u) = unsafe { (word(xs.as_ptr()), word(ws.as_ptr())) };
+                // Lanes (c, c+2) and (c+1, c+3).
+                let (xl, xh) = (sxtab16(off, v), sxtab16_ror8(off, v));
+                let (wl, wh) = (sxtb16(u), sxtb16_ror8(u));
+                a0 = smlabb(xl, wl, a0);
+                a2 = smlatt(xl, wl, a2);
+                a1 = smlabb(xh, wh, a1);
+                a3 = smlatt(xh, wh, a3);
+            }
+            let out = &mut acc[4 * half..4 * half + 4];
+            out[0] = out[0].wrapping_add(a0);
+            out[1] = out[1].wrapping_add(a1);
+            out[2] = out[2].wrapping_add(a2);
+            out[3] = out[3].wrapping_add(a3);
+        }
+    }
+}
+
+/// The whole loops the DSP primitives want blocked their own way: patches of
+/// input expanded to 16-bit pairs once, shared by every output channel.
+impl Loops for Dsp {
     fn conv(g: &Geometry, x: &[i8], x_off: i32, wt: &[i8], mut sink: impl Sink) {
         let k = g.kh * g.kw * g.c;
         if k > PATCH || k == 0 {
@@ -591,105 +693,6 @@ impl Mac for Dsp {
         while u < units {
             sink(u, Self::dot1(x, x_off, &wt[u * depth..], &whole_run));
             u += 1;
-        }
-    }
-
-    fn dot4(x: &[i8], x_off: i32, w: &[i8], stride: usize, segs: &[Seg], acc: &mut [i32; ROWS]) {
-        let off = lanes(x_off);
-        let [mut a0, mut a1, mut a2, mut a3] = *acc;
-        for s in segs {
-            let len = s.len;
-            // Bounds checked once per run; the loop below reads inside these.
-            let xs = &x[s.x..s.x + len];
-            let w0 = &w[s.w..s.w + len];
-            let w1 = &w[stride + s.w..stride + s.w + len];
-            let w2 = &w[2 * stride + s.w..2 * stride + s.w + len];
-            let w3 = &w[3 * stride + s.w..3 * stride + s.w + len];
-            let whole = len & !3;
-            let mut i = 0;
-            while i < whole {
-                // SAFETY: `i + 4 <= whole <= len`, the length of every slice.
-                unsafe {
-                    let v = word(xs.as_ptr().add(i));
-                    let (xl, xh) = (sxtab16(off, v), sxtab16_ror8(off, v));
-                    let v = word(w0.as_ptr().add(i));
-                    a0 = smlad(sxtb16(v), xl, a0);
-                    a0 = smlad(sxtb16_ror8(v), xh, a0);
-                    let v = word(w1.as_ptr().add(i));
-                    a1 = smlad(sxtb16(v), xl, a1);
-                    a1 = smlad(sxtb16_ror8(v), xh, a1);
-                    let v = word(w2.as_ptr().add(i));
-                    a2 = smlad(sxtb16(v), xl, a2);
-                    a2 = smlad(sxtb16_ror8(v), xh, a2);
-                    let v = word(w3.as_ptr().add(i));
-                    a3 = smlad(sxtb16(v), xl, a3);
-                    a3 = smlad(sxtb16_ror8(v), xh, a3);
-                }
-                i += 4;
-            }
-            for k in whole..len {
-                let v = xs[k] as i32 + x_off;
-                a0 = a0.wrapping_add(w0[k] as i32 * v);
-                a1 = a1.wrapping_add(w1[k] as i32 * v);
-                a2 = a2.wrapping_add(w2[k] as i32 * v);
-                a3 = a3.wrapping_add(w3[k] as i32 * v);
-            }
-        }
-        *acc = [a0, a1, a2, a3];
-    }
-
-    fn dot1(x: &[i8], x_off: i32, w: &[i8], segs: &[Seg]) -> i32 {
-        let off = lanes(x_off);
-        let mut a = 0i32;
-        for s in segs {
-            let len = s.len;
-            let xs = &x[s.x..s.x + len];
-            let ws = &w[s.w..s.w + len];
-            let whole = len & !3;
-            let mut i = 0;
-            while i < whole {
-                // SAFETY: `i + 4 <= whole <= len`, the length of both slices.
-                unsafe {
-                    let v = word(xs.as_ptr().add(i));
-                    let u = word(ws.as_ptr().add(i));
-                    a = smlad(sxtb16(u), sxtab16(off, v), a);
-                    a = smlad(sxtb16_ror8(u), sxtab16_ror8(off, v), a);
-                }
-                i += 4;
-            }
-            for k in whole..len {
-                a = a.wrapping_add(ws[k] as i32 * (xs[k] as i32 + x_off));
-            }
-        }
-        a
-    }
-
-    fn depthwise8(x: &[i8], x_off: i32, w: &[i8], taps: &[Tap], c: usize, acc: &mut [i32; LANES]) {
-        // Channels c..c+4 and c+4..c+8 in two passes of four accumulators each
-        // (eight at once would not fit the core's registers): lane-wise products,
-        // `SMLABB` for the low lane and `SMLATT` for the high one.
-        let off = lanes(x_off);
-        for half in 0..2 {
-            let c = c + 4 * half;
-            let [mut a0, mut a1, mut a2, mut a3] = [0i32; 4];
-            for t in taps {
-                let xs = &x[t.x + c..t.x + c + 4];
-                let ws = &w[t.w + c..t.w + c + 4];
-                // SAFETY: both slices hold exactly four elements.
-                let (v, u) = unsafe { (word(xs.as_ptr()), word(ws.as_ptr())) };
-                // Lanes (c, c+2) and (c+1, c+3).
-                let (xl, xh) = (sxtab16(off, v), sxtab16_ror8(off, v));
-                let (wl, wh) = (sxtb16(u), sxtb16_ror8(u));
-                a0 = smlabb(xl, wl, a0);
-                a2 = smlatt(xl, wl, a2);
-                a1 = smlabb(xh, wh, a1);
-                a3 = smlatt(xh, wh, a3);
-            }
-            let out = &mut acc[4 * half..4 * half + 4];
-            out[0] = out[0].wrapping_add(a0);
-            out[1] = out[1].wrapping_add(a1);
-            out[2] = out[2].wrapping_add(a2);
-            out[3] = out[3].wrapping_add(a3);
         }
     }
 }

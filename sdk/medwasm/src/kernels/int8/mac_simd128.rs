@@ -124,3 +124,6 @@ impl Mac for Simd128 {
         }
     }
 }
+
+/// The blocked loops of `acc` as they are: `simd128` wants no other blocking.
+impl super::acc::Loops for Simd128 {}

@@ -19,6 +19,7 @@ pub mod acc;
 pub mod act;
 pub mod binary;
 pub mod conv;
+pub mod fast;
 pub mod fc;
 pub mod fixed;
 pub mod hybrid;

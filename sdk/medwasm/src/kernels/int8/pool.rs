@@ -3,7 +3,7 @@
 //! point subtracted (input and output share their quantization), padding excluded
 //! from the average's count.
 
-use super::conv::in_pos;
+use super::acc::in_pos;
 use crate::kernels::conv::Geometry;
 
 /// Channels whose sums one pass over a window's taps keeps.

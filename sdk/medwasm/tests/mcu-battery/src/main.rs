@@ -11,6 +11,13 @@
 //! length (bytes), 0; the blob; the input bytes (graph input 0); the expected bytes
 //! (graph output 0).
 //!
+//! The DSP blocks' cases come from the file `MEDWASM_MCU_DSP` names: records of
+//! u32 kind, u32 payload words, payload (format in `tests/all/dsp.rs`,
+//! `mcu_bundle`). Each block runs on this target and the CRC-32 of its output
+//! bytes is reported as `dsp <i> <crc>` (or `dsp <i> error <what>`); the host
+//! compares it with its own output's, which its battery checks bit for bit
+//! against the goldens in `conformance/dsp/`.
+//!
 //! Output (semihosting stdout), one fact per line: `medwasm-mcu-battery 1`,
 //! `kernels <name>` (the int8 sums this build runs: `dsp`, or `reference` with
 //! `--cfg medwasm_reference_kernels`), `calibration <loops>`, then per case `case <i> ok`, `case <i> mismatch <byte>
@@ -21,7 +28,9 @@
 //! (`targets/mcu/firmware/main.rs`) for the same plugin
 //! (`targets/mcu/qemu-plugin/lib.rs`): section 1 counts nothing (2), section 2 a
 //! loop of `2 × loops` instructions, then one section per case that reached its
-//! run (`ok` and `mismatch` lines): `bl run_case` on the prepared runtime.
+//! run (`ok` and `mismatch` lines): `bl run_case` on the prepared runtime; then
+//! one section per DSP record that ran: the block's work on the record's input
+//! (not its set-up, except for record 13, which counts the design itself).
 
 #![no_std]
 #![no_main]
@@ -30,7 +39,8 @@ use core::arch::{asm, global_asm};
 use core::fmt::Write as _;
 use core::mem::MaybeUninit;
 
-use medwasm::kernels::int8::acc::{Best, Sums};
+use medwasm::kernels::int8::acc::Sums;
+use medwasm::kernels::int8::fast::Best;
 use medwasm::{Model, PlanArrays, Runtime, View, ViewMut};
 
 /// Arena for every case (the host checks each case fits).
@@ -45,6 +55,13 @@ const CALIBRATION_LOOPS: u32 = 10_000;
 struct Aligned<T: ?Sized>(T);
 
 static CASES: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("MEDWASM_MCU_CASES")));
+
+static DSP: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("MEDWASM_MCU_DSP")));
+
+/// The DSP cases' input signal and their output (the host checks they fit).
+const SIGNAL: usize = 4096;
+static mut DSP_INPUT: [f32; SIGNAL] = [0.0; SIGNAL];
+static mut DSP_OUTPUT: [f32; SIGNAL] = [0.0; SIGNAL];
 
 static mut ARENA: Aligned<[MaybeUninit<u8>; ARENA_BYTES]> =
     Aligned([MaybeUninit::uninit(); ARENA_BYTES]);
@@ -356,6 +373,355 @@ extern "C" fn battery_main() -> ! {
             failed += 1;
         }
     }
+    let (dsp_passed, dsp_failed) = dsp_cases();
+    passed += dsp_passed;
+    failed += dsp_failed;
     line(format_args!("done {passed} {failed}"));
     exit(failed == 0)
+}
+
+fn f32_at(b: &[u8], at: usize) -> f32 {
+    f32::from_bits(u32_at(b, at) as u32)
+}
+
+fn f64_at(b: &[u8], at: usize) -> f64 {
+    f64::from_bits(u32_at(b, at) as u64 | (u32_at(b, at + 4) as u64) << 32)
+}
+
+fn output_crc(v: &[f32]) -> u32 {
+    // SAFETY: any f32 is 4 initialized bytes; little-endian target.
+    medwasm::crc32(unsafe { core::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len() * 4) })
+}
+
+fn butter<const S: usize>(spec: &dsp::Butterworth, y: &mut [f32]) -> Result<(), dsp::DspError> {
+    let mut f = dsp::SosFilter::<S>::butterworth(spec)?;
+    counted(|| {
+        f.process(y);
+        core::hint::black_box(&*y);
+    });
+    Ok(())
+}
+
+fn fir<const N: usize>(taps: &[f32], y: &mut [f32]) -> Result<(), dsp::DspError> {
+    let mut f = dsp::Fir::<N>::from_slice(taps)?;
+    counted(|| {
+        f.process(y);
+        core::hint::black_box(&*y);
+    });
+    Ok(())
+}
+
+fn moving_average<const N: usize>(y: &mut [f32]) {
+    let mut m = dsp::MovingAverage::<N>::new();
+    counted(|| {
+        m.process(y);
+        core::hint::black_box(&*y);
+    });
+}
+
+/// Frames of `W` every `hop`, the input pushed `chunk` samples at a time, written
+/// one after the other into `out`; the number of values written.
+fn windows<const W: usize>(x: &[f32], hop: usize, chunk: usize, out: &mut [f32]) -> Option<usize> {
+    let mut w = dsp::Windows::<W>::new(hop).ok()?;
+    let mut n = 0;
+    counted(|| {
+        for part in x.chunks(chunk) {
+            w.push(part, |start, frame| {
+                if start != (n / W * hop) as u64 || n + W > out.len() {
+                    return Err(());
+                }
+                out[n..n + W].copy_from_slice(frame);
+                n += W;
+                Ok(())
+            })
+            .ok()?;
+        }
+        Some(n)
+    })
+}
+
+use medwasm::dsp;
+
+/// Runs `f` as a counted section (the markers only: no `bl` of its own), its
+/// result forced to exist before the end marker.
+fn counted<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: the markers are `bx lr` leaf functions that change nothing.
+    unsafe { medwasm_firmware_count_begin() };
+    let r = core::hint::black_box(f());
+    // SAFETY: as above.
+    unsafe { medwasm_firmware_count_end() };
+    r
+}
+
+fn moving_median<const N: usize>(y: &mut [f32]) {
+    let mut m = dsp::MovingMedian::<N>::new();
+    counted(|| {
+        m.process(y);
+        core::hint::black_box(&*y);
+    });
+}
+
+/// Record 11 (decimate, in chunks of 7) or 12 (interpolate) with `N` taps from
+/// `p`; the outputs go to `out`, their count is returned.
+fn resample<const N: usize>(kind: usize, p: &[u8], x: &[f32], out: &mut [f32]) -> Option<usize> {
+    let factor = u32_at(p, 0);
+    let mut taps = [0.0f32; N];
+    for (k, t) in taps.iter_mut().enumerate() {
+        *t = f32_at(p, 8 + 4 * k);
+    }
+    if kind == 11 {
+        let mut d = dsp::Decimator::<N>::new(&taps, factor).ok()?;
+        counted(|| {
+            let mut n = 0;
+            for chunk in x.chunks(7) {
+                n += d.process(chunk, out.get_mut(n..)?).ok()?;
+            }
+            Some(n)
+        })
+    } else {
+        let mut i = dsp::Interpolator::<N>::new(&taps, factor).ok()?;
+        counted(|| i.process(x, out).ok())
+    }
+}
+
+/// The FFT of the first `N` samples, the periodogram and the band powers of
+/// record 9, written one after the other into `out`; the number of values.
+fn spectrum<const N: usize>(x: &[f32], p: &[u8], words: usize, out: &mut [f32]) -> Option<usize> {
+    let x: &[f32; N] = x.get(..N)?.try_into().ok()?;
+    let (mut re, mut im) = (*x, [0.0f32; N]);
+    dsp::Fft::<N>::new().transform(&mut re, &mut im);
+    let bins = dsp::Periodogram::<N>::BINS;
+    let bands = (words - 4) / 4;
+    if 2 * N + bins + bands > out.len() {
+        return None;
+    }
+    out[..N].copy_from_slice(&re);
+    out[N..2 * N].copy_from_slice(&im);
+    let window = if u32_at(p, 8) == 1 {
+        dsp::Window::Hann
+    } else {
+        dsp::Window::Rectangular
+    };
+    let pg = dsp::Periodogram::<N>::new(f32_at(p, 4), window, u32_at(p, 12) == 1).ok()?;
+    let (psd, rest) = out[2 * N..].split_at_mut(bins);
+    // Counted: the density and the band powers (the FFT is inside the density).
+    counted(|| {
+        pg.psd(x, (&mut re, &mut im), psd).ok()?;
+        for (b, slot) in rest[..bands].iter_mut().enumerate() {
+            let at = 16 + 16 * b;
+            *slot = pg.band_power(psd, f64_at(p, at), f64_at(p, at + 8)).ok()?;
+        }
+        Some(())
+    })?;
+    Some(2 * N + bins + bands)
+}
+
+/// Runs the DSP records; (passed, failed) as reported lines.
+fn dsp_cases() -> (u32, u32) {
+    let b: &'static [u8] = &DSP.0;
+    // SAFETY: the only references to the two buffers, taken once.
+    let (input, output) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(DSP_INPUT),
+            &mut *core::ptr::addr_of_mut!(DSP_OUTPUT),
+        )
+    };
+    let (mut at, mut i, mut len) = (0, 0, 0);
+    let (mut passed, mut failed) = (0, 0);
+    while at + 8 <= b.len() {
+        let (kind, words) = (u32_at(b, at), u32_at(b, at + 4));
+        let p = &b[at + 8..at + 8 + 4 * words];
+        at += 8 + 4 * words;
+        if kind == 0 {
+            len = words.min(SIGNAL);
+            for (k, v) in input[..len].iter_mut().enumerate() {
+                *v = f32_at(p, 4 * k);
+            }
+            continue;
+        }
+        let y = &mut output[..len];
+        y.copy_from_slice(&input[..len]);
+        let done: Result<usize, &str> = match kind {
+            1 => {
+                let cut = (f64_at(p, 12), f64_at(p, 20));
+                let band = match u32_at(p, 0) {
+                    0 => dsp::Band::LowPass { cutoff_hz: cut.0 },
+                    1 => dsp::Band::HighPass { cutoff_hz: cut.0 },
+                    _ => dsp::Band::BandPass {
+                        low_hz: cut.0,
+                        high_hz: cut.1,
+                    },
+                };
+                let spec = dsp::Butterworth {
+                    band,
+                    order: u32_at(p, 4),
+                    fs_hz: f64_at(p, 28),
+                };
+                let r = match u32_at(p, 8) {
+                    1 => butter::<1>(&spec, y),
+                    2 => butter::<2>(&spec, y),
+                    3 => butter::<3>(&spec, y),
+                    4 => butter::<4>(&spec, y),
+                    _ => Err(dsp::DspError::Length {
+                        what: "sections",
+                        expected: 4,
+                        actual: 0,
+                    }),
+                };
+                r.map(|()| len).map_err(|_| "butterworth")
+            }
+            2 => {
+                let n = u32_at(p, 0);
+                let mut taps = [0.0f32; 64];
+                for (k, t) in taps[..n.min(64)].iter_mut().enumerate() {
+                    *t = f32_at(p, 4 + 4 * k);
+                }
+                let r = match n {
+                    5 => fir::<5>(&taps[..n], y),
+                    16 => fir::<16>(&taps[..n], y),
+                    31 => fir::<31>(&taps[..n], y),
+                    _ => Err(dsp::DspError::Length {
+                        what: "taps",
+                        expected: 0,
+                        actual: n,
+                    }),
+                };
+                r.map(|()| len).map_err(|_| "fir")
+            }
+            3 => match u32_at(p, 0) {
+                1 => Ok(moving_average::<1>(y)),
+                5 => Ok(moving_average::<5>(y)),
+                32 => Ok(moving_average::<32>(y)),
+                _ => Err("moving average width"),
+            }
+            .map(|()| len),
+            4 => dsp::DcBlocker::new(f32_at(p, 0))
+                .map(|mut d| {
+                    counted(|| {
+                        d.process(y);
+                        core::hint::black_box(&*y);
+                    });
+                    len
+                })
+                .map_err(|_| "dc blocker"),
+            5 | 6 => {
+                let (start, width, floor) = (u32_at(p, 0), u32_at(p, 4), f32_at(p, 8));
+                if start + width > len {
+                    Err("window")
+                } else {
+                    output.copy_within(start..start + width, 0);
+                    let w = &mut output[..width];
+                    let r = counted(|| {
+                        let r = if kind == 5 {
+                            dsp::z_score(w, floor)
+                        } else {
+                            dsp::min_max(w, floor)
+                        };
+                        core::hint::black_box(&*w);
+                        r
+                    });
+                    r.map(|()| width).map_err(|_| "normalize")
+                }
+            }
+            7 => {
+                let (width, hop, chunk) = (u32_at(p, 0), u32_at(p, 4), u32_at(p, 8));
+                let x = &input[..len];
+                match width {
+                    64 => windows::<64>(x, hop, chunk, output),
+                    100 => windows::<100>(x, hop, chunk, output),
+                    50 => windows::<50>(x, hop, chunk, output),
+                    1 => windows::<1>(x, hop, chunk, output),
+                    1024 => windows::<1024>(x, hop, chunk, output),
+                    _ => None,
+                }
+                .ok_or("windows")
+            }
+            9 => {
+                let x = &input[..len];
+                match u32_at(p, 0) {
+                    8 => spectrum::<8>(x, p, words, output),
+                    64 => spectrum::<64>(x, p, words, output),
+                    256 => spectrum::<256>(x, p, words, output),
+                    1024 => spectrum::<1024>(x, p, words, output),
+                    _ => None,
+                }
+                .ok_or("spectrum")
+            }
+            13 => {
+                let cut = (f64_at(p, 12), f64_at(p, 20));
+                let band = match u32_at(p, 0) {
+                    0 => dsp::Band::LowPass { cutoff_hz: cut.0 },
+                    1 => dsp::Band::HighPass { cutoff_hz: cut.0 },
+                    _ => dsp::Band::BandPass {
+                        low_hz: cut.0,
+                        high_hz: cut.1,
+                    },
+                };
+                let spec = dsp::Butterworth {
+                    band,
+                    order: u32_at(p, 4),
+                    fs_hz: f64_at(p, 28),
+                };
+                match counted(|| spec.design()) {
+                    Ok(sos) => {
+                        let rows = sos.sections();
+                        // SAFETY: any f64 is 8 initialized bytes; little-endian target.
+                        let bytes = unsafe {
+                            core::slice::from_raw_parts(rows.as_ptr().cast::<u8>(), rows.len() * 48)
+                        };
+                        line(format_args!("dsp {i} {:08x}", medwasm::crc32(bytes)));
+                        passed += 1;
+                    }
+                    Err(_) => {
+                        line(format_args!("dsp {i} error design"));
+                        failed += 1;
+                    }
+                }
+                i += 1;
+                continue;
+            }
+            10 => match u32_at(p, 0) {
+                1 => Ok(moving_median::<1>(y)),
+                5 => Ok(moving_median::<5>(y)),
+                6 => Ok(moving_median::<6>(y)),
+                31 => Ok(moving_median::<31>(y)),
+                _ => Err("moving median width"),
+            }
+            .map(|()| len),
+            11 | 12 => {
+                let x = &input[..len];
+                match u32_at(p, 4) {
+                    41 => resample::<41>(kind, p, x, output),
+                    61 => resample::<61>(kind, p, x, output),
+                    31 => resample::<31>(kind, p, x, output),
+                    24 => resample::<24>(kind, p, x, output),
+                    _ => None,
+                }
+                .ok_or("resample")
+            }
+            8 => {
+                let n = words / 3;
+                for (k, v) in input[..words].iter_mut().enumerate() {
+                    *v = f32_at(p, 4 * k);
+                }
+                len = 0; // the accelerometer data replaced the signal
+                counted(|| dsp::magnitudes(&input[..3 * n], &mut output[..n]))
+                    .map(|()| n)
+                    .map_err(|_| "smv")
+            }
+            _ => Err("kind"),
+        };
+        match done {
+            Ok(n) => {
+                line(format_args!("dsp {i} {:08x}", output_crc(&output[..n])));
+                passed += 1;
+            }
+            Err(what) => {
+                line(format_args!("dsp {i} error {what}"));
+                failed += 1;
+            }
+        }
+        i += 1;
+    }
+    (passed, failed)
 }
