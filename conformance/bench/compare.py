@@ -599,7 +599,7 @@ def markdown(results: list[dict], facts: dict, commands: list[str], skipped: lis
     for r in results:
         for c in MEDWASM:
             t = r["runtimes"].get(c)
-            if not t:
+            if not t or (r["name"] == TEMPLATE and c == "medwasm-tflite"):
                 continue
             src = ".tflite" if c == "medwasm-tflite" else ".onnx"
             if "unsupported" in t:
