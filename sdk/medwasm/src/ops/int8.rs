@@ -13,8 +13,8 @@ use crate::kernels::binary::broadcast;
 use crate::kernels::conv::Geometry;
 use crate::kernels::int8::act::{HardSwishParams, LeakyParams, RequantParams};
 use crate::kernels::int8::binary::{AddParams, MulParams};
-use crate::kernels::int8::conv::Requant;
 use crate::kernels::int8::mean::MeanParams;
+use crate::kernels::int8::requant::Requant;
 use crate::kernels::int8::softmax::{MAX_DEPTH, SoftmaxParams};
 use crate::model::TensorRecord;
 

@@ -15,10 +15,11 @@ use super::{Graph, Rng};
 use medwasm::format::{NO_TENSOR, OpCode};
 use medwasm::kernels::conv::Geometry;
 use medwasm::kernels::int8::acc::{Blocked, Reference, Sums};
-use medwasm::kernels::int8::conv::{Requant, conv, conv_ref, depthwise, depthwise_ref};
+use medwasm::kernels::int8::conv::{conv, conv_ref, depthwise, depthwise_ref};
 use medwasm::kernels::int8::fast::{Best, Fast};
 use medwasm::kernels::int8::fc::{FcScales, fully_connected, fully_connected_ref};
 use medwasm::kernels::int8::mac::{Mac, Scalar};
+use medwasm::kernels::int8::requant::Requant;
 
 /// A one-input, one-output blob with the output it must give, for the firmware.
 #[derive(Debug, Clone)]
@@ -578,7 +579,7 @@ fn random_layer_blobs_give_the_reference_outputs() {
 
 #[test]
 fn a_prepared_channel_requantizes_as_requant_output() {
-    use medwasm::kernels::int8::conv::{FusedChannel, PreparedChannel};
+    use medwasm::kernels::int8::requant::{FusedChannel, PreparedChannel};
     let mut rng = Rng(74);
     let edges = [
         i32::MIN,

@@ -13,8 +13,8 @@
 //! the same sums bit for bit (see [`super::mac`]); the SDK's battery checks it on
 //! every target.
 
-use super::conv::Int8Out;
 use super::mac::{LANES, Mac, ROWS, Scalar, Seg, Tap};
+use super::requant::Int8Out;
 use crate::kernels::conv::Geometry;
 
 /// `Σ w[i] · (x[i] + x_off)` over the shorter of the two slices, in i32.

@@ -13,9 +13,9 @@
 //! [`super::mac::Mac`] primitives.
 
 use super::acc::{Reference, Sums};
-use super::conv::Requant;
 use super::fast::Best;
 use super::fixed::round_away_f64_to_i32;
+use super::requant::Requant;
 
 /// How an FC accumulator becomes an output value.
 #[derive(Debug, Clone, Copy)]

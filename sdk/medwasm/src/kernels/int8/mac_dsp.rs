@@ -39,8 +39,8 @@
 use core::arch::{asm, global_asm};
 
 use super::acc::{CHUNK, Loops, Sink, Taps, in_pos};
-use super::conv::{FusedChannel, Int8Out};
 use super::mac::{LANES, Mac, ROWS, Seg, Tap};
+use super::requant::{FusedChannel, Int8Out};
 use crate::kernels::conv::Geometry;
 
 /// The DSP primitives.

@@ -27,6 +27,7 @@ pub mod mac;
 pub mod mean;
 pub mod pool;
 pub mod quantize;
+pub mod requant;
 pub mod softmax;
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
