@@ -276,4 +276,39 @@ fn rounding_to_integers_is_half_away_from_zero_and_exact() {
         let want = x.round().clamp(i32::MIN as f64, i32::MAX as f64) as i32;
         assert_eq!(round_away_f64_to_i32(x), want, "round({x})");
     }
+    // Every f64 mantissa, not only f32 ones: random bits with exponents around the
+    // rounding point and the i32 range, both signs, and exact ties.
+    for _ in 0..500_000 {
+        let exp = 1000 + rng.below(80) as u64;
+        let bits = (rng.next() & ((1u64 << 52) - 1)) | (exp << 52) | (rng.next() & (1 << 63));
+        for x in [
+            f64::from_bits(bits),
+            (f64::from_bits(bits) * 2.0).trunc() / 2.0,
+        ] {
+            let want = x.round().clamp(i32::MIN as f64, i32::MAX as f64) as i32;
+            assert_eq!(
+                round_away_f64_to_i32(x),
+                want,
+                "round({x:e}) (bits {:#x})",
+                x.to_bits()
+            );
+        }
+    }
+    for x in [
+        -0.0,
+        5e-324,
+        -5e-324,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        2_147_483_647.5,
+        -2_147_483_648.5,
+        -2_147_483_647.5,
+    ] {
+        let want = if x.is_nan() {
+            0
+        } else {
+            x.round().clamp(i32::MIN as f64, i32::MAX as f64) as i32
+        };
+        assert_eq!(round_away_f64_to_i32(x), want, "round({x:e})");
+    }
 }

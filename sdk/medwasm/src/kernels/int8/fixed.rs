@@ -164,25 +164,42 @@ pub fn round_away_f32(x: f32) -> f32 {
 
 /// `(i32) round(x)` with ties away from zero (C's `round` on a double), saturating
 /// where the C cast would be undefined (NaN gives 0).
+///
+/// Integer operations on the bits of `x` only: on a Cortex-M4F, whose FPU has no
+/// double precision, the f64 truncations, subtraction and comparisons a float
+/// formulation needs are each a library call, and this is the per-output step of
+/// every `--fc-requant litert-ref` fully connected layer.
 #[inline]
 pub fn round_away_f64_to_i32(x: f64) -> i32 {
-    // From 2^52 on every f64 is an integer; those and anything beyond the i32 range
-    // saturate in the cast below.
-    if x.is_nan() || x.abs() >= 4_503_599_627_370_496.0 {
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    if biased == 0x7ff {
+        // NaN gives 0, ±∞ saturate.
         return x as i32;
     }
-    // Truncation is exact below 2^52, and so is the fraction. `(x + 0.5).floor()`
-    // would be wrong for 0.49999999999999994.
-    let t = x as i64;
-    let f = x - t as f64;
-    let r = if f >= 0.5 {
-        t + 1
-    } else if f <= -0.5 {
-        t - 1
+    // |x| < 0.5 (zeros and subnormals included) rounds to 0.
+    if biased < 1022 {
+        return 0;
+    }
+    // |x| = mant · 2^e with the implicit bit set (x is normal here).
+    let mant = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+    let e = biased - 1075;
+    let magnitude = if e >= 11 {
+        // |x| ≥ 2^63: far past the i32 range.
+        u64::MAX
+    } else if e >= 0 {
+        mant << e
     } else {
-        t
+        // 1 ≤ −e ≤ 53: add half of the last kept unit, then drop the fraction;
+        // mant + 2^52 < 2^54 cannot overflow.
+        let drop = (-e) as u32;
+        (mant + (1u64 << (drop - 1))) >> drop
     };
-    r.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+    if bits >> 63 == 0 {
+        magnitude.min(i32::MAX as u64) as i32
+    } else {
+        (magnitude.min(1u64 << 31) as i64).wrapping_neg() as i32
+    }
 }
 
 /// The 16-bit [`srdhm`] (hard swish): `a·b / 2^15` rounded, ties toward +∞,
