@@ -312,23 +312,39 @@ fn import_shared_tflite(
     name: &str,
     extra_env: &[(&str, &str)],
 ) -> Option<(tempfile::TempDir, PathBuf, Output)> {
+    let project_name = format!("{}-tflite-it", name.replace('_', "-"));
+    import_shared_tflite_as(name, &project_name, &[], extra_env)
+}
+
+/// [`import_shared_tflite`] into a project named `project_name` (tests that build
+/// the same model differently need their own names: they share a target folder),
+/// with `extra_args` after the import's own.
+fn import_shared_tflite_as(
+    name: &str,
+    project_name: &str,
+    extra_args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> Option<(tempfile::TempDir, PathBuf, Output)> {
     let models = shared_models()?.join(name);
     let tmp = tempfile::tempdir().unwrap();
-    let project_name = format!("{}-tflite-it", name.replace('_', "-"));
-    ok(tmp.path(), &["new", &project_name, "--template", "blank"]);
-    let project = tmp.path().join(&project_name);
-    let out = cli_env(
-        &project,
-        &[
-            "import",
-            models.join("model.tflite").to_str().unwrap(),
-            "--inputs",
-            models.join("inputs.npy").to_str().unwrap(),
-            "--expected",
-            models.join("expected_tflite_ref.npy").to_str().unwrap(),
-        ],
-        extra_env,
+    ok(tmp.path(), &["new", project_name, "--template", "blank"]);
+    let project = tmp.path().join(project_name);
+    let model = |f: &str| models.join(f).to_str().unwrap().to_string();
+    let (file, inputs, expected) = (
+        model("model.tflite"),
+        model("inputs.npy"),
+        model("expected_tflite_ref.npy"),
     );
+    let mut args = vec![
+        "import",
+        &file,
+        "--inputs",
+        &inputs,
+        "--expected",
+        &expected,
+    ];
+    args.extend_from_slice(extra_args);
+    let out = cli_env(&project, &args, extra_env);
     Some((tmp, project, out))
 }
 
@@ -520,24 +536,7 @@ fn kws_int8_tflite_is_bit_exact_on_every_target() {
 /// inputs and outputs with their quantization, no Quantize or Dequantize left.
 fn import_int8_io(name: &str, project_name: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     litert()?;
-    let models = shared_models()?.join(name);
-    let tmp = tempfile::tempdir().unwrap();
-    ok(tmp.path(), &["new", project_name, "--template", "blank"]);
-    let project = tmp.path().join(project_name);
-    let model = |f: &str| models.join(f).to_str().unwrap().to_string();
-    let out = cli(
-        &project,
-        &[
-            "import",
-            &model("model.tflite"),
-            "--inputs",
-            &model("inputs.npy"),
-            "--expected",
-            &model("expected_tflite_ref.npy"),
-            "--io",
-            "int8",
-        ],
-    );
+    let (tmp, project, out) = import_shared_tflite_as(name, project_name, &["--io", "int8"], &[])?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("0 quantization steps off"), "{stderr}");
