@@ -108,6 +108,12 @@ def first_error_line(text: str) -> str:
     return f"{error} ({causes[-1]})" if causes else error
 
 
+# One build for both binaries, even with tract skipped: cargo unifies dependency
+# features over what one invocation builds, so building them apart (or one alone)
+# would compile Wasmtime and tract again. `targets.py` builds the same, to share it.
+RELEASE_BUILD = ["-p", "cargo-medwasm", "--bin", "cargo-medwasm", "-p", "medwasm-conformance", "--bin", "native_bench"]
+
+
 def cargo_build(args: list[str]) -> dict[str, Path]:
     """`cargo build --release` with JSON messages; returns the built executables by name."""
     proc = run(["cargo", "build", "--release", "--message-format", "json", *args], cwd=REPO)
@@ -720,10 +726,7 @@ def main() -> int:
     facts = machine()
     facts["versions"] = versions
     facts["load_before"] = load()
-    # One build for both binaries, even with tract skipped: cargo unifies dependency
-    # features over what one invocation builds, so building them apart (or one alone)
-    # would compile Wasmtime and tract again.
-    build = ["-p", "cargo-medwasm", "--bin", "cargo-medwasm", "-p", "medwasm-conformance", "--bin", "native_bench"]
+    build = RELEASE_BUILD
     commands = [" ".join(["cargo", "build", "--release", *build])]
     exes = cargo_build(build)
     cli, native = exes["cargo-medwasm"], exes["native_bench"]

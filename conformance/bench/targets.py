@@ -27,35 +27,19 @@ import datetime
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from compare import RELEASE_BUILD, cargo_build, log, run
 
 REPO = Path(__file__).resolve().parents[2]
 PAIRS = [("ad01_fp32", "ad01_int8"), ("kws_float32", "kws_int8"), ("ic_resnet8_fp32", "ic_resnet8_int8")]
 TARGETS = ["wasmtime", "browser", "node", "mcu"]
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def run(cmd: list, cwd: Path | None = None) -> str:
-    log(f"$ {' '.join(str(c) for c in cmd)}" + (f"    (in {cwd})" if cwd else ""))
-    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"error: `{' '.join(str(c) for c in cmd)}` exited with {proc.returncode}:\n{proc.stdout}")
-    return proc.stdout
-
-
 def release_cli() -> Path:
-    out = run(["cargo", "build", "--release", "--locked", "-p", "cargo-medwasm", "--message-format", "json"], cwd=REPO)
-    for line in out.splitlines():
-        msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["target"]["name"] == "cargo-medwasm":
-            return Path(msg["executable"])
-    raise SystemExit("error: cargo built no `cargo-medwasm` executable")
+    """The release CLI, from compare.py's one build (which the two scripts share)."""
+    return cargo_build(RELEASE_BUILD)["cargo-medwasm"]
 
 
 def shared_models() -> Path:
@@ -79,7 +63,7 @@ def bench(cli: Path, work: Path, model: str, runs: int, io: str, source: str) ->
     if io == "int8":
         args += ["--io", "int8"]
     run(args, cwd=project)
-    report = json.loads(run([cli, "medwasm", "bench", "--target", "all", "--json", "--runs", str(runs)], cwd=project))
+    report = json.loads(run([cli, "medwasm", "bench", "--target", "all", "--json", "--runs", str(runs)], cwd=project).stdout)
     manifest = json.loads((project / "model" / "manifest.json").read_text())
     memory = {}
     for f in Path(os.environ.get("CARGO_TARGET_DIR", project / "target")).glob(f"medwasm/mcu/qemu-mps2-an386/{name}/memory.json"):
@@ -134,7 +118,7 @@ def main() -> None:
                 entries.append(bench(cli, Path(tmp), i8, args.runs, "int8", args.source))
     load_after = os.getloadavg()
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), platform.processor())
-    commit = run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO).strip()
+    commit = run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO).stdout.strip()
     lines = [
         f"Measured {datetime.date.today()} at commit `{commit}` on {cpu}, {os.cpu_count()} cores, "
         f"Linux {platform.release()}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after. "
