@@ -194,7 +194,7 @@ impl<'m, 'a> Runtime<'m, 'a> {
                 });
             }
         };
-        let expected = io.bytes as usize;
+        let expected = io.bytes as usize / io.dtype.size();
         if data.len() != expected {
             return Err(Error::InputLength {
                 input: i as u32,
